@@ -1,0 +1,174 @@
+"""Agent profiles: how each agent CLI is started, hooked up and read from the screen.
+
+A profile is data. Users add or override profiles in config::
+
+    c.HiveLab.profiles = {
+        "claude-sonnet": {"command": ["claude", "--model", "sonnet"], "hooks": "claude",
+                           "env": {"ANTHROPIC_BASE_URL": "http://127.0.0.1:4000"}},
+        "my-repl": {"command": ["python3", "-i"]},
+    }
+
+Unknown keys are refused; cues are regular expressions matched against the captured screen.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from .errors import BadRequest
+from .names import validate_name
+from .status import ScreenCues
+
+HOOK_KINDS = ("claude", "codex", "gemini")
+
+
+@dataclass(frozen=True)
+class AgentProfile:
+    """How to run one agent CLI."""
+
+    name: str
+    command: tuple[str, ...] = ()
+    hooks: str | None = None  # which installer: "claude" | "codex" | "gemini" | None
+    cues: ScreenCues = field(default_factory=ScreenCues)
+    env: Mapping[str, str] = field(default_factory=dict)
+    # How an initial prompt reaches the agent: typed into its UI once it is ready.
+    ready_timeout: float = 30.0
+    description: str = ""
+
+    @property
+    def program(self) -> str | None:
+        return self.command[0] if self.command else None
+
+    def resolve_command(self, command: list[str] | None) -> list[str]:
+        """The argv to run: the user's (``shell``, or overriding) or the profile's."""
+        argv = list(command) if command else list(self.command)
+        if not argv:
+            raise BadRequest(f"agent {self.name!r} needs a command (a list of argv strings)")
+        if shutil.which(argv[0]) is None:
+            raise BadRequest(
+                f"{argv[0]!r} is not installed or not on PATH (needed by agent {self.name!r})",
+                extra={"missing_program": argv[0]},
+            )
+        return argv
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "command": list(self.command), "hooks": self.hooks,
+                "description": self.description,
+                "installed": bool(self.program and shutil.which(self.program))}
+
+
+CLAUDE_CUES = ScreenCues(
+    permission=(r"Do you want to (?:proceed|create|make this edit|edit|overwrite|allow)",
+                r"❯ 1\. Yes"),
+    question=(r"Enter to select · ↑/↓ to navigate",),
+    working=(r"esc to interrupt",),
+    idle=(r"^❯ ?$",),
+    permission_tool=r"^\s*(Bash|Write|Edit|MultiEdit|NotebookEdit|WebFetch|Read)(?: command| file)?\s*$",
+)
+CODEX_CUES = ScreenCues(
+    permission=(r"Allow command\?", r"Would you like to (?:run|make) ", r"Approve\?"),
+    working=(r"[Ee]sc to interrupt",),
+    idle=(r"^[›>] ?$",),
+)
+GEMINI_CUES = ScreenCues(
+    permission=(r"Allow execution", r"Apply this change\?", r"Waiting for user confirmation"),
+    working=(r"esc to cancel",),
+    idle=(r"Type your message",),
+)
+AIDER_CUES = ScreenCues(
+    permission=(r"\(Y\)es/\(N\)o",),
+    working=(r"Waiting for ", r"Thinking"),
+    idle=(r"^[\w./-]*> ?$",),
+)
+
+BUILTIN: dict[str, AgentProfile] = {
+    "claude": AgentProfile("claude", ("claude",), hooks="claude", cues=CLAUDE_CUES,
+                           description="Claude Code (hooks for every event)"),
+    "codex": AgentProfile("codex", ("codex",), hooks="codex", cues=CODEX_CUES,
+                          description="OpenAI Codex CLI (notify hook + screen cues)"),
+    "gemini": AgentProfile("gemini", ("gemini",), hooks="gemini", cues=GEMINI_CUES,
+                           description="Gemini CLI (hooks in .gemini/settings.json)"),
+    "aider": AgentProfile("aider", ("aider",), cues=AIDER_CUES,
+                          description="Aider (screen cues; no hooks)"),
+    "shell": AgentProfile("shell", (), description="Any program: give its argv as 'command'",
+                          ready_timeout=0.0),
+}
+
+_PROFILE_KEYS = {"command", "hooks", "cues", "env", "ready_timeout", "description"}
+_CUE_KEYS = {"permission", "question", "working", "idle", "permission_tool"}
+
+
+def profile_from_config(name: str, spec: Mapping[str, Any],
+                        base: AgentProfile | None = None) -> AgentProfile:
+    """Build a profile from a config dict, refusing anything it does not understand."""
+    validate_name(name, "agent name")
+    if not isinstance(spec, Mapping):
+        raise BadRequest(f"profile {name!r} must be a dict")
+    unknown = set(spec) - _PROFILE_KEYS
+    if unknown:
+        raise BadRequest(f"profile {name!r} has unknown keys: {sorted(unknown)}")
+    profile = base or AgentProfile(name)
+    changes: dict[str, Any] = {"name": name}
+    if "command" in spec:
+        changes["command"] = tuple(_str_list(spec["command"], f"{name}.command"))
+    if "hooks" in spec:
+        if spec["hooks"] not in (None, *HOOK_KINDS):
+            raise BadRequest(f"profile {name!r}: hooks must be one of {HOOK_KINDS} or null")
+        changes["hooks"] = spec["hooks"]
+    if "env" in spec:
+        changes["env"] = validate_env(spec["env"])
+    if "cues" in spec:
+        cues = spec["cues"]
+        if not isinstance(cues, Mapping) or set(cues) - _CUE_KEYS:
+            raise BadRequest(f"profile {name!r}: cues keys are {sorted(_CUE_KEYS)}")
+        changes["cues"] = replace(profile.cues, **{
+            k: (v if k == "permission_tool" else tuple(_str_list(v, f"{name}.cues.{k}")))
+            for k, v in cues.items()})
+    for key in ("ready_timeout", "description"):
+        if key in spec:
+            changes[key] = spec[key]
+    return replace(profile, **changes)
+
+
+def load_profiles(config: Mapping[str, Mapping[str, Any]] | None) -> dict[str, AgentProfile]:
+    profiles = dict(BUILTIN)
+    for name, spec in (config or {}).items():
+        profiles[name] = profile_from_config(name, spec, profiles.get(name))
+    return profiles
+
+
+def validate_env(env: object) -> dict[str, str]:
+    """Environment additions: names like shell variables, string values without NUL."""
+    if env is None:
+        return {}
+    if not isinstance(env, Mapping):
+        raise BadRequest("env must be an object of string values")
+    out: dict[str, str] = {}
+    for key, value in env.items():
+        if not isinstance(key, str) or not key or not (key[0].isalpha() or key[0] == "_") or \
+                not all(c.isalnum() or c == "_" for c in key) or len(key) > 128:
+            raise BadRequest(f"invalid environment variable name {str(key)[:40]!r}")
+        if key.startswith("HIVE_LAB_"):
+            raise BadRequest(f"{key} is set by Hive Lab itself")
+        if not isinstance(value, str) or "\0" in value or len(value) > 32768:
+            raise BadRequest(f"environment variable {key} must be a string without NUL")
+        out[key] = value
+    return out
+
+
+def _str_list(value: object, what: str) -> list[str]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise BadRequest(f"{what} must be a list of strings")
+    if any("\0" in v for v in value):
+        raise BadRequest(f"{what} must not contain NUL characters")
+    return list(value)
+
+
+def validate_command(command: object) -> list[str] | None:
+    if command is None:
+        return None
+    argv = _str_list(command, "command")
+    if not argv or not argv[0] or len(argv) > 256:
+        raise BadRequest("command must be a non-empty list of at most 256 strings")
+    return argv

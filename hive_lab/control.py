@@ -1,0 +1,157 @@
+"""The control plane assembled: store, recorder, status tracker, tmux, sessions, loops.
+
+The HTTP layer holds one :class:`Hive` and calls its methods; everything here is plain Python
+(asyncio, no tornado), so it can be driven and tested without a server.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from . import __version__
+from . import events as ev
+from .agents import AgentProfile
+from .bus import Broadcaster
+from .errors import BadRequest
+from .recorder import Recorder
+from .sessions import SessionManager
+from .status import Tracker
+from .store import Store
+from .tmux import Tmux
+
+log = logging.getLogger("hive_lab")
+
+
+@dataclass
+class HiveConfig:
+    """Settings the control plane needs (filled from the ``HiveLab`` traitlets)."""
+
+    data_dir: Path
+    tmux_socket: str = "hive"
+    profiles: dict[str, AgentProfile] = field(default_factory=dict)
+    default_cwd: Path = field(default_factory=Path.cwd)
+    worktree_root: Path | None = None
+    poll_interval: float = 1.0
+    spool_interval: float = 5.0
+
+
+class Hive:
+    """Everything the REST API and the stream need, behind plain methods."""
+
+    def __init__(self, config: HiveConfig) -> None:
+        self.config = config
+        self.data_dir = Path(config.data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.store = Store(self.data_dir / "hive.db")
+        self.bus = Broadcaster()
+        self.tracker = Tracker()
+        self.recorder = Recorder(self.store, self.bus, self.tracker)
+        self.tmux = Tmux(config.tmux_socket, self.data_dir / "tmux.conf")
+        self.tmux.write_config()
+        self.sessions = SessionManager(self.tmux, self.store, self.recorder, self.tracker,
+                                       config.profiles, self.data_dir, config.default_cwd,
+                                       config.worktree_root)
+        self.spool_dir = self.data_dir / "spool"
+        self._loops: list[asyncio.Task[Any]] = []
+        self.started = time.time()
+
+    # -- life cycle ------------------------------------------------------------------------
+    async def start(self, server_url: str, base_url: str) -> None:
+        """Adopt live sessions, drain spools, publish our address, start the loops."""
+        self.sessions.adopt()
+        await self.drain_spool()
+        self._write_server_file(server_url, base_url)
+        self._loops = [
+            asyncio.ensure_future(self._every(self.config.poll_interval, self._tick)),
+            asyncio.ensure_future(self._every(self.config.spool_interval, self.drain_spool)),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._loops = []
+        await self.sessions.close()
+        self.bus.close()
+        try:
+            (self.data_dir / "server.json").unlink()
+        except FileNotFoundError:
+            pass
+        self.store.close()
+
+    def _write_server_file(self, server_url: str, base_url: str) -> None:
+        info = {"url": server_url, "base_url": base_url,
+                "hooks_url": server_url.rstrip("/") + "/" + "hive_lab/api/hooks",
+                "pid": os.getpid()}
+        tmp = self.data_dir / "server.json.tmp"
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, self.data_dir / "server.json")
+
+    async def _every(self, seconds: float, step: Callable[[], Awaitable[Any] | Any]) -> None:
+        while True:
+            try:
+                result = step()
+                if asyncio.iscoroutine(result):
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background step %s failed", getattr(step, "__name__", step))
+            await asyncio.sleep(seconds)
+
+    async def _tick(self) -> None:
+        self.sessions.tick()
+
+    async def drain_spool(self) -> int:
+        """Ingest events the hook client spooled while we were away. Replays are harmless."""
+        try:
+            from . import spool
+        except ImportError:
+            return 0
+        return await spool.drain_into(self.spool_dir, self._ingest_spooled)
+
+    async def _ingest_spooled(self, record: Any) -> None:
+        await self.sessions.ingest(record.body.encode("utf-8"), record.session, record.install,
+                                   record.agent, record.key, record.fired, trusted=True)
+
+    # -- queries ---------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return {"version": __version__, "tmux": self.tmux.version(),
+                "socket": self.tmux.socket_name, "sessions": len(self.sessions.sessions),
+                "last_event_id": self.store.last_event_id(), "subscribers": len(self.bus),
+                "data_dir": str(self.data_dir)}
+
+    def events(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        return [e.to_json() for e in self.store.events(**args)]
+
+    def transitions(self, session: str | None, after: int, limit: int) -> list[dict[str, Any]]:
+        rows = self.store.transitions(session=session, after=after, limit=limit)
+        for row in rows:
+            row["since"] = ev.iso(row["since"])
+        return rows
+
+    def profiles(self) -> list[dict[str, Any]]:
+        return [p.to_json() for p in self.config.profiles.values()]
+
+
+def parse_int(value: str | None, name: str, default: int, lo: int, hi: int) -> int:
+    """Query-string integers, validated at the edge."""
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer") from None
+    if not lo <= number <= hi:
+        raise BadRequest(f"{name} must be between {lo} and {hi}")
+    return number

@@ -1,0 +1,227 @@
+"""REST API under ``{base_url}hive_lab/api/``: parse, call the core, answer. No logic here.
+
+Every route goes through Jupyter's authentication and its authorizer (resource ``hive_lab``),
+except hook ingestion, which agents call with their per-session secret instead of the Jupyter
+token. Core exceptions become JSON ``{"error", "detail"}`` with their status code in one place
+(:meth:`HiveHandler.write_error`); nothing else reaches a client, tracebacks least of all.
+"""
+from __future__ import annotations
+
+import json
+from functools import wraps
+from typing import Any, Awaitable, Callable
+
+from jupyter_server.auth.decorator import allow_unauthenticated, authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web
+
+from .control import Hive, parse_int
+from .errors import BadRequest, HiveError, TooLarge
+from .sessions import SpawnRequest
+
+API = r"/hive_lab/api"
+NAME = r"(?P<name>[^/]+)"
+MAX_BODY = 2 * 1024 * 1024
+AUTH_RESOURCE = "hive_lab"
+
+
+class HiveHandler(ExtensionHandlerMixin, APIHandler):
+    """Base: JSON in, JSON out, errors mapped once."""
+
+    auth_resource = AUTH_RESOURCE
+
+    def initialize(self, name: str = "hive_lab", *args: Any, **kwargs: Any) -> None:
+        super().initialize(name, *args, **kwargs)
+
+    @property
+    def hive(self) -> Hive:
+        return self.settings["hive_lab"]
+
+    def json_body(self) -> Any:
+        body = self.request.body or b""
+        if len(body) > MAX_BODY:
+            raise TooLarge(f"request body over {MAX_BODY} bytes")
+        if not body.strip():
+            return {}
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"body is not valid JSON: {exc}") from None
+
+    def reply(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(data, ensure_ascii=False))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, HiveError):
+            body = exc.to_json()
+        elif isinstance(exc, web.HTTPError):
+            body = {"error": (exc.reason or web.httputil.responses.get(status_code, "error"))
+                    .lower().replace(" ", "_"),
+                    "detail": exc.log_message or web.httputil.responses.get(status_code, "")}
+        else:
+            body = {"error": "internal_error", "detail": "unexpected server error; see the server log"}
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+
+def api(method: Callable[..., Any]) -> Callable[..., Awaitable[None]]:
+    """Authenticate, authorise, then map core errors to their HTTP status."""
+
+    @wraps(method)
+    async def wrapper(self: HiveHandler, *args: Any, **kwargs: Any) -> None:
+        try:
+            result = method(self, *args, **kwargs)
+            if hasattr(result, "__await__"):
+                await result
+        except HiveError as exc:
+            self.set_status(exc.status)
+            self.finish(json.dumps(exc.to_json(), ensure_ascii=False))
+
+    return web.authenticated(authorized(wrapper))
+
+
+class StatusHandler(HiveHandler):
+    @api
+    def get(self) -> None:
+        self.reply(self.hive.status())
+
+
+class ProfilesHandler(HiveHandler):
+    @api
+    def get(self) -> None:
+        self.reply({"profiles": self.hive.profiles()})
+
+
+class SessionsHandler(HiveHandler):
+    @api
+    def get(self) -> None:
+        self.reply({"sessions": self.hive.sessions.list()})
+
+    @api
+    async def post(self) -> None:
+        request = SpawnRequest.parse(self.json_body())
+        session = await self.hive.sessions.spawn(request)
+        self.reply(self.hive.sessions.describe(session), status=201)
+
+
+class SessionHandler(HiveHandler):
+    @api
+    def get(self, name: str) -> None:
+        sessions = self.hive.sessions
+        self.reply(sessions.describe(sessions.get(name)))
+
+    @api
+    async def delete(self, name: str) -> None:
+        cleanup = self.get_query_argument("cleanup", None)
+        force = self.get_query_argument("force", "false").lower() in ("1", "true", "yes")
+        self.reply(await self.hive.sessions.kill(name, cleanup=cleanup, force=force))
+
+
+class InputHandler(HiveHandler):
+    @api
+    async def post(self, name: str) -> None:
+        body = self.json_body()
+        if not isinstance(body, dict) or "text" not in body:
+            raise BadRequest('body must be {"text": str, "enter": bool}')
+        await self.hive.sessions.send_input(name, body["text"], body.get("enter", True))
+        self.reply({"ok": True})
+
+
+class KeysHandler(HiveHandler):
+    @api
+    def post(self, name: str) -> None:
+        body = self.json_body()
+        if not isinstance(body, dict) or "keys" not in body:
+            raise BadRequest('body must be {"keys": [key names]}')
+        self.reply({"keys": self.hive.sessions.send_keys(name, body["keys"])})
+
+
+class ScreenHandler(HiveHandler):
+    @api
+    def get(self, name: str) -> None:
+        lines = self.get_query_argument("lines", None)
+        count = parse_int(lines, "lines", 0, 1, 10000) if lines is not None else None
+        self.reply({"name": name, "text": self.hive.sessions.screen(name, count)})
+
+
+class EventsHandler(HiveHandler):
+    @api
+    def get(self) -> None:
+        q = self.get_query_argument
+        args: dict[str, Any] = {
+            "after": parse_int(q("after", None), "after", 0, 0, 2**62),
+            "limit": parse_int(q("limit", None), "limit", 1000, 1, 10000),
+        }
+        for key in ("session", "event", "agent"):
+            value = q(key, None)
+            if value:
+                args[key] = value
+        for key in ("since", "until"):
+            value = q(key, None)
+            if value:
+                args[key] = _parse_time(value, key)
+        self.reply({"events": self.hive.events(args)})
+
+
+class TransitionsHandler(HiveHandler):
+    @api
+    def get(self) -> None:
+        q = self.get_query_argument
+        self.reply({"transitions": self.hive.transitions(
+            q("session", None) or None, parse_int(q("after", None), "after", 0, 0, 2**62),
+            parse_int(q("limit", None), "limit", 10000, 1, 100000))})
+
+
+class HooksHandler(HiveHandler):
+    """Hook ingestion: authenticated by the per-session secret, not the Jupyter token."""
+
+    def check_xsrf_cookie(self) -> None:
+        """Not cookie-authenticated: the secret header is the credential."""
+
+    @allow_unauthenticated
+    async def post(self) -> None:
+        h = self.request.headers
+        try:
+            result = await self.hive.sessions.ingest(
+                self.request.body, h.get("X-Hive-Session"), h.get("X-Hive-Install"),
+                h.get("X-Hive-Agent"), h.get("X-Hive-Key"), h.get("X-Hive-Fired"),
+                secret=h.get("X-Hive-Secret"))
+        except HiveError as exc:
+            self.set_status(exc.status)
+            self.finish(json.dumps(exc.to_json()))
+            return
+        self.finish(json.dumps(result))
+
+
+def _parse_time(value: str, name: str) -> float:
+    from datetime import datetime
+
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise BadRequest(f"{name} must be epoch seconds or ISO 8601") from None
+
+
+def handlers() -> list[tuple[str, type]]:
+    from .stream import EventStreamHandler
+
+    return [
+        (rf"{API}/status", StatusHandler),
+        (rf"{API}/profiles", ProfilesHandler),
+        (rf"{API}/sessions", SessionsHandler),
+        (rf"{API}/sessions/{NAME}", SessionHandler),
+        (rf"{API}/sessions/{NAME}/input", InputHandler),
+        (rf"{API}/sessions/{NAME}/keys", KeysHandler),
+        (rf"{API}/sessions/{NAME}/screen", ScreenHandler),
+        (rf"{API}/events", EventsHandler),
+        (rf"{API}/events/stream", EventStreamHandler),
+        (rf"{API}/transitions", TransitionsHandler),
+        (rf"{API}/hooks", HooksHandler),
+    ]

@@ -1,0 +1,561 @@
+"""Session lifecycle: spawn, adopt after a restart, poll, talk to, and stop agents.
+
+A session is an agent process in its own tmux session. Its metadata lives in two places: a JSON
+user option on the tmux session (so it survives a server restart together with the process) and
+the store (so it survives tmux too). Adoption merges both by name: no duplicates.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import events as ev
+from . import installers, procs
+from .agents import AgentProfile, validate_command, validate_env
+from .errors import BadRequest, Conflict, Forbidden, HiveError, NotFound, TooLarge
+from .events import Event, iso
+from .names import validate_name
+from .recorder import Recorder
+from .status import EXITED, STARTING, State, Tracker
+from .store import Store
+from .tmux import PaneInfo, Tmux, validate_keys
+
+log = logging.getLogger("hive_lab.sessions")
+
+MAX_INPUT = 256 * 1024
+MAX_SCREEN_LINES = 10000
+_HEX_KEY = re.compile(r"[0-9a-zA-Z_-]{8,80}")
+
+
+@dataclass
+class Session:
+    """One agent session as Hive Lab knows it."""
+
+    name: str
+    agent: str
+    command: list[str]
+    cwd: str
+    created: float
+    spawn_id: str
+    pane_id: str | None = None
+    pid: int | None = None
+    exit_status: int | None = None
+    worktree: dict[str, Any] | None = None
+    hooks: dict[str, Any] | None = None
+    external: bool = False
+    agent_session_id: str | None = None
+    transcript_path: str | None = None
+    env_keys: list[str] = field(default_factory=list)
+    last_activity: int = 0
+
+    def meta(self) -> dict[str, Any]:
+        """What survives a restart (tmux user option, meta.json, store)."""
+        return {"hive": 1, "name": self.name, "agent": self.agent, "command": self.command,
+                "cwd": self.cwd, "created": self.created, "spawn_id": self.spawn_id,
+                "worktree": self.worktree, "hooks": self.hooks, "external": self.external,
+                "agent_session_id": self.agent_session_id,
+                "transcript_path": self.transcript_path, "env_keys": self.env_keys}
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> "Session":
+        return cls(
+            name=meta["name"], agent=meta.get("agent", "shell"),
+            command=list(meta.get("command") or []), cwd=meta.get("cwd", ""),
+            created=float(meta.get("created") or time.time()),
+            spawn_id=meta.get("spawn_id", ""), worktree=meta.get("worktree"),
+            hooks=meta.get("hooks"), external=bool(meta.get("external")),
+            agent_session_id=meta.get("agent_session_id"),
+            transcript_path=meta.get("transcript_path"), env_keys=list(meta.get("env_keys") or []),
+        )
+
+    def to_json(self, state: State) -> dict[str, Any]:
+        return {
+            "name": self.name, "agent": self.agent, "command": self.command, "cwd": self.cwd,
+            "created": iso(self.created), "pane_id": self.pane_id, "pid": self.pid,
+            "state": state.to_json(), "exit_status": self.exit_status,
+            "worktree": self.worktree, "external": self.external,
+            "agent_session_id": self.agent_session_id, "transcript_path": self.transcript_path,
+        }
+
+
+@dataclass
+class SpawnRequest:
+    """A validated ``POST sessions`` body."""
+
+    name: str
+    agent: str
+    command: list[str] | None = None
+    cwd: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    prompt: str | None = None
+    worktree: bool | None = None
+    base: str | None = None
+
+    @classmethod
+    def parse(cls, body: Any) -> "SpawnRequest":
+        if not isinstance(body, dict):
+            raise BadRequest("body must be a JSON object")
+        unknown = set(body) - {"name", "agent", "command", "cwd", "env", "prompt", "worktree", "base"}
+        if unknown:
+            raise BadRequest(f"unknown fields: {sorted(unknown)}")
+        prompt = body.get("prompt")
+        if prompt is not None and (not isinstance(prompt, str) or len(prompt) > MAX_INPUT):
+            raise BadRequest(f"prompt must be a string of at most {MAX_INPUT} characters")
+        worktree = body.get("worktree")
+        if worktree is not None and not isinstance(worktree, bool):
+            raise BadRequest("worktree must be true or false")
+        base = body.get("base")
+        if base is not None and not isinstance(base, str):
+            raise BadRequest("base must be a string")
+        cwd = body.get("cwd")
+        if cwd is not None and not isinstance(cwd, str):
+            raise BadRequest("cwd must be a string")
+        return cls(
+            name=validate_name(body.get("name"), "session name"),
+            agent=validate_name(body.get("agent", "shell"), "agent"),
+            command=validate_command(body.get("command")),
+            cwd=cwd, env=validate_env(body.get("env")), prompt=prompt,
+            worktree=worktree, base=base,
+        )
+
+
+class SessionManager:
+    """Owns every session: the only caller of :class:`Tmux` and of :mod:`procs`."""
+
+    def __init__(self, tmux: Tmux, store: Store, recorder: Recorder, tracker: Tracker,
+                 profiles: dict[str, AgentProfile], data_dir: Path, default_cwd: Path,
+                 worktree_root: Path | None = None) -> None:
+        self.tmux = tmux
+        self.store = store
+        self.recorder = recorder
+        self.tracker = tracker
+        self.profiles = profiles
+        self.data_dir = Path(data_dir)
+        self.default_cwd = Path(default_cwd)
+        self.worktree_root = worktree_root or self.data_dir / "worktrees"
+        self.sessions: dict[str, Session] = {}
+        self._secrets: dict[str, str] = {}
+        self._screens: dict[str, str] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.git: Any = None  # hive_lab.gitwatch module when git support is wired
+        self.on_removed: list[Callable[[Session], None]] = []
+
+    # -- paths and secrets ---------------------------------------------------------------
+    def session_dir(self, name: str) -> Path:
+        return self.data_dir / "sessions" / validate_name(name)
+
+    def _write_secret(self, name: str) -> str:
+        secret = secrets.token_urlsafe(32)
+        directory = self.session_dir(name)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = directory / "secret"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secret)
+        self._secrets[name] = secret
+        return secret
+
+    def _secret(self, name: str) -> str | None:
+        if name not in self._secrets:
+            try:
+                self._secrets[name] = (self.session_dir(name) / "secret").read_text().strip()
+            except OSError:
+                return None
+        return self._secrets[name]
+
+    def _install_secret(self, install_id: str) -> str | None:
+        try:
+            return (self.data_dir / "installs" / f"{validate_name(install_id)}.secret").read_text().strip()
+        except (OSError, HiveError):
+            return None
+
+    def _save(self, session: Session) -> None:
+        meta = session.meta()
+        self.store.save_session(session.name, session.agent, session.created, meta,
+                                self.tracker.get(session.name).to_record())
+        if not session.external:
+            directory = self.session_dir(session.name)
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = directory / "meta.json.tmp"
+            tmp.write_text(json.dumps(meta, indent=2))
+            os.replace(tmp, directory / "meta.json")
+
+    # -- queries ---------------------------------------------------------------------------
+    def get(self, name: str) -> Session:
+        validate_name(name, "session name")
+        session = self.sessions.get(name)
+        if session is None:
+            raise NotFound(f"no session named {name!r}")
+        return session
+
+    def state(self, name: str) -> State:
+        return self.tracker.get(name)
+
+    def describe(self, session: Session) -> dict[str, Any]:
+        return session.to_json(self.tracker.get(session.name))
+
+    def list(self) -> list[dict[str, Any]]:
+        return [self.describe(s) for s in sorted(self.sessions.values(), key=lambda s: s.created)]
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def spawn(self, req: SpawnRequest) -> Session:
+        """Start an agent. Every failure undoes what was done: nothing is left half-made."""
+        profile = self.profiles.get(req.agent)
+        if profile is None:
+            raise BadRequest(f"unknown agent {req.agent!r}; known: {sorted(self.profiles)}")
+        if req.name in self.sessions or self.tmux.has_session(req.name):
+            raise Conflict(f"session {req.name!r} already exists")
+        argv = profile.resolve_command(req.command)
+        cwd = self._resolve_cwd(req.cwd)
+        undo: list[Callable[[], Any]] = []
+        try:
+            worktree = self._maybe_worktree(req, cwd, undo)
+            if worktree:
+                cwd = Path(worktree["path"])
+            session = Session(name=req.name, agent=profile.name, command=argv, cwd=str(cwd),
+                              created=time.time(), spawn_id=secrets.token_hex(12),
+                              worktree=worktree, env_keys=sorted(req.env))
+            self._write_secret(req.name)
+            undo.append(lambda: self._forget_files(req.name))
+            argv = self._install_hooks(profile, session, argv, undo)
+            session.command = argv
+            env = {**profile.env, **req.env, "HIVE_LAB_DIR": str(self.data_dir),
+                   "HIVE_LAB_SESSION": session.name, "HIVE_LAB_AGENT": profile.name,
+                   procs.SPAWN_VAR: session.spawn_id}
+            self.tracker.set(session.name, State(STARTING, "spawn", time.time()))
+            undo.append(lambda: self.tracker.forget(req.name))
+            pane = self.tmux.new_session(session.name, argv, str(cwd), env, session.meta())
+        except BaseException:
+            for step in reversed(undo):
+                try:
+                    step()
+                except Exception:
+                    log.exception("undoing a failed spawn of %s", req.name)
+            raise
+        session.pane_id, session.pid = pane.pane_id, pane.pid
+        self.sessions[session.name] = session
+        self._save(session)
+        self.recorder.record_now([ev.internal(session.name, ev.SESSION_CREATED,
+                                              {"session": self.describe(session)},
+                                              f"{profile.name}: {' '.join(argv)[:120]}")])
+        self.recorder.transition(session.name, self.tracker.get(session.name), None)
+        if req.prompt:
+            self._background(self._send_when_ready(session, profile, req.prompt))
+        return session
+
+    def _resolve_cwd(self, cwd: str | None) -> Path:
+        path = Path(cwd) if cwd else self.default_cwd
+        if any(ord(c) < 32 for c in str(path)):
+            raise BadRequest("cwd must not contain control characters")
+        if not path.is_absolute():
+            path = self.default_cwd / path
+        path = path.resolve()
+        if not path.is_dir():
+            raise BadRequest(f"cwd {str(path)!r} is not an existing directory")
+        return path
+
+    def _maybe_worktree(self, req: SpawnRequest, cwd: Path,
+                        undo: list[Callable[[], Any]]) -> dict[str, Any] | None:
+        if req.worktree is False or self.git is None:
+            if req.worktree and self.git is None:
+                raise BadRequest("worktrees need git support, which is not available")
+            return None
+        repo = self.git.find_repo(cwd)
+        if repo is None:
+            if req.worktree:
+                raise BadRequest(f"{cwd} is not inside a git repository")
+            return None
+        wt = self.git.create_worktree(repo, req.name, req.base, self.worktree_root)
+        undo.append(lambda: self.git.remove_worktree(wt, force=True))
+        return wt.to_json()
+
+    def _install_hooks(self, profile: AgentProfile, session: Session, argv: list[str],
+                       undo: list[Callable[[], Any]]) -> list[str]:
+        if profile.hooks == "codex":
+            session.hooks = {"kind": "codex"}
+            return [argv[0], *installers.codex_args(), *argv[1:]]
+        if profile.hooks in ("claude", "gemini"):
+            directory = Path(session.cwd)
+            installers.install(profile.hooks, directory)
+            session.hooks = {"kind": profile.hooks, "dir": str(directory)}
+            undo.append(lambda: self._uninstall_hooks(session))
+        return argv
+
+    def _uninstall_hooks(self, session: Session) -> None:
+        hooks = session.hooks or {}
+        if hooks.get("kind") not in ("claude", "gemini"):
+            return
+        shared = any(s is not session and (s.hooks or {}).get("dir") == hooks.get("dir")
+                     for s in self.sessions.values())
+        if not shared:
+            installers.uninstall(hooks["kind"], Path(hooks["dir"]))
+
+    def _forget_files(self, name: str) -> None:
+        self._secrets.pop(name, None)
+        shutil.rmtree(self.session_dir(name), ignore_errors=True)
+
+    async def _send_when_ready(self, session: Session, profile: AgentProfile, prompt: str) -> None:
+        """Type the initial prompt once the agent shows it is ready (hook or screen)."""
+        deadline = time.monotonic() + profile.ready_timeout
+        while time.monotonic() < deadline:
+            state = self.tracker.get(session.name)
+            if state.name != STARTING:
+                break
+            if session.pane_id and profile.cues.idle:
+                try:
+                    if profile.cues.find("idle", self.tmux.capture(session.pane_id)):
+                        break
+                except HiveError:
+                    return
+            await asyncio.sleep(0.25)
+        if session.name in self.sessions:
+            await self.send_input(session.name, prompt, enter=True)
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def send_input(self, name: str, text: Any, enter: Any = True) -> None:
+        """Deliver ``text`` byte-exact, then press Enter after a short pause (paste settles)."""
+        session = self._live(name)
+        if not isinstance(text, str):
+            raise BadRequest("text must be a string")
+        if not isinstance(enter, bool):
+            raise BadRequest("enter must be true or false")
+        if len(text.encode("utf-8")) > MAX_INPUT:
+            raise TooLarge(f"text is over {MAX_INPUT} bytes")
+        if text:
+            self.tmux.paste(session.pane_id, text)
+        if enter:
+            if text:
+                await asyncio.sleep(0.15)
+            self.tmux.send_keys(session.pane_id, ["Enter"])
+
+    def send_keys(self, name: str, keys: Any) -> list[str]:
+        session = self._live(name)
+        keys = validate_keys(keys)
+        self.tmux.send_keys(session.pane_id, keys)
+        return keys
+
+    def screen(self, name: str, lines: int | None = None) -> str:
+        session = self.get(name)
+        if session.pane_id is None:
+            raise BadRequest(f"session {name!r} has no pane (started outside Hive Lab)")
+        if lines is not None and not 1 <= lines <= MAX_SCREEN_LINES:
+            raise BadRequest(f"lines must be between 1 and {MAX_SCREEN_LINES}")
+        return self.tmux.capture(session.pane_id, lines)
+
+    def _live(self, name: str) -> Session:
+        session = self.get(name)
+        if session.pane_id is None:
+            raise BadRequest(f"session {name!r} has no pane (started outside Hive Lab)")
+        if self.tracker.get(name).name == EXITED and session.exit_status is not None:
+            raise Conflict(f"session {name!r} has exited (status {session.exit_status})")
+        return session
+
+    async def kill(self, name: str, cleanup: str | None = None, force: bool = False) -> dict[str, Any]:
+        """Stop the agent and every process it started (setsid'd children included)."""
+        session = self.get(name)
+        if cleanup not in (None, "worktree"):
+            raise BadRequest("cleanup must be 'worktree' or absent")
+        if cleanup == "worktree" and session.worktree and self.git is not None and not force:
+            self.git.check_removable(self.git.Worktree.from_json(session.worktree))
+        pane = self.tmux.pane(session.pane_id) if session.pane_id else None
+        pids = procs.tree_pids(pane.pid if pane else session.pid, session.spawn_id)
+        self.tmux.kill_session(name)
+        survivors = await procs.end_tree(pids)
+        result: dict[str, Any] = {"name": name, "killed": sorted(pids - survivors),
+                                  "survivors": sorted(survivors), "worktree_removed": False}
+        self._uninstall_hooks(session)
+        if cleanup == "worktree" and session.worktree and self.git is not None:
+            self.git.remove_worktree(self.git.Worktree.from_json(session.worktree), force=force)
+            result["worktree_removed"] = True
+        self._exit(name, State(EXITED, "kill", time.time(), exit_status=session.exit_status))
+        del self.sessions[name]
+        self.store.mark_removed(name, time.time())
+        self.recorder.record_now([ev.internal(name, ev.SESSION_REMOVED, result, "removed")])
+        self._forget_files(name)
+        self.tracker.forget(name)
+        self._screens.pop(name, None)
+        for callback in self.on_removed:
+            callback(session)
+        return result
+
+    # -- restart ---------------------------------------------------------------------------
+    def adopt(self) -> list[str]:
+        """Re-adopt every session after a (re)start: tmux first, then the store. No duplicates."""
+        adopted: list[str] = []
+        stored = {row["name"]: row for row in self.store.sessions()}
+        for pane in self.tmux.list_panes():
+            if not pane.meta or pane.meta.get("hive") != 1 or pane.session in self.sessions:
+                continue
+            session = Session.from_meta({**pane.meta, "name": pane.session})
+            session.pane_id, session.pid = pane.pane_id, pane.pid
+            session.last_activity = pane.activity
+            self._restore_state(session.name, stored.get(session.name))
+            self.sessions[session.name] = session
+            self._apply_pane(session, pane, time.time())
+            adopted.append(session.name)
+        for name, row in stored.items():
+            if name in self.sessions:
+                continue
+            session = Session.from_meta({**row["meta"], "name": name})
+            self.sessions[name] = session
+            self._restore_state(name, row)
+            if not session.external:  # its tmux session is gone: tmux itself was restarted
+                self._exit(name, State(EXITED, "server", time.time(), detail="tmux session gone"))
+            adopted.append(name)
+        return adopted
+
+    def _restore_state(self, name: str, row: dict[str, Any] | None) -> None:
+        if row and row.get("state"):
+            self.tracker.states[name] = State.from_record(row["state"])
+
+    # -- polling ---------------------------------------------------------------------------
+    def tick(self) -> None:
+        """One polling pass: one tmux call for all panes, one more for screens that changed."""
+        now = time.time()
+        panes = {p.session: p for p in self.tmux.list_panes()}
+        to_capture: dict[str, Session] = {}
+        for session in list(self.sessions.values()):
+            if session.external:
+                continue
+            pane = panes.get(session.name)
+            if pane is None:
+                self._exit(session.name, State(EXITED, "server", now, detail="tmux session gone"))
+                continue
+            session.pid = pane.pid
+            if self._apply_pane(session, pane, now):
+                continue
+            if pane.activity != session.last_activity or self._needs_screen(session, now):
+                session.last_activity = pane.activity
+                to_capture[pane.pane_id] = session
+        if to_capture:
+            screens = self.tmux.capture_many(list(to_capture))
+            for pane_id, text in screens.items():
+                self._screens[to_capture[pane_id].name] = text
+        for session in self.sessions.values():
+            if session.external or session.name not in self._screens:
+                continue
+            profile = self.profiles.get(session.agent) or self.profiles["shell"]
+            prev = self.tracker.get(session.name)
+            state = self.tracker.on_screen(session.name, self._screens[session.name], profile.cues,
+                                           profile.hooks is not None, session.last_activity, now)
+            if state:
+                self.recorder.transition(session.name, state, prev)
+
+    def _needs_screen(self, session: Session, now: float) -> bool:
+        """Screens are read on activity; a stale hook state gets a cross-check too."""
+        state = self.tracker.get(session.name)
+        profile = self.profiles.get(session.agent)
+        if profile is None or profile.hooks is None:
+            return session.name not in self._screens
+        memory = self.tracker.mem(session.name)
+        return state.name in ("working", "waiting", STARTING) and now - memory.last_hook_at > 3
+
+    def _apply_pane(self, session: Session, pane: PaneInfo, now: float) -> bool:
+        if pane.dead:
+            session.exit_status = pane.dead_status
+        prev = self.tracker.get(session.name)
+        state = self.tracker.on_pane(session.name, pane.dead, pane.dead_status, now)
+        if state:
+            self.recorder.transition(session.name, state, prev)
+        return pane.dead
+
+    def _exit(self, name: str, state: State) -> None:
+        """Record an exit decided outside the status machine (kill, tmux gone), once."""
+        prev = self.tracker.get(name)
+        if prev.name != EXITED and self.tracker.set(name, state):
+            self.recorder.transition(name, state, prev)
+
+    # -- hook ingestion ----------------------------------------------------------------------
+    def authenticate_hook(self, session: str | None, install: str | None,
+                          secret: str | None) -> None:
+        """Per-session (or per-install) secret check; constant-time comparison."""
+        if not secret:
+            raise Forbidden("missing hook secret")
+        if session:
+            expected = self._secret(validate_name(session, "session")) \
+                if session in self.sessions else None
+        elif install:
+            expected = self._install_secret(install)
+        else:
+            raise Forbidden("missing X-Hive-Session or X-Hive-Install")
+        if expected is None or not hmac.compare_digest(expected.encode(), secret.encode()):
+            raise Forbidden("unknown session or wrong secret")
+
+    async def ingest(self, body: bytes, session: str | None, install: str | None,
+                     agent: str | None, key: str | None, fired: str | float | None,
+                     trusted: bool = False, secret: str | None = None) -> dict[str, Any]:
+        """Store one hook event; ``trusted`` skips the secret (spool files are ours)."""
+        if len(body) > ev.MAX_PAYLOAD:
+            raise TooLarge(f"payload is {len(body)} bytes; the limit is {ev.MAX_PAYLOAD}")
+        if not trusted:
+            self.authenticate_hook(session, install, secret)
+        payload = ev.parse_payload(body)
+        if key is None or not _HEX_KEY.fullmatch(key):
+            raise BadRequest("X-Hive-Key must be 8-80 characters of [0-9A-Za-z_-]")
+        try:
+            fired_at = float(fired) if fired is not None else None
+        except (TypeError, ValueError):
+            raise BadRequest("X-Hive-Fired must be epoch seconds") from None
+        agent_name = agent if agent and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", agent) else "unknown"
+        name = session if session else self._external_session(install, agent_name, payload)
+        if name not in self.sessions:
+            raise Forbidden(f"unknown session {name!r}")
+        event = ev.from_hook(payload, key=key, session=name, agent=agent_name, fired=fired_at)
+        event_id, duplicate = await self.recorder.record(event)
+        if not duplicate:
+            self._note_hook(self.sessions[name], event)
+        return {"id": event_id, "duplicate": duplicate, "output": None, "exit_code": 0,
+                "stderr": ""}
+
+    def _note_hook(self, session: Session, event: Event) -> None:
+        changed = False
+        if event.agent_session_id and event.event == "SessionStart" or (
+                event.agent_session_id and not session.agent_session_id):
+            changed = session.agent_session_id != event.agent_session_id
+            session.agent_session_id = event.agent_session_id
+        path = event.payload.get("transcript_path")
+        if isinstance(path, str) and path and path != session.transcript_path:
+            session.transcript_path, changed = path, True
+        if changed:
+            self._save(session)
+            if not session.external and session.pane_id:
+                try:
+                    self.tmux.set_meta(session.name, session.meta())
+                except HiveError:
+                    pass
+
+    def _external_session(self, install: str | None, agent: str, payload: dict[str, Any]) -> str:
+        """Agents started outside Hive Lab become sessions keyed by their own session id."""
+        sid = payload.get("session_id")
+        if not isinstance(sid, str) or not sid:
+            raise BadRequest("hand-installed hooks need a payload with session_id")
+        name = re.sub(r"[^A-Za-z0-9_-]", "", f"{agent}-{sid}")[:64]
+        if name not in self.sessions:
+            session = Session(name=name, agent=agent, command=[], cwd=str(payload.get("cwd", ""))[:4096],
+                              created=time.time(), spawn_id="", external=True,
+                              agent_session_id=sid, hooks={"kind": agent, "install": install})
+            self.sessions[name] = session
+            self.tracker.set(name, State(STARTING, "hook", time.time()))
+            self._save(session)
+            self.recorder.record_now([ev.internal(name, ev.SESSION_CREATED,
+                                                  {"session": self.describe(session)},
+                                                  f"{agent} (external)")])
+        return name
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()

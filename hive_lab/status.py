@@ -1,0 +1,246 @@
+"""Where a session's status is decided. The one state machine.
+
+Evidence, strongest first:
+1. the pane: a dead pane is ``exited`` with its exit status, whatever the hooks said;
+2. hook events: what the agent says it is doing (``hook:<Event>``);
+3. the screen: per-agent cues (a permission dialog, a spinner, an input box). It decides for
+   agents without hooks, and corrects hook data that has gone stale (a dialog on screen that
+   no hook reported, a dialog answered in the terminal).
+Every :class:`State` records its ``source`` and ``since`` so a user can see why it was chosen.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Iterable
+
+from .events import iso
+
+STARTING, WORKING, WAITING, IDLE, EXITED, ERROR = (
+    "starting", "working", "waiting", "idle", "exited", "error")
+NAMES = (STARTING, WORKING, WAITING, IDLE, EXITED, ERROR)
+
+# How long hook evidence is trusted before the screen may overrule it.
+HOOK_TRUST_SECONDS = 3.0
+# A pane that printed within this many seconds counts as busy (screen-only agents).
+ACTIVITY_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class State:
+    """A session's status and where that knowledge came from."""
+
+    name: str
+    source: str
+    since: float
+    reason: str | None = None
+    tool: str | None = None
+    exit_status: int | None = None
+    detail: str | None = None
+
+    def same_as(self, other: "State | None") -> bool:
+        """Equal apart from timing and provenance: no transition to record."""
+        return other is not None and (self.name, self.reason, self.tool, self.exit_status) == (
+            other.name, other.reason, other.tool, other.exit_status)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "source": self.source, "since": iso(self.since)}
+        for key in ("reason", "tool", "exit_status", "detail"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+    def to_record(self) -> dict[str, Any]:
+        """Lossless form for the store (``since`` as epoch seconds)."""
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> "State":
+        fields = {k: data.get(k) for k in ("name", "source", "since", "reason", "tool",
+                                           "exit_status", "detail")}
+        if not isinstance(fields["since"], (int, float)):
+            fields["since"] = time.time()
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class ScreenCues:
+    """Per-agent regular expressions over the captured screen."""
+
+    permission: tuple[str, ...] = ()
+    question: tuple[str, ...] = ()
+    working: tuple[str, ...] = ()
+    idle: tuple[str, ...] = ()
+    permission_tool: str | None = None  # regex with one group naming the tool, if visible
+
+    def find(self, kind: str, screen: str) -> re.Match[str] | None:
+        for pattern in getattr(self, kind):
+            match = re.search(pattern, screen, re.MULTILINE)
+            if match:
+                return match
+        return None
+
+
+# -- hook evidence -----------------------------------------------------------------------
+_WORKING_EVENTS = {
+    # Claude Code / Codex hooks
+    "UserPromptSubmit", "UserPromptExpansion", "PreToolUse", "PostToolUse", "PostToolUseFailure",
+    "PostToolBatch", "PermissionDenied", "SubagentStart", "PreCompact", "PostCompact",
+    "ElicitationResult", "TaskCreated",
+    # Gemini CLI
+    "BeforeAgent", "BeforeTool", "AfterTool", "BeforeModel", "AfterModel", "BeforeToolSelection",
+}
+_IDLE_EVENTS = {"Stop", "AfterAgent", "agent-turn-complete", "SessionStart"}
+
+
+@dataclass
+class HookMemory:
+    """What the machine remembers between hooks of one session."""
+
+    agent_session_id: str | None = None
+    last_tool: str | None = None
+    last_hook_at: float = 0.0
+
+
+def decide_from_hook(event: str, payload: dict[str, Any], prev: State, memory: HookMemory,
+                     now: float) -> State | None:
+    """The state a hook event implies, or None if it says nothing about the state."""
+    src = f"hook:{event}"
+    tool = payload.get("tool_name") if isinstance(payload.get("tool_name"), str) else None
+    agent_sid = payload.get("session_id") if isinstance(payload.get("session_id"), str) else None
+    if event == "SessionEnd":
+        # The tail of an earlier agent session (e.g. after /clear or a restart inside the same
+        # pane) says nothing about the one running now.
+        if agent_sid and memory.agent_session_id and agent_sid != memory.agent_session_id:
+            return None
+        if prev.name == STARTING or payload.get("reason") == "clear":
+            return None
+        return State(EXITED, src, now, reason=_str(payload.get("reason")))
+    if event in ("PreToolUse", "PermissionRequest") and tool:
+        memory.last_tool = tool
+    if event == "SessionStart" and agent_sid:
+        memory.agent_session_id = agent_sid
+    elif agent_sid and memory.agent_session_id is None:
+        memory.agent_session_id = agent_sid
+    if event == "PermissionRequest":
+        return State(WAITING, src, now, reason="permission", tool=tool or memory.last_tool)
+    if event == "Notification":
+        kind = payload.get("notification_type")
+        if kind == "permission_prompt":
+            return State(WAITING, src, now, reason="permission", tool=memory.last_tool)
+        if kind == "idle_prompt":
+            return State(WAITING, src, now, reason="input")
+        if kind in ("elicitation_dialog", "question"):
+            return State(WAITING, src, now, reason="question")
+        if kind == "ToolPermission":  # Gemini CLI
+            return State(WAITING, src, now, reason="permission", tool=tool or memory.last_tool)
+        return None
+    if event == "Elicitation":
+        return State(WAITING, src, now, reason="question")
+    if event == "StopFailure":
+        return State(ERROR, src, now, reason=_str(payload.get("error")) or "failure")
+    if event in _IDLE_EVENTS:
+        return State(IDLE, src, now)
+    if event in _WORKING_EVENTS:
+        return State(WORKING, src, now, tool=tool if event == "PreToolUse" else None)
+    return None
+
+
+# -- pane and screen evidence ----------------------------------------------------------------
+def decide_from_pane(dead: bool, exit_status: int | None, prev: State, now: float) -> State | None:
+    if dead:
+        return State(EXITED, "pane", now, exit_status=exit_status)
+    if prev.name == EXITED and prev.source == "pane":
+        return State(STARTING, "pane", now)  # respawned in the same pane
+    return None
+
+
+def decide_from_screen(screen: str, cues: ScreenCues, has_hooks: bool, prev: State,
+                       memory: HookMemory, last_activity: float, now: float) -> State | None:
+    """The state the screen implies, or None to keep the current one."""
+    if prev.name == EXITED:
+        return None
+    dialog = cues.find("permission", screen)
+    question = cues.find("question", screen)
+    busy = cues.find("working", screen)
+    hooks_stale = now - memory.last_hook_at > HOOK_TRUST_SECONDS
+    if has_hooks and not hooks_stale:
+        return None
+    if dialog:
+        tool = None
+        if cues.permission_tool:
+            m = re.search(cues.permission_tool, screen, re.MULTILINE)
+            tool = m.group(1) if m else None
+        return State(WAITING, "screen", now, reason="permission",
+                     tool=tool or (prev.tool if prev.reason == "permission" else memory.last_tool))
+    if question:
+        return State(WAITING, "screen", now, reason="question")
+    if has_hooks:
+        # Hooks are authoritative for working/idle; the screen only clears a dialog it no
+        # longer shows (answered in the terminal) when the agent is visibly busy again.
+        if prev.name == WAITING and prev.reason in ("permission", "question") and busy:
+            return State(WORKING, "screen", now)
+        return None
+    if busy or now - last_activity <= ACTIVITY_SECONDS:
+        return State(WORKING, "screen", now)
+    if cues.find("idle", screen) or prev.name in (STARTING, WORKING, WAITING):
+        return State(IDLE, "screen", now)
+    return None
+
+
+def _str(value: Any) -> str | None:
+    return value[:200] if isinstance(value, str) and value else None
+
+
+@dataclass
+class Tracker:
+    """Current state of every session, plus each one's hook memory."""
+
+    states: dict[str, State] = field(default_factory=dict)
+    memory: dict[str, HookMemory] = field(default_factory=dict)
+
+    def get(self, session: str) -> State:
+        return self.states.get(session) or State(STARTING, "spawn", time.time())
+
+    def set(self, session: str, state: State) -> State | None:
+        """Adopt ``state``; return it if it is a real transition, else None."""
+        prev = self.states.get(session)
+        if state.same_as(prev):
+            return None
+        self.states[session] = state
+        return state
+
+    def mem(self, session: str) -> HookMemory:
+        return self.memory.setdefault(session, HookMemory())
+
+    def on_hook(self, session: str, event: str, payload: dict[str, Any], now: float) -> State | None:
+        memory = self.mem(session)
+        prev = self.get(session)
+        if prev.name == EXITED and prev.source == "pane":
+            return None  # the process is gone: late hooks cannot revive it
+        state = decide_from_hook(event, payload, prev, memory, now)
+        memory.last_hook_at = now
+        return self.set(session, state) if state else None
+
+    def on_pane(self, session: str, dead: bool, exit_status: int | None, now: float) -> State | None:
+        state = decide_from_pane(dead, exit_status, self.get(session), now)
+        return self.set(session, state) if state else None
+
+    def on_screen(self, session: str, screen: str, cues: ScreenCues, has_hooks: bool,
+                  last_activity: float, now: float) -> State | None:
+        state = decide_from_screen(screen, cues, has_hooks, self.get(session), self.mem(session),
+                                   last_activity, now)
+        return self.set(session, state) if state else None
+
+    def forget(self, session: str) -> None:
+        self.states.pop(session, None)
+        self.memory.pop(session, None)
+
+    def names(self) -> Iterable[str]:
+        return self.states.keys()
+
+
+def with_source(state: State, source: str) -> State:
+    return replace(state, source=source)
