@@ -18,7 +18,8 @@ from . import __version__
 from . import events as ev
 from .agents import AgentProfile
 from .bus import Broadcaster
-from .errors import BadRequest
+from . import spool
+from .errors import BadRequest, HiveError
 from .recorder import Recorder
 from .sessions import SessionManager
 from .status import Tracker
@@ -113,16 +114,24 @@ class Hive:
         self.sessions.tick()
 
     async def drain_spool(self) -> int:
-        """Ingest events the hook client spooled while we were away. Replays are harmless."""
-        try:
-            from . import spool
-        except ImportError:
-            return 0
-        return await spool.drain_into(self.spool_dir, self._ingest_spooled)
+        """Ingest events the hook client spooled while we were away. Replays are harmless.
 
-    async def _ingest_spooled(self, record: Any) -> None:
-        await self.sessions.ingest(record.body.encode("utf-8"), record.session, record.install,
-                                   record.agent, record.key, record.fired, trusted=True)
+        A spool file is acknowledged (deleted) only after all its records are stored; a
+        record the server refuses for good (bad JSON...) is logged and skipped, not retried.
+        """
+        stored = 0
+        for batch in spool.iter_batches(self.spool_dir):
+            for record in batch.records:
+                try:
+                    await self.sessions.ingest(record.body, record.session, record.install,
+                                               record.agent, record.key, record.fired,
+                                               trusted=True)
+                    stored += 1
+                except HiveError as exc:
+                    log.warning("spooled event %s (%s line %d) refused: %s", record.key,
+                                record.source, record.line_no, exc.detail)
+            batch.ack()
+        return stored
 
     # -- queries ---------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

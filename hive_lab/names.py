@@ -10,7 +10,9 @@ import re
 
 from .errors import BadRequest
 
-NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# The documented alphabet ^[A-Za-z0-9_-]{1,64}$, minus a leading "-": such a name would read as
+# an option to tmux, git or a CLI parser.
+NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
 
 
 def validate_name(value: object, what: str = "name") -> str:
@@ -18,6 +20,7 @@ def validate_name(value: object, what: str = "name") -> str:
     if not isinstance(value, str) or NAME_RE.fullmatch(value) is None:
         shown = value if isinstance(value, str) and len(value) <= 80 else f"{str(value)[:80]}..."
         raise BadRequest(
-            f"invalid {what} {shown!r}: use 1-64 characters from A-Z a-z 0-9 _ -",
+            f"invalid {what} {shown!r}: use 1-64 characters from A-Z a-z 0-9 _ - "
+            "(not starting with -)",
         )
     return value

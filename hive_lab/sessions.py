@@ -512,11 +512,12 @@ class SessionManager:
             raise BadRequest("X-Hive-Fired must be epoch seconds") from None
         agent_name = agent if agent and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", agent) else "unknown"
         name = session if session else self._external_session(install, agent_name, payload)
-        if name not in self.sessions:
+        if name not in self.sessions and not trusted:
             raise Forbidden(f"unknown session {name!r}")
+        validate_name(name, "session")
         event = ev.from_hook(payload, key=key, session=name, agent=agent_name, fired=fired_at)
         event_id, duplicate = await self.recorder.record(event)
-        if not duplicate:
+        if not duplicate and name in self.sessions:
             self._note_hook(self.sessions[name], event)
         return {"id": event_id, "duplicate": duplicate, "output": None, "exit_code": 0,
                 "stderr": ""}

@@ -1,0 +1,203 @@
+"""``hive-lab``: the command line. Every verb goes through the running server's API.
+
+``usage`` is the exception on purpose: it reads transcript files directly, so it works with no
+server at all.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .client import HiveAPIError, HiveClient
+
+
+def _client(args: argparse.Namespace) -> HiveClient:
+    return HiveClient.discover(url=args.url, token=args.token)
+
+
+def _print(data: Any, as_json: bool = True) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False) if as_json else data)
+
+
+def _state_text(state: dict[str, Any]) -> str:
+    extra = [state.get("reason"), state.get("tool")]
+    if state.get("exit_status") is not None:
+        extra.append(f"status {state['exit_status']}")
+    extra = [str(x) for x in extra if x]
+    return state["name"] + (f" ({', '.join(extra)})" if extra else "")
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    sessions = _client(args).sessions()
+    if args.json:
+        _print(sessions)
+        return 0
+    if not sessions:
+        print("no sessions")
+        return 0
+    rows = [("NAME", "AGENT", "STATE", "SOURCE", "CWD")]
+    rows += [(s["name"], s["agent"], _state_text(s["state"]), s["state"]["source"], s["cwd"])
+             for s in sessions]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_spawn(args: argparse.Namespace) -> int:
+    env = dict(kv.split("=", 1) for kv in args.env or [])
+    session = _client(args).spawn(
+        args.name, agent=args.agent, command=args.command or None, cwd=args.cwd, env=env or None,
+        prompt=args.prompt, worktree=args.worktree, base=args.base)
+    _print(session)
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.text == "-" else args.text
+    _client(args).send(args.name, text, enter=not args.no_enter)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    _client(args).keys(args.name, args.keys)
+    return 0
+
+
+def cmd_screen(args: argparse.Namespace) -> int:
+    sys.stdout.write(_client(args).screen(args.name, args.lines))
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    _print(_client(args).kill(args.name, cleanup="worktree" if args.cleanup else None,
+                              force=args.force))
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    client = _client(args)
+    for event in client.events(after=args.after, session=args.session, event=args.event,
+                               limit=args.limit):
+        print(json.dumps(event, ensure_ascii=False) if args.json else
+              f"{event['id']:>6} {event['time']} {event['session']:<16} {event['event']:<18} "
+              f"{event['summary']}")
+    return 0
+
+
+def cmd_usage(args: argparse.Namespace, rest: list[str]) -> int:
+    from . import usage_cli
+
+    return usage_cli.main(rest)
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    """Open JupyterLab on the HiveOS notebook."""
+    notebook = Path(args.notebook or _default_notebook())
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or shutil.which("jupyter")
+    if jupyter is None:
+        print("hive-lab: jupyter is not installed in this environment", file=sys.stderr)
+        return 2
+    argv = [jupyter, "lab"]
+    if notebook.exists():
+        argv += [f"--ServerApp.root_dir={notebook.parent.parent}",
+                 f"--LabApp.default_url=/lab/tree/{notebook.parent.name}/{notebook.name}"]
+    argv += args.jupyter_args
+    os.execv(jupyter, argv)
+    return 0  # pragma: no cover
+
+
+def _default_notebook() -> str:
+    here = Path.cwd() / "notebooks" / "HiveOS.ipynb"
+    return str(here)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hive-lab", description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="Jupyter server URL (default: found automatically)")
+    parser.add_argument("--token", help="Jupyter token (default: found automatically)")
+    sub = parser.add_subparsers(dest="verb", required=True)
+
+    p = sub.add_parser("lab", help="open JupyterLab on notebooks/HiveOS.ipynb")
+    p.add_argument("--notebook")
+    p.add_argument("jupyter_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_lab)
+
+    p = sub.add_parser("ls", help="list sessions")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("spawn", help="start an agent session")
+    p.add_argument("name")
+    p.add_argument("--agent", default="shell")
+    p.add_argument("--cwd")
+    p.add_argument("--prompt")
+    p.add_argument("--env", action="append", metavar="K=V")
+    p.add_argument("--worktree", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--base")
+    p.set_defaults(func=cmd_spawn, command=[])
+    p.epilog = "Give the program to run after '--': hive-lab spawn NAME -- python3 -i"
+
+
+    p = sub.add_parser("send", help="type text into a session (then Enter)")
+    p.add_argument("name")
+    p.add_argument("text", help="the text, or - to read stdin")
+    p.add_argument("--no-enter", action="store_true")
+    p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser("keys", help="press keys (Enter, Escape, C-c, 1, ...)")
+    p.add_argument("name")
+    p.add_argument("keys", nargs="+")
+    p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("screen", help="print a session's screen")
+    p.add_argument("name")
+    p.add_argument("--lines", type=int)
+    p.set_defaults(func=cmd_screen)
+
+    p = sub.add_parser("kill", help="stop a session and its whole process tree")
+    p.add_argument("name")
+    p.add_argument("--cleanup", action="store_true", help="also remove its worktree (if merged)")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_kill)
+
+    p = sub.add_parser("events", help="print stored events")
+    p.add_argument("--after", type=int, default=0)
+    p.add_argument("--session")
+    p.add_argument("--event")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_events)
+
+    sub.add_parser("usage", help="token usage and cost from transcripts (no server needed)",
+                   add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["usage"]:
+        return cmd_usage(argparse.Namespace(), argv[1:])
+    command: list[str] = []
+    if "--" in argv:  # everything after '--' is the agent's argv, untouched
+        cut = argv.index("--")
+        argv, command = argv[:cut], argv[cut + 1:]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.command = command
+    try:
+        return int(args.func(args) or 0)
+    except HiveAPIError as exc:
+        print(f"hive-lab: {exc.error}: {exc.detail}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Client of a running Hive Lab server: REST calls and the live event stream.
+
+Used by the notebook widgets, the pandas helpers and the ``hive-lab`` CLI alike: there is one
+way into the control plane, its API. Inside a kernel started by Jupyter, the server is found
+through ``JPY_PARENT_PID`` and Jupyter's runtime files; elsewhere give ``url`` and ``token`` or
+set ``HIVE_LAB_URL`` / ``HIVE_LAB_TOKEN``.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Iterable
+
+
+class HiveAPIError(Exception):
+    """The server answered with an error: ``status``, ``error`` slug and ``detail``."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(f"{status} {error}: {detail}")
+        self.status, self.error, self.detail = status, error, detail
+
+
+@dataclass
+class ServerInfo:
+    url: str
+    token: str
+
+
+def find_server(url: str | None = None, token: str | None = None) -> ServerInfo:
+    """Locate the Jupyter server: explicit args, env, the kernel's parent, or the only one."""
+    url = url or os.environ.get("HIVE_LAB_URL")
+    token = token if token is not None else os.environ.get("HIVE_LAB_TOKEN")
+    if url:
+        return ServerInfo(url.rstrip("/") + "/", token or "")
+    from jupyter_server.serverapp import list_running_servers
+
+    servers = list(list_running_servers())
+    if not servers:
+        raise HiveAPIError(0, "no_server", "no running Jupyter server found; start one with "
+                           "`hive-lab lab` or pass url= and token=")
+    parent = os.environ.get("JPY_PARENT_PID")
+    chosen = next((s for s in servers if parent and str(s.get("pid")) == parent), None)
+    if chosen is None:
+        chosen = max(servers, key=lambda s: s.get("pid", 0))
+    return ServerInfo(chosen["url"].rstrip("/") + "/", chosen.get("token", ""))
+
+
+class HiveClient:
+    """Typed access to ``{url}hive_lab/api/``."""
+
+    def __init__(self, url: str, token: str = "", timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/") + "/"
+        self.token = token
+        self.timeout = timeout
+
+    @classmethod
+    def discover(cls, url: str | None = None, token: str | None = None, **kwargs: Any) -> "HiveClient":
+        info = find_server(url, token)
+        return cls(info.url, info.token, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"HiveClient({self.url!r})"
+
+    # -- plumbing -------------------------------------------------------------------------
+    def api_url(self, path: str, params: dict[str, Any] | None = None) -> str:
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        qs = ("?" + urllib.parse.urlencode(query)) if query else ""
+        return f"{self.url}hive_lab/api/{path}{qs}"
+
+    def request(self, method: str, path: str, body: Any = None,
+                params: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.api_url(path, params), data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"token {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                info = json.loads(raw)
+            except ValueError:
+                info = {}
+            raise HiveAPIError(exc.code, info.get("error", "http_error"),
+                               info.get("detail", raw.decode(errors="replace")[:500])) from None
+        except urllib.error.URLError as exc:
+            raise HiveAPIError(0, "unreachable", f"{self.url}: {exc.reason}") from None
+        return json.loads(raw) if raw else None
+
+    # -- sessions -------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return self.request("GET", "status")
+
+    def sessions(self) -> list[dict[str, Any]]:
+        return self.request("GET", "sessions")["sessions"]
+
+    def session(self, name: str) -> dict[str, Any]:
+        return self.request("GET", f"sessions/{_q(name)}")
+
+    def spawn(self, name: str, agent: str = "shell", command: list[str] | None = None,
+              cwd: str | None = None, env: dict[str, str] | None = None,
+              prompt: str | None = None, worktree: bool | None = None,
+              base: str | None = None) -> dict[str, Any]:
+        """Start an agent session; returns the session object (201)."""
+        body = {"name": name, "agent": agent, "command": command, "cwd": cwd, "env": env,
+                "prompt": prompt, "worktree": worktree, "base": base}
+        return self.request("POST", "sessions", {k: v for k, v in body.items() if v is not None})
+
+    def send(self, name: str, text: str, enter: bool = True) -> None:
+        self.request("POST", f"sessions/{_q(name)}/input", {"text": text, "enter": enter})
+
+    def keys(self, name: str, keys: Iterable[str]) -> list[str]:
+        return self.request("POST", f"sessions/{_q(name)}/keys", {"keys": list(keys)})["keys"]
+
+    def approve(self, name: str) -> list[str]:
+        """Answer a permission prompt with its first option (Claude Code: ``1. Yes``)."""
+        return self.keys(name, ["1"])
+
+    def deny(self, name: str) -> list[str]:
+        return self.keys(name, ["Escape"])
+
+    def interrupt(self, name: str) -> list[str]:
+        return self.keys(name, ["Escape"])
+
+    def screen(self, name: str, lines: int | None = None) -> str:
+        return self.request("GET", f"sessions/{_q(name)}/screen", params={"lines": lines})["text"]
+
+    def kill(self, name: str, cleanup: str | None = None, force: bool = False) -> dict[str, Any]:
+        params = {"cleanup": cleanup, "force": "true" if force else None}
+        return self.request("DELETE", f"sessions/{_q(name)}", params=params)
+
+    # -- events ---------------------------------------------------------------------------
+    def events(self, after: int = 0, session: str | None = None, event: str | None = None,
+               limit: int = 1000, since: str | float | None = None,
+               until: str | float | None = None, agent: str | None = None) -> list[dict[str, Any]]:
+        params = {"after": after, "session": session, "event": event, "limit": limit,
+                  "since": since, "until": until, "agent": agent}
+        return self.request("GET", "events", params=params)["events"]
+
+    def all_events(self, **filters: Any) -> list[dict[str, Any]]:
+        """Every event matching ``filters``, paging through the API."""
+        out: list[dict[str, Any]] = []
+        after = filters.pop("after", 0)
+        while True:
+            page = self.events(after=after, limit=10000, **filters)
+            out.extend(page)
+            if len(page) < 10000:
+                return out
+            after = page[-1]["id"]
+
+    def transitions(self, session: str | None = None, after: int = 0) -> list[dict[str, Any]]:
+        return self.request("GET", "transitions",
+                            params={"session": session, "after": after})["transitions"]
+
+    async def stream(self, after: int = 0, session: str | None = None, event: str | None = None,
+                     reconnect: bool = True) -> AsyncIterator[dict[str, Any]]:
+        """Yield events live, forever; reconnects from the last id (no gap, no duplicate)."""
+        from tornado.httpclient import HTTPRequest
+        from tornado.websocket import websocket_connect
+
+        last = after
+        while True:
+            params = {"after": last, "session": session, "event": event}
+            ws_url = self.api_url("events/stream", params).replace("http", "ws", 1)
+            headers = {"Authorization": f"token {self.token}"} if self.token else {}
+            try:
+                conn = await websocket_connect(HTTPRequest(ws_url, headers=headers))
+            except Exception:
+                if not reconnect:
+                    raise
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                while True:
+                    message = await conn.read_message()
+                    if message is None:
+                        break
+                    data = json.loads(message)
+                    if "type" in data:
+                        if data["type"] == "resync":
+                            break
+                        continue
+                    last = max(last, data["id"])
+                    yield data
+            finally:
+                conn.close()
+            if not reconnect:
+                return
+            await asyncio.sleep(0.2)
+
+
+def _q(name: str) -> str:
+    return urllib.parse.quote(name, safe="")

@@ -1,0 +1,309 @@
+"""``hive-lab usage``: token usage and cost straight from transcript files, no server needed.
+
+``--json --by session`` is shaped like ``ccusage session --json`` (``sessions`` + ``totals``,
+camelCase token fields, ``modelBreakdowns``) so totals can be compared key for key; our
+extras say what ccusage cannot: 5m/1h cache writes, and which models could not be priced
+(then ``totalCost`` is ``null`` and ``knownCost`` holds the priced part).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .usage import GroupBy, Pricing, UsageRow, aggregate, load_usage, totals
+
+PROG = "hive-lab usage"
+GROUPINGS = ("session", "day", "model", "block")
+
+
+class CliError(Exception):
+    """A problem the user can fix: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse would print usage + exit itself
+        raise CliError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Token usage and cost from Claude Code transcripts and "
+                "Codex CLI rollouts (default: $CLAUDE_CONFIG_DIR/projects or ~/.claude/projects).")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="transcript files or directories (searched for *.jsonl)")
+    p.add_argument("--by", choices=GROUPINGS, default="session",
+                   help="group per session (default), UTC day, model or 5-hour billing block")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--pricing", metavar="FILE",
+                   help="JSON file of pricing overrides, merged over the shipped table")
+    return p
+
+
+def default_paths(env: dict[str, str] | None = None) -> list[Path]:
+    """Claude Code's transcript roots, as Claude Code (and ccusage) resolve them.
+
+    ``CLAUDE_CONFIG_DIR`` (comma-separated) wins; otherwise ``~/.config/claude`` and
+    ``~/.claude``. Only roots that have a ``projects`` directory count.
+    """
+    env = dict(os.environ) if env is None else env
+    configured = env.get("CLAUDE_CONFIG_DIR", "").strip()
+    if configured:
+        roots = [Path(p.strip()).expanduser() for p in configured.split(",") if p.strip()]
+    else:
+        home = Path(env.get("HOME") or Path.home())
+        roots = [home / ".config" / "claude", home / ".claude"]
+    return [r / "projects" for r in roots if (r / "projects").is_dir()]
+
+
+# --------------------------------------------------------------------------------------------
+# JSON documents
+# --------------------------------------------------------------------------------------------
+
+
+def _camel_tokens(agg: dict[str, Any]) -> dict[str, Any]:
+    """Our aggregate dict -> ccusage's token/cost keys plus our extras."""
+    complete = agg["cost_complete"]
+    return {
+        "inputTokens": agg["input"],
+        "outputTokens": agg["output"],
+        "cacheCreationTokens": agg["cache_write"],
+        "cacheReadTokens": agg["cache_read"],
+        "totalTokens": agg["total_tokens"],
+        "totalCost": agg["cost"] if complete else None,
+        "knownCost": agg["cost"],
+        "costComplete": complete,
+        "unknownModels": agg["unknown_models"],
+        "cacheCreation5mTokens": agg["cache_write_5m"],
+        "cacheCreation1hTokens": agg["cache_write_1h"],
+        "requests": agg["requests"],
+    }
+
+
+def _model_breakdowns(rows: list[UsageRow]) -> list[dict[str, Any]]:
+    out = []
+    for m in aggregate(rows, "model"):
+        out.append({
+            "modelName": m["model"],
+            "inputTokens": m["input"],
+            "outputTokens": m["output"],
+            "cacheCreationTokens": m["cache_write"],
+            "cacheReadTokens": m["cache_read"],
+            "cost": m["cost"] if m["cost_complete"] else None,
+        })
+    return out
+
+
+def _sessions_doc(rows: list[UsageRow]) -> list[dict[str, Any]]:
+    by_session: dict[str, list[UsageRow]] = defaultdict(list)
+    for row in rows:
+        by_session[row.session_id].append(row)
+    out = []
+    for s in aggregate(rows, "session"):
+        mine = by_session[s["session_id"]]
+        out.append({
+            "sessionId": s["session_id"],
+            "projectPath": s["project"],
+            "agent": s["agent"],
+            **_camel_tokens(s),
+            "firstTimestamp": s["first"],
+            "lastTimestamp": s["last"],
+            "lastActivity": (s["last"] or "")[:10],
+            "modelsUsed": s["models"],
+            "modelBreakdowns": _model_breakdowns(mine),
+        })
+    return out
+
+
+def _blocks_doc(rows: list[UsageRow]) -> list[dict[str, Any]]:
+    out = []
+    for b in aggregate(rows, "block"):
+        out.append({
+            "id": b["id"],
+            "startTime": b["start"],
+            "endTime": b["end"],
+            "actualEndTime": b["actual_end"],
+            "isActive": b["is_active"],
+            "isGap": b["is_gap"],
+            "entries": b["requests"],
+            "tokenCounts": {
+                "inputTokens": b["input"],
+                "outputTokens": b["output"],
+                "cacheCreationInputTokens": b["cache_write"],
+                "cacheReadInputTokens": b["cache_read"],
+            },
+            **_camel_tokens(b),
+            "costUSD": b["cost"] if b["cost_complete"] else None,
+            "models": b["models"],
+        })
+    return out
+
+
+def usage_report(rows: list[UsageRow], by: GroupBy = "session",
+                 pricing: Pricing | None = None) -> dict[str, Any]:
+    """The JSON document of ``hive-lab usage --json --by <by>`` (also fit for the REST API)."""
+    if by == "session":
+        key, items = "sessions", _sessions_doc(rows)
+    elif by == "block":
+        key, items = "blocks", _blocks_doc(rows)
+    elif by == "day":
+        key = "daily"
+        items = [{"date": d["day"], **_camel_tokens(d), "modelsUsed": d["models"]}
+                 for d in aggregate(rows, "day")]
+    elif by == "model":
+        key = "models"
+        items = [{"modelName": m["model"], **_camel_tokens(m)} for m in aggregate(rows, "model")]
+    else:
+        raise CliError(f"unknown grouping {by!r}")
+    pricing = pricing or Pricing.default()
+    doc_totals = _camel_tokens(totals(rows))
+    doc_totals["sessions"] = len({r.session_id for r in rows})
+    return {key: items, "totals": doc_totals,
+            "pricing": {"date": pricing.date, "source": pricing.source}}
+
+
+# --------------------------------------------------------------------------------------------
+# Table
+# --------------------------------------------------------------------------------------------
+
+
+def _money(cost: float, complete: bool) -> str:
+    """Dollars (4 decimals below $1, where cents hide most of a short session); ``+?`` marks
+    a sum that leaves out unpriced models."""
+    text = f"${cost:,.2f}" if cost >= 1 else f"${cost:.4f}"
+    if complete:
+        return text
+    return f"{text}+?" if cost else "?"
+
+
+def _table_rows(doc: dict[str, Any], by: str) -> tuple[list[str], list[list[str]]]:
+    key = {"session": "sessions", "day": "daily", "model": "models", "block": "blocks"}[by]
+    first = {"session": "Session", "day": "Date", "model": "Model", "block": "Block start"}[by]
+    head = [first] + (["Project"] if by == "session" else []) + \
+        ["Input", "Output", "Cache write", "Cache read", "Total", "Cost"]
+    body = []
+    for item in doc[key]:
+        if by == "block" and item["isGap"]:
+            continue
+        name = {"session": item.get("sessionId"), "day": item.get("date"),
+                "model": item.get("modelName"), "block": item.get("startTime")}[by]
+        if by == "block" and item["isActive"]:
+            name += " (active)"
+        body.append(_token_cells(str(name), item, [item["projectPath"]] if by == "session" else []))
+    body.append(_token_cells("Total", doc["totals"], [""] if by == "session" else []))
+    return head, body
+
+
+def _token_cells(name: str, item: dict[str, Any], extra: list[str]) -> list[str]:
+    return [name, *extra, f"{item['inputTokens']:,}", f"{item['outputTokens']:,}",
+            f"{item['cacheCreationTokens']:,}", f"{item['cacheReadTokens']:,}",
+            f"{item['totalTokens']:,}", _money(item["knownCost"], item["costComplete"])]
+
+
+def render_table(doc: dict[str, Any], by: str) -> str:
+    """A small aligned text table: names left, numbers right, a totals line last."""
+    head, body = _table_rows(doc, by)
+    if len(body) == 1:
+        return "No usage found."
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+    text_cols = 2 if by == "session" else 1
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < text_cols else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    lines = [fmt(head), "  ".join("-" * w for w in widths), *map(fmt, body[:-1]),
+             "  ".join("-" * w for w in widths), fmt(body[-1])]
+    unknown = doc["totals"]["unknownModels"]
+    if unknown:
+        lines.append(f"? not priced (model not in the pricing table of {doc['pricing']['date']}): "
+                     + ", ".join(unknown))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------
+
+
+def _load_pricing(path: str | None) -> Pricing:
+    if not path:
+        return Pricing.default()
+    try:
+        with open(path, encoding="utf-8") as f:
+            overrides = json.load(f)
+    except OSError as exc:
+        raise CliError(f"cannot read pricing file {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise CliError(f"pricing file {path} is not valid JSON: {exc}") from None
+    if not isinstance(overrides, dict):
+        raise CliError(f"pricing file {path} must hold a JSON object")
+    try:
+        return Pricing.load(overrides=overrides)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CliError(f"pricing file {path} has a bad entry: {exc!r}") from None
+
+
+def _resolve_paths(given: list[str]) -> list[Path]:
+    if given:
+        missing = [p for p in given if not Path(p).expanduser().exists()]
+        if missing:
+            raise CliError(f"no such file or directory: {missing[0]}")
+        return [Path(p).expanduser() for p in given]
+    found = default_paths()
+    if not found:
+        where = os.environ.get("CLAUDE_CONFIG_DIR", "").strip() or "~/.claude"
+        raise CliError(f"no Claude Code transcripts found ({where}/projects does not exist); "
+                       "give a PATH or set CLAUDE_CONFIG_DIR")
+    return found
+
+
+def run(argv: list[str], out: Callable[[str], Any] = print,
+        warn: Callable[[str], Any] | None = None) -> int:
+    """Parse ``argv``, read the transcripts, print the report. Raises :class:`CliError`."""
+    args = _parser().parse_args(argv)
+    pricing = _load_pricing(args.pricing)
+    paths = _resolve_paths(args.paths)
+    warn = warn or (lambda msg: print(msg, file=sys.stderr))
+
+    def skipped(path: Path, exc: OSError) -> None:
+        warn(f"{PROG}: warning: skipped {path}: {exc.strerror or exc}")
+
+    rows = load_usage(paths, pricing=pricing, on_error=skipped)
+    doc = usage_report(rows, args.by, pricing)
+    out(json.dumps(doc, indent=2) if args.json else render_table(doc, args.by))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``hive-lab usage [--by session|day|model|block] [--json] [--pricing FILE] [PATH ...]``.
+
+    Returns the exit status: 0, or 2 with a one-line message on stderr for anything the user
+    can fix (bad option, missing path, bad pricing file).
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return run(argv)
+    except CliError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0
+    except BrokenPipeError:  # `... | head`
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        except OSError:
+            pass
+        return 0
+    except OSError as exc:
+        print(f"{PROG}: error: {exc.strerror or exc}"
+              + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
