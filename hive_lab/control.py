@@ -121,15 +121,19 @@ class Hive:
         """
         stored = 0
         for batch in spool.iter_batches(self.spool_dir):
-            for record in batch.records:
-                try:
-                    await self.sessions.ingest(record.body, record.session, record.install,
-                                               record.agent, record.key, record.fired,
-                                               trusted=True)
-                    stored += 1
-                except HiveError as exc:
+            # All records of a file go into one group commit, in file order.
+            results = await asyncio.gather(
+                *(self.sessions.ingest(r.body, r.session, r.install, r.agent, r.key, r.fired,
+                                       trusted=True) for r in batch.records),
+                return_exceptions=True)
+            for record, result in zip(batch.records, results):
+                if isinstance(result, HiveError):
                     log.warning("spooled event %s (%s line %d) refused: %s", record.key,
-                                record.source, record.line_no, exc.detail)
+                                record.source, record.line_no, result.detail)
+                elif isinstance(result, BaseException):
+                    raise result  # the store failed: keep the file for the next drain
+                else:
+                    stored += 1
             batch.ack()
         return stored
 

@@ -144,7 +144,8 @@ def decide_from_hook(event: str, payload: dict[str, Any], prev: State, memory: H
     if event in _IDLE_EVENTS:
         return State(IDLE, src, now)
     if event in _WORKING_EVENTS:
-        return State(WORKING, src, now, tool=tool if event == "PreToolUse" else None)
+        # No tool on `working`: one transition per turn, not one per tool call.
+        return State(WORKING, src, now)
     return None
 
 

@@ -59,6 +59,9 @@ class HiveServer:
     def __post_init__(self) -> None:
         for sub in ("data", "runtime", "config", "root"):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
+        # A profile that behaves like a hooked agent (Claude-style hooks) but runs `cat`.
+        config = {"HiveLab": {"profiles": {"hooked": {"command": ["cat"], "hooks": "claude"}}}}
+        (self.base / "config" / "jupyter_server_config.json").write_text(json.dumps(config))
 
     @property
     def root(self) -> Path:
@@ -188,6 +191,33 @@ def spawn(server: HiveServer, name: str, command: list[str], cwd: Path | None = 
     status, session = server.request("POST", "sessions", body)
     assert status == 201, session
     return session
+
+
+HOOK_ARGV = None
+
+
+def fire_hook(server: HiveServer, session: str | None, payload: bytes | dict[str, Any] | str,
+              agent: str = "claude", install: str | None = None,
+              timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
+    """Run the real hook client exactly as an agent would (same argv as installed)."""
+    from hive_lab.installers import hook_argv
+
+    body = payload if isinstance(payload, bytes) else (
+        payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
+    env = {"PATH": os.environ.get("PATH", ""), "HIVE_LAB_DIR": str(server.data_dir),
+           "HIVE_LAB_AGENT": agent}
+    if session:
+        env["HIVE_LAB_SESSION"] = session
+    return subprocess.run(hook_argv(agent, install), input=body, env=env, capture_output=True,
+                          timeout=timeout)
+
+
+def hook_events(server: HiveServer, session: str) -> list[dict[str, Any]]:
+    """All stored events of ``session`` that came from the agent (not Hive Lab's own)."""
+    from hive_lab.client import HiveClient
+
+    return [e for e in HiveClient(server.url, server.token).all_events(session=session)
+            if e["agent"] != "hive"]
 
 
 def state_of(server: HiveServer, name: str) -> dict[str, Any]:
