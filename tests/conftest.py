@@ -132,9 +132,12 @@ class HiveServer:
     # -- HTTP -------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: Any = None, token: str | None = "default",
                 raw: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        """Raw HTTP call to ``hive_lab/api/<path>``: returns (status, parsed JSON or text)."""
+        """HTTP call to ``hive_lab/api/<path>`` (or ``/<path>`` from the server root).
+
+        Returns (status, parsed JSON or text)."""
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        req = urllib.request.Request(f"{self.url}hive_lab/api/{path}", data=data, method=method)
+        url = self.url + path[1:] if path.startswith("/") else f"{self.url}hive_lab/api/{path}"
+        req = urllib.request.Request(url, data=data, method=method)
         tok = self.token if token == "default" else token
         if tok:
             req.add_header("Authorization", f"token {tok}")

@@ -1,0 +1,106 @@
+"""HTML for the panels: pure functions of API data, every agent string escaped.
+
+Kept apart from ipywidgets so it can be tested without a kernel; whatever an agent writes
+(a prompt, a file name, a tool input) reaches the page only through :func:`esc`.
+"""
+from __future__ import annotations
+
+import html
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+STATE_COLOURS = {
+    "starting": "#6b7280", "working": "#2563eb", "waiting": "#d97706", "idle": "#059669",
+    "exited": "#4b5563", "error": "#dc2626",
+}
+STYLE = """
+<style>
+.hive-table {border-collapse: collapse; font: 13px/1.4 var(--jp-ui-font-family, sans-serif); width: 100%}
+.hive-table th {text-align: left; color: var(--jp-ui-font-color2, #555); font-weight: 600;
+  border-bottom: 1px solid var(--jp-border-color1, #ccc); padding: 4px 8px}
+.hive-table td {padding: 4px 8px; border-bottom: 1px solid var(--jp-border-color2, #eee); vertical-align: top}
+.hive-badge {display: inline-block; padding: 1px 8px; border-radius: 10px; color: white; font-size: 12px}
+.hive-muted {color: var(--jp-ui-font-color2, #777); font-size: 12px}
+.hive-empty {color: var(--jp-ui-font-color2, #777); padding: 8px}
+.hive-screen {font: 12px/1.25 var(--jp-code-font-family, monospace); white-space: pre;
+  background: #111; color: #ddd; padding: 8px; border-radius: 4px; overflow: auto; max-height: 420px}
+</style>
+"""
+
+
+def esc(value: Any) -> str:
+    """Escape anything for HTML text and attribute context."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def state_label(state: dict[str, Any]) -> str:
+    parts = [state.get("reason"), state.get("tool")]
+    if state.get("exit_status") is not None:
+        parts.append(f"status {state['exit_status']}")
+    detail = ", ".join(str(p) for p in parts if p)
+    return state.get("name", "?") + (f" ({detail})" if detail else "")
+
+
+def badge(state: dict[str, Any]) -> str:
+    colour = STATE_COLOURS.get(state.get("name", ""), "#6b7280")
+    return f'<span class="hive-badge" style="background:{colour}">{esc(state_label(state))}</span>'
+
+
+def ago(iso_time: str | None, now: datetime | None = None) -> str:
+    if not iso_time:
+        return ""
+    try:
+        then = datetime.fromisoformat(iso_time)
+    except ValueError:
+        return esc(iso_time)
+    seconds = int(((now or datetime.now(timezone.utc)) - then).total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)}s ago"
+    if seconds < 3600:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h ago"
+
+
+def sessions_table(sessions: Iterable[dict[str, Any]], now: datetime | None = None) -> str:
+    """The session list: name, agent, state badge (with its source), since, cwd."""
+    rows = []
+    for s in sessions:
+        state = s.get("state") or {}
+        where = (s.get("worktree") or {}).get("branch") or s.get("cwd", "")
+        rows.append(
+            "<tr>"
+            f"<td><b>{esc(s.get('name'))}</b></td>"
+            f"<td>{esc(s.get('agent'))}</td>"
+            f"<td>{badge(state)} <span class='hive-muted'>via {esc(state.get('source'))}</span></td>"
+            f"<td class='hive-muted'>{esc(ago(state.get('since'), now))}</td>"
+            f"<td class='hive-muted'>{esc(where)}</td>"
+            "</tr>")
+    if not rows:
+        return STYLE + '<div class="hive-empty">No sessions yet: start one below.</div>'
+    head = "<tr><th>Session</th><th>Agent</th><th>State</th><th>Since</th><th>Where</th></tr>"
+    return STYLE + f'<table class="hive-table">{head}{"".join(rows)}</table>'
+
+
+def waiting_list(sessions: Iterable[dict[str, Any]]) -> str:
+    """Who is waiting for you, most urgent first."""
+    waiting = [s for s in sessions if (s.get("state") or {}).get("name") == "waiting"]
+    if not waiting:
+        return STYLE + '<div class="hive-empty">Nobody is waiting for you.</div>'
+    items = "".join(f"<li><b>{esc(s['name'])}</b>: {esc(state_label(s['state']))}</li>"
+                    for s in waiting)
+    return STYLE + f"<ul>{items}</ul>"
+
+
+def screen_html(text: str) -> str:
+    return STYLE + f'<div class="hive-screen">{esc(text)}</div>'
+
+
+def events_table(events: Iterable[dict[str, Any]]) -> str:
+    rows = "".join(
+        f"<tr><td class='hive-muted'>{esc(e.get('id'))}</td><td>{esc(e.get('session'))}</td>"
+        f"<td>{esc(e.get('event'))}</td><td>{esc(e.get('summary'))}</td></tr>"
+        for e in events)
+    if not rows:
+        return STYLE + '<div class="hive-empty">No events yet.</div>'
+    return (STYLE + '<table class="hive-table"><tr><th>#</th><th>Session</th><th>Event</th>'
+            f"<th>Summary</th></tr>{rows}</table>")
