@@ -19,6 +19,9 @@ Why it is written the way it is:
 - The secret travels only in a header; it is read from a 0600 file, never from argv or env.
 - It is one self-contained file (no ``hive_lab`` import: ``-S`` means no site-packages). The
   server imports the constants below as ``hive_lab.hook``, so importing it has no side effects.
+- Run as a ``.py`` script the whole file is compiled at every call (~4 ms); ``compile_to()``
+  writes the same client as a ``.pyc`` that ``python -S -E -s`` runs without compiling
+  (benchmarks/RESULTS_hook.md has the figures).
 """
 import sys
 
@@ -178,7 +181,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class Options:
-    """What the command line and environment say about this call."""
+    """What the command line says about this call (a plain class: ``dataclasses`` imports
+    ``re`` and ``inspect``, several ms)."""
 
     __slots__ = ("agent", "install", "data_dir", "argv_payload", "payload_arg")
 
@@ -318,7 +322,9 @@ def _connect(scheme: str, host: str, port: int, deadline: float):
     import _socket
 
     error: Exception = Undelivered("no address for " + host)
-    for family, kind, proto, _, address in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+    # A str host makes getaddrinfo import the idna codec (and with it `re`: ~7 ms).
+    name = host.encode("ascii") if host.isascii() else host
+    for family, kind, proto, _, address in _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM):
         sock = _socket.socket(family, kind, proto)
         try:
             sock.settimeout(_remaining(deadline))
@@ -327,7 +333,7 @@ def _connect(scheme: str, host: str, port: int, deadline: float):
             sock.close()
             error = exc
             continue
-        if scheme == "https":  # TLS costs the ssl import (~15 ms); only used when configured
+        if scheme == "https":  # TLS costs the ssl import (~20 ms); only used when configured
             import socket
             import ssl
 
@@ -506,6 +512,22 @@ def spool(data_dir: str, name: str, line: bytes) -> bool:
     stem = name[: -len(SPOOL_SUFFIX)]
     private = "%s/%s.%d-%s%s" % (spool_dir, stem, posix.getpid(), posix.urandom(4).hex(), SPOOL_SUFFIX)
     return append_line(private, line)
+
+
+# --- for the server ------------------------------------------------------------------------
+
+
+def compile_to(target: str) -> str:
+    """Write this client as bytecode, runnable as ``<python> -S -E -s <target>``.
+
+    Run as a ``.py`` script, the whole file is compiled at every call (~4 ms here, about a
+    third of a hook call); a ``.pyc`` skips that. Same interpreter only (the magic number is
+    checked), so the server writes it at start-up with its own ``sys.executable``.
+    """
+    import py_compile
+
+    mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
+    return py_compile.compile(__file__, cfile=target, doraise=True, invalidation_mode=mode)
 
 
 # --- the hook call --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -24,21 +25,27 @@ from typing import Any, Literal
 __all__ = [
     "Pricing",
     "ModelRates",
+    "normalise_model",
     "UsageRow",
     "UsageLedger",
+    "UsageTally",
     "TranscriptFollower",
     "parse_claude_line",
     "parse_claude_transcripts",
     "parse_codex_rollouts",
     "load_usage",
+    "tally_usage",
+    "iter_rows",
     "collect_files",
     "aggregate",
+    "aggregate_with_totals",
     "billing_blocks",
     "totals",
 ]
 
 PRICING_FILE = Path(__file__).with_name("pricing.json")
-_CHUNK = 1 << 22  # 4 MiB reads: big enough to amortise syscalls, small enough to stay flat
+_CHUNK = 1 << 22  # 4 MiB reads for files too big to read at once: memory stays flat
+_WHOLE_FILE = 1 << 26  # files (or unread tails) up to 64 MiB are read in one go
 BLOCK_HOURS = 5
 
 Agent = Literal["claude", "codex"]
@@ -235,7 +242,7 @@ class UsageRow:
     request_id: str | None
     sidechain: bool
     source: str
-    agent: str = "claude"
+    agent: Agent = "claude"
     speed: str = "standard"
 
     @property
@@ -277,76 +284,78 @@ def _parse_time(value: Any) -> datetime | None:
     return t.astimezone(timezone.utc)
 
 
-def _count(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return int(value)
-
-
 # --------------------------------------------------------------------------------------------
 # Claude Code transcript lines
 # --------------------------------------------------------------------------------------------
 
 _scan = json.JSONDecoder().scan_once  # the C scanner without json.loads' per-call overhead
-_USAGE = b'"usage":'
+_USAGE = b'"usage":{'
 _MESSAGE = b'"message":{'
 _CONTENT = b',"content":'
-_TAIL_OPEN = '{"m":{"usage":'
+_NEEDLE = b'"input_tokens"'  # every usage object has it; long needles search fastest
 
 
-def _scan_whole(text: str) -> Any:
-    """Parse ``text`` as exactly one JSON value (trailing whitespace allowed), else raise."""
-    obj, end = _scan(text, 0)
-    if end != len(text) and text[end:].strip():
-        raise ValueError("trailing data")
-    return obj
+def _locate(buf: bytes, start: int, stop: int) -> tuple[int, int, int] | None:
+    """Offsets of ``"message":{``, the first ``,"content":`` in it and the last ``"usage":{``."""
+    u = buf.rfind(_USAGE, start, stop)
+    m = buf.find(_MESSAGE, start, stop)
+    if m <= start or u < m:
+        return None
+    c = buf.find(_CONTENT, m, u)
+    if c < 0:
+        return None
+    return m, c, u
+
+
+def _split_at(buf: bytes, start: int, stop: int, c: int, u: int) -> tuple[dict, dict, dict] | None:
+    """(root, message, usage) of the assistant line ``buf[start:stop]``, content left unread.
+
+    Claude Code writes compact JSON: ``{<root>,"message":{"id":..,"model":..,"content":[
+    ...big...],..,"usage":{..},..},<root>}``. We cut out the span from the first
+    ``,"content":`` after ``"message":{`` (offset ``c``) up to the last ``"usage":{`` (``u``)
+    and parse the rest, small, in one C call. Cutting a span out of valid JSON leaves valid
+    JSON only if the span closes as many brackets as it opens, and ``root["message"]`` then
+    holds exactly the members around the span: the root members, the message's ``id``/
+    ``model`` (written before ``content``) and its ``usage`` and later members. Anything else
+    -- not parseable after the cut, not an assistant line, id or model elsewhere -- returns
+    ``None`` and the caller uses the full parser. The one assumption: the span is a run of
+    message members, i.e. in an assistant line no root member after ``message`` holds the
+    last ``usage`` object (true of every line Claude Code writes).
+    """
+    try:
+        text = (buf[start:c] + b"," + buf[u:stop]).decode()
+        d, end = _scan(text, 0)
+        if end != len(text) and text[end:].strip():
+            return None
+        msg = d["message"]
+        usage = msg["usage"]
+        if d.get("type") != "assistant" or "id" not in msg or "model" not in msg \
+                or not isinstance(usage, dict):
+            return None
+    except (ValueError, StopIteration, KeyError, TypeError):
+        return None
+    return d, msg, usage
 
 
 def _split_fast(line: bytes) -> tuple[dict, dict, dict] | None:
-    """(root members, message members, usage) without parsing the message content.
-
-    Claude Code writes compact JSON: ``{<root members>,"message":{"id":..,"model":..,
-    "content":[...big...],..,"usage":{..},..},<root members>}``. We parse three small pieces:
-    the root members before ``"message"`` (closing them with ``}`` proves they are root
-    members), the message members before ``"content"`` (same proof, one level down), and
-    everything from the last ``"usage":`` to the end wrapped as ``{"m":{"usage":...`` (which
-    parses only if that usage object's parent is a root member, so exactly two objects close
-    after it). The content between is never decoded. Returns ``None`` -- use the full parser
-    -- whenever a piece does not parse, the line is not an assistant line, or the message id
-    or model is not where Claude Code puts them. The one assumption: in an assistant line the
-    only root member holding a ``usage`` object is ``message`` (true of every Claude Code line).
-    """
-    u = line.rfind(_USAGE)
-    m = line.find(_MESSAGE)
-    if m < 1 or u < m or line[u + 8:u + 9] != b"{":
+    """The fast split of one line, or ``None`` when only the full parser can tell."""
+    loc = _locate(line, 0, len(line))
+    if loc is None:
         return None
-    try:
-        if m == 1:
-            root: dict = {}
-        elif line[m - 1:m] == b",":
-            root = _scan_whole(line[:m - 1].decode() + "}")
-        else:
-            return None
-        c = line.find(_CONTENT, m, u)
-        msg: dict = _scan_whole(line[m + 10:c].decode() + "}") if c > 0 else {}
-        tail = _scan_whole(_TAIL_OPEN + line[u + 8:].decode())
-    except (ValueError, StopIteration, IndexError):
-        return None
-    if not isinstance(root, dict) or not isinstance(msg, dict) or not isinstance(tail, dict):
-        return None
-    inner = tail.pop("m")
-    root.update(tail)
-    msg.update(inner)
-    if root.get("type") != "assistant" or "id" not in msg or "model" not in msg:
-        return None
-    return root, msg, msg["usage"]
+    return _split_at(line, 0, len(line), loc[1], loc[2])
 
 
 def _split_full(line: bytes) -> tuple[dict, dict, dict] | None:
-    """Reference parser: the whole line through ``json.loads``."""
+    """Reference parser: the whole line through ``json.loads``.
+
+    A stray invalid byte (say in a tool result) must not cost the line its usage, so bytes
+    that are not UTF-8 are replaced rather than rejected; a BOM is ignored.
+    """
+    if line.startswith(b"\xef\xbb\xbf"):
+        line = line[3:]
     try:
-        d = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+        d = json.loads(line.decode("utf-8", "replace"))
+    except ValueError:
         return None
     if not isinstance(d, dict):
         return None
@@ -359,6 +368,16 @@ def _split_full(line: bytes) -> tuple[dict, dict, dict] | None:
     return d, msg, usage
 
 
+def _num(value: Any) -> int:
+    """A token count, 0 when absent or not a number."""
+    t = type(value)
+    if t is int:
+        return value
+    if t is float:
+        return int(value)
+    return 0
+
+
 def _cache_writes(usage: dict) -> tuple[int, int]:
     """(5-minute, 1-hour) cache writes.
 
@@ -366,49 +385,69 @@ def _cache_writes(usage: dict) -> tuple[int, int]:
     Claude Code 2.1.197): the unexplained remainder is billed as 5-minute writes, the default
     TTL. When the breakdown adds up to more than the total, the breakdown wins.
     """
-    total = _count(usage.get("cache_creation_input_tokens")) or 0
+    total = _num(usage.get("cache_creation_input_tokens"))
     breakdown = usage.get("cache_creation")
-    w5 = w1h = 0
-    if isinstance(breakdown, dict):
-        w5 = _count(breakdown.get("ephemeral_5m_input_tokens")) or 0
-        w1h = _count(breakdown.get("ephemeral_1h_input_tokens")) or 0
+    if type(breakdown) is not dict:
+        return total, 0
+    w5 = _num(breakdown.get("ephemeral_5m_input_tokens"))
+    w1h = _num(breakdown.get("ephemeral_1h_input_tokens"))
     return max(w5, total - w1h), w1h
+
+
+Tokens = tuple[int, int, int, int, int]  # input, output, cache write 5m, 1h, cache read
+_NUMBER = (int, float)
+
+
+def _tokens(usage: dict) -> Tokens | None:
+    get = usage.get
+    inp, out = get("input_tokens"), get("output_tokens")
+    if type(inp) not in _NUMBER or type(out) not in _NUMBER:
+        return None  # same rule as ccusage: a usage without both counts is no usage
+    read = get("cache_read_input_tokens")
+    w5, w1h = _cache_writes(usage)
+    return int(inp), int(out), w5, w1h, read if type(read) is int else _num(read)
+
+
+def _ids(root: dict, msg: dict) -> tuple[str | None, str | None]:
+    mid, rid = msg.get("id"), root.get("requestId")
+    return (mid if type(mid) is str and mid else None,
+            rid if type(rid) is str and rid else None)
+
+
+def _make_row(root: dict, msg: dict, usage: dict, tokens: Tokens, ids: tuple[str | None, str | None],
+              source: str, pricing: Pricing) -> UsageRow | None:
+    when = _parse_time(root.get("timestamp"))
+    if when is None:
+        return None  # same rule as ccusage: no time, no row
+    model = msg.get("model")
+    if type(model) is not str or not model:
+        model = "unknown"
+    speed = usage.get("speed")
+    if type(speed) is not str or not speed:
+        speed = "standard"
+    session = root.get("sessionId")
+    cwd = root.get("cwd")
+    return UsageRow(
+        when,
+        session if type(session) is str and session else Path(source).stem,
+        cwd if type(cwd) is str else "",
+        model,
+        *tokens,
+        pricing.cost(model, *tokens, speed),
+        *ids,
+        root.get("isSidechain") is True,
+        source,
+        "claude",
+        speed,
+    )
 
 
 def _row_from_parts(root: dict, msg: dict, usage: dict, source: str,
                     pricing: Pricing) -> UsageRow | None:
-    inp = _count(usage.get("input_tokens"))
-    out = _count(usage.get("output_tokens"))
-    when = _parse_time(root.get("timestamp"))
-    if inp is None or out is None or when is None:
-        return None  # same rule as ccusage: no counts or no time, no row
-    w5, w1h = _cache_writes(usage)
-    read = _count(usage.get("cache_read_input_tokens")) or 0
-    model = msg.get("model")
-    model = model if isinstance(model, str) and model else "unknown"
-    speed = usage.get("speed")
-    speed = speed if isinstance(speed, str) and speed else "standard"
-    session = root.get("sessionId")
-    cwd = root.get("cwd")
-    mid, rid = msg.get("id"), root.get("requestId")
-    return UsageRow(
-        time=when,
-        session_id=session if isinstance(session, str) and session else Path(source).stem,
-        project=cwd if isinstance(cwd, str) else "",
-        model=model,
-        input=inp,
-        output=out,
-        cache_write_5m=w5,
-        cache_write_1h=w1h,
-        cache_read=read,
-        cost=pricing.cost(model, inp, out, w5, w1h, read, speed),
-        message_id=mid if isinstance(mid, str) and mid else None,
-        request_id=rid if isinstance(rid, str) and rid else None,
-        sidechain=root.get("isSidechain") is True,
-        source=source,
-        agent="claude",
-        speed=speed,
-    )
+    tokens = _tokens(usage)
+    if tokens is None:
+        return None
+    return _make_row(root, msg, usage, tokens, _ids(root, msg), source, pricing)
 
 
 def parse_claude_line(line: bytes, source: str = "", pricing: Pricing | None = None,
@@ -426,26 +465,69 @@ def parse_claude_line(line: bytes, source: str = "", pricing: Pricing | None = N
     return _row_from_parts(*parts, source, pricing)
 
 
-def _claude_rows_in(buf: bytes, source: str, pricing: Pricing) -> Iterator[UsageRow]:
-    """Rows from a buffer of complete lines, touching only lines that mention usage.
+_UUID_KEY = b',"uuid":"'
+_REQUEST_KEY = b'"requestId":'
 
-    The search for ``"usage"`` runs over the whole buffer in C; lines without it (tool
+
+def _claude_rows_in(buf: bytes, end: int, source: str, pricing: Pricing,
+                    ledger: "UsageLedger | None" = None) -> Iterator[UsageRow]:
+    """Rows from the complete lines in ``buf[:end]``, touching only lines that mention usage.
+
+    The search for ``"input_tokens"`` runs over the whole buffer in C; lines without it (tool
     results, attachments, snapshots: most of the bytes) are never split out or decoded.
+
+    With a ``ledger``, copies it would not keep are dropped early (half the usage lines are
+    copies: one line per content block). A line whose message head (``"message":{`` up to
+    ``,"content":``) and whose bytes from ``"usage":{`` up to the root ``"uuid"`` -- usage,
+    the message's closing members, ``requestId`` -- equal those of the previous usage line is
+    the same response with the same counts: if that line was a non-sidechain copy the ledger
+    already saw, this one cannot be strictly better, so it is skipped unparsed. Otherwise the
+    line is parsed and offered to the ledger before a row is built.
     """
-    pos, n = 0, len(buf)
+    pos = 0
     find, rfind = buf.find, buf.rfind
-    while pos < n:
-        k = find(b'"usage"', pos)
+    prev: tuple[bytes, bytes] | None = None
+    while pos < end:
+        k = find(_NEEDLE, pos, end)
         if k < 0:
             return
         start = rfind(b"\n", 0, k) + 1
-        end = find(b"\n", k)
-        if end < 0:
-            end = n
-        row = parse_claude_line(buf[start:end], source, pricing)
+        stop = find(b"\n", k, end)
+        if stop < 0:
+            stop = end
+        pos = stop + 1
+        parts = sig = None
+        u = rfind(_USAGE, start, stop)  # _locate, inlined: this loop is the hot path
+        m = find(_MESSAGE, start, stop)
+        c = find(_CONTENT, m, u) if start < m < u else -1
+        if c > 0:
+            if ledger is not None:
+                x = find(_UUID_KEY, u, stop)
+                if x > 0:
+                    sig = (buf[m:c], buf[u:x])
+                    if sig == prev:
+                        continue
+            parts = _split_at(buf, start, stop, c, u)
+        prev = None
+        if parts is None:
+            parts = _split_full(buf[start:stop])
+            if parts is None:
+                continue
+            sig = None
+        root, msg, usage = parts
+        tokens = _tokens(usage)
+        if tokens is None:
+            continue
+        ids = _ids(root, msg)
+        sidechain = root.get("isSidechain") is True
+        wanted = ledger is None or ledger.wants(("claude", *ids), sum(tokens), sidechain)
+        row = _make_row(root, msg, usage, tokens, ids, source, pricing) if wanted else None
+        # the ledger has (or, once the caller adds ``row``, will have) this copy or a better one
+        if (row is not None or not wanted) and sig is not None and not sidechain \
+                and _REQUEST_KEY in sig[1]:
+            prev = sig
         if row is not None:
             yield row
-        pos = end + 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -542,7 +624,7 @@ class _CodexState:
 def _codex_usage(value: Any) -> dict[str, int] | None:
     if not isinstance(value, dict):
         return None
-    out = {f: (_count(value.get(f)) or 0) for f in _CODEX_FIELDS}
+    out = {f: _num(value.get(f)) for f in _CODEX_FIELDS}
     if not out["total_tokens"]:
         out["total_tokens"] = out["input_tokens"] + out["output_tokens"]
     return out
@@ -567,16 +649,25 @@ class UsageLedger:
     """Deduplicated rows: one per API response across lines, files and polls.
 
     Claude Code writes one line per content block, all with the same ``message.id`` +
-    ``requestId``; resumed sessions copy history into new files. We keep the fullest copy
-    (most tokens; within one file the later line wins a tie, since earlier lines can carry
-    partial output counts), and a non-sidechain copy beats a sidechain one. Across files a
-    tie keeps the first copy seen, so with files read oldest first the original session keeps
-    the credit. Rows without both ids cannot be matched and are all kept (as ccusage does).
+    ``requestId``; resumed sessions copy history into new files. A copy replaces the kept row
+    only if it is strictly better: more tokens (earlier lines of a response can carry partial
+    output counts, so the fullest line wins), or as many tokens but not a sidechain while the
+    kept one is. Among equal copies the first seen stays -- as in ccusage, so the same rows
+    fall in the same billing blocks -- and with files read oldest first the original session
+    keeps the credit for history a resumed session copied. Rows without both ids cannot be
+    matched and are all kept (as ccusage does).
     """
 
     def __init__(self) -> None:
         self._by_key: dict[tuple[str, str, str], UsageRow] = {}
         self._unkeyed: list[UsageRow] = []
+
+    def wants(self, key: tuple[str, str | None, str | None], total: int, sidechain: bool) -> bool:
+        """Would a row with this key, token total and sidechain flag be kept?"""
+        old = self._by_key.get(key)  # type: ignore[arg-type]
+        if old is None:
+            return True
+        return _better(total, sidechain, old)
 
     def add(self, row: UsageRow) -> tuple[UsageRow | None, UsageRow | None]:
         """Offer a row; returns ``(kept, replaced)``: ``kept`` is ``row`` if it now counts."""
@@ -588,7 +679,7 @@ class UsageLedger:
         if old is None:
             self._by_key[key] = row
             return row, None
-        if _better(row, old):
+        if _better(row.total_tokens, row.sidechain, old):
             self._by_key[key] = row
             return row, old
         return None, None
@@ -600,13 +691,11 @@ class UsageLedger:
         return len(self._by_key) + len(self._unkeyed)
 
 
-def _better(new: UsageRow, old: UsageRow) -> bool:
-    if new.sidechain != old.sidechain:
-        return old.sidechain
-    a, b = new.total_tokens, old.total_tokens
-    if a != b:
-        return a > b
-    return new.source == old.source
+def _better(total: int, sidechain: bool, old: UsageRow) -> bool:
+    have = old.total_tokens
+    if total != have:
+        return total > have
+    return old.sidechain and not sidechain
 
 
 # --------------------------------------------------------------------------------------------
@@ -620,7 +709,7 @@ def collect_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
     Raises ``FileNotFoundError`` for a path that does not exist.
     """
-    seen: dict[str, tuple[float, Path]] = {}
+    seen: dict[tuple[int, int], tuple[float, str, Path]] = {}
     for p in paths:
         path = Path(p).expanduser()
         if path.is_dir():
@@ -630,13 +719,12 @@ def collect_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         else:
             raise FileNotFoundError(str(path))
         for f in found:
-            real = os.path.realpath(f)
-            if real not in seen:
-                try:
-                    seen[real] = (f.stat().st_mtime, f)
-                except OSError:
-                    continue
-    return [f for _, f in sorted(seen.values(), key=lambda mf: (mf[0], str(mf[1])))]
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            seen.setdefault((st.st_dev, st.st_ino), (st.st_mtime, str(f), f))
+    return [f for _, _, f in sorted(seen.values())]
 
 
 def _walk_jsonl(root: Path) -> list[Path]:
@@ -646,74 +734,310 @@ def _walk_jsonl(root: Path) -> list[Path]:
     return out
 
 
-def _read_lines(f: Any, final: bool, chunk: int = _CHUNK) -> Iterator[tuple[bytes, int]]:
-    """(buffer of whole lines, bytes consumed) pieces, read ``chunk`` bytes at a time.
+def _read_pieces(f: Any, final: bool) -> Iterator[tuple[bytes, int]]:
+    """``(buf, end)`` pieces from the current position: ``buf[:end]`` is whole lines.
 
-    A last line without its newline is yielded only when ``final`` (a whole-file read); a
-    follower leaves it for the next poll, since the writer may be half-way through it.
+    Up to 64 MiB is read in one go (no copies); bigger files in 4 MiB chunks. A last line
+    without its newline is included only when ``final`` (a whole-file read); a follower leaves
+    it for the next poll, since the writer may be half-way through it.
     """
+    here = f.tell()
+    size = os.fstat(f.fileno()).st_size
+    if size - here <= _WHOLE_FILE:
+        data = f.read()
+        end = len(data) if final else data.rfind(b"\n") + 1
+        if end:
+            yield data, end
+        return
     carry = b""
     while True:
-        data = f.read(chunk)
+        data = f.read(_CHUNK)
         if not data:
             break
         buf = carry + data if carry else data
-        cut = buf.rfind(b"\n") + 1
-        carry = buf[cut:]
-        if cut:
-            yield buf[:cut], cut
+        end = buf.rfind(b"\n") + 1
+        carry = buf[end:]
+        if end:
+            yield buf, end
     if final and carry:
         yield carry, len(carry)
 
 
-def _rows_from_file(path: Path, pricing: Pricing, agent: str | None = None) -> Iterator[UsageRow]:
+def _rows_from_file(path: Path, pricing: Pricing, agent: str | None = None,
+                    ledger: UsageLedger | None = None, fast: bool = True) -> Iterator[UsageRow]:
     source = str(path)
     codex = agent == "codex" or (agent is None and _is_codex_file(path))
     state = _CodexState(source, pricing) if codex else None
     with open(path, "rb") as f:
-        for buf, _ in _read_lines(f, final=True):
-            yield from _rows_in(buf, source, pricing, state)
+        for buf, end in _read_pieces(f, final=True):
+            yield from _rows_in(buf, end, source, pricing, state, ledger, fast)
 
 
-def _rows_in(buf: bytes, source: str, pricing: Pricing,
-             state: _CodexState | None) -> Iterator[UsageRow]:
-    if state is None:
-        yield from _claude_rows_in(buf, source, pricing)
+def _rows_in(buf: bytes, end: int, source: str, pricing: Pricing, state: _CodexState | None,
+             ledger: UsageLedger | None = None, fast: bool = True) -> Iterator[UsageRow]:
+    if state is None and fast:
+        yield from _claude_rows_in(buf, end, source, pricing, ledger)
         return
-    for line in buf.split(b"\n"):
+    if state is None:  # the reference: every line through json.loads, no shortcuts
+        for line in buf[:end].split(b"\n"):
+            row = parse_claude_line(line, source, pricing, fast=False)
+            if row is not None:
+                yield row
+        return
+    for line in buf[:end].split(b"\n"):
         row = state.feed(line)
         if row is not None:
             yield row
 
 
 def iter_rows(paths: Iterable[str | os.PathLike[str]], pricing: Pricing | None = None,
-              agent: str | None = None, on_error: Any = None) -> Iterator[UsageRow]:
-    """Every row of every file under ``paths``, not deduplicated, oldest file first.
+              agent: str | None = None, on_error: Any = None, fast: bool = True) -> Iterator[UsageRow]:
+    """Every line's row, copies included (not deduplicated), oldest file first.
 
-    Unreadable files are skipped; ``on_error(path, exc)`` is told about them.
+    Unreadable files are skipped; ``on_error(path, exc)`` is told about them. ``fast=False``
+    is the slow reference: every line through ``json.loads``, no pre-filter.
     """
     pricing = pricing or Pricing.default()
     for path in collect_files(paths):
-        try:
-            yield from _rows_from_file(path, pricing, agent)
-        except OSError as exc:
-            if on_error is not None:
-                on_error(path, exc)
+        yield from _file_rows_safely(path, pricing, agent, on_error, None, fast)
 
 
 def load_usage(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
                pricing: Pricing | None = None, agent: str | None = None,
-               on_error: Any = None) -> list[UsageRow]:
+               on_error: Any = None, fast: bool = True) -> list[UsageRow]:
     """Deduplicated rows from transcripts: a file, a list of files, or directory trees.
 
     Codex rollouts (``rollout-*.jsonl``) are recognised by name unless ``agent`` is given.
+    ``fast=False`` gives the same rows the slow way: every line through ``json.loads``, no
+    pre-filter, no skipping (the reference the fast path is tested against). For reports over
+    a large history, :func:`tally_usage` needs far less memory.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    pricing = pricing or Pricing.default()
     ledger = UsageLedger()
-    for row in iter_rows(paths, pricing, agent, on_error):
-        ledger.add(row)
+    for path in collect_files(paths):
+        for row in _file_rows_safely(path, pricing, agent, on_error, ledger if fast else None, fast):
+            ledger.add(row)
     return ledger.rows()
+
+
+def _file_rows_safely(path: Path, pricing: Pricing, agent: str | None, on_error: Any,
+                      ledger: UsageLedger | None, fast: bool = True) -> Iterator[UsageRow]:
+    try:
+        yield from _rows_from_file(path, pricing, agent, ledger, fast)
+    except OSError as exc:
+        if on_error is not None:
+            on_error(path, exc)
+
+
+# -- compact tally (the CLI) ---------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_PACK = struct.Struct("<q5qdBI6I")  # time (µs), 5 token counts, cost, flags, file rank, strings
+_NAN = float("nan")
+
+
+class UsageTally:
+    """Deduplicated usage in ~270 bytes per API response instead of a row object (~880).
+
+    Same rule as :class:`UsageLedger`, but each response is one packed struct in a dict keyed
+    by its ids, with strings (session, cwd, model, file, ...) kept once in a table; rows are
+    rebuilt one at a time by :meth:`rows`. Every entry remembers the rank of its file, and an
+    equal copy from an earlier file wins, so tallies of different files can be merged in any
+    order (the CLI parses half the files in a forked process) with the result of one pass.
+    """
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, bytes] = {}
+        self._unkeyed: list[tuple[str | None, str | None, bytes]] = []  # ids kept as they are
+        self._strings: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_key) + len(self._unkeyed)
+
+    def _sid(self, text: str) -> int:
+        i = self._index.get(text)
+        if i is None:
+            i = self._index[text] = len(self._strings)
+            self._strings.append(text)
+        return i
+
+    def wants(self, key: tuple[str, str | None, str | None], total: int, sidechain: bool) -> bool:
+        """Would a copy from the file being read now (files go in rank order) be kept?"""
+        if key[1] is None or key[2] is None:
+            return True
+        old = self._by_key.get("\0".join(key))  # type: ignore[arg-type]
+        return old is None or _rank(total, sidechain) > _packed_rank(old)
+
+    def add(self, row: UsageRow, rank: int) -> None:
+        """Count ``row``, read from the file of rank ``rank`` (lines of a file in order)."""
+        cost = _NAN if row.cost is None else row.cost
+        packed = _PACK.pack(
+            (row.time - _EPOCH) // _MICROSECOND, row.input, row.output, row.cache_write_5m,
+            row.cache_write_1h, row.cache_read, cost, 1 if row.sidechain else 0, rank,
+            self._sid(row.session_id), self._sid(row.project), self._sid(row.model),
+            self._sid(row.source), self._sid(row.agent), self._sid(row.speed))
+        key = row.key
+        if key is None:
+            self._unkeyed.append((row.message_id, row.request_id, packed))
+        else:
+            self._offer("\0".join(key), packed)
+
+    def _offer(self, key: str, packed: bytes) -> None:
+        old = self._by_key.get(key)
+        if old is None or _packed_wins(packed, old):
+            self._by_key[key] = packed
+
+    def state(self) -> tuple[list[str], dict[str, bytes], list[tuple[str | None, str | None, bytes]]]:
+        return self._strings, self._by_key, self._unkeyed
+
+    def merge(self, state: tuple[list[str], dict[str, bytes],
+                                 list[tuple[str | None, str | None, bytes]]]) -> None:
+        """Fold in another tally's :meth:`state` (of other files)."""
+        strings, by_key, unkeyed = state
+        remap = [self._sid(t) for t in strings]
+
+        def move(packed: bytes) -> bytes:
+            f = list(_PACK.unpack(packed))
+            f[9:] = [remap[i] for i in f[9:]]
+            return _PACK.pack(*f)
+
+        for key, packed in by_key.items():
+            self._offer(key, move(packed))
+        self._unkeyed.extend((mid, rid, move(p)) for mid, rid, p in unkeyed)
+
+    def rows(self) -> Iterator[UsageRow]:
+        """The counted rows, rebuilt one at a time."""
+        strings = self._strings
+        for key, packed in self._by_key.items():
+            _, mid, rid = key.split("\0")
+            yield _unpacked_row(packed, strings, mid, rid)
+        for mid, rid, packed in self._unkeyed:
+            yield _unpacked_row(packed, strings, mid, rid)
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _rank(total: int, sidechain: bool) -> tuple[int, bool]:
+    return total, not sidechain
+
+
+def _packed_rank(packed: bytes) -> tuple[int, bool]:
+    f = _PACK.unpack(packed)
+    return f[1] + f[2] + f[3] + f[4] + f[5], not f[7] & 1
+
+
+def _packed_wins(new: bytes, old: bytes) -> bool:
+    a, b = _packed_rank(new), _packed_rank(old)
+    if a != b:
+        return a > b
+    return _PACK.unpack(new)[8] < _PACK.unpack(old)[8]  # equal: the earlier file's copy
+
+
+def _unpacked_row(packed: bytes, strings: list[str], mid: str | None, rid: str | None) -> UsageRow:
+    t, i, o, w5, w1h, r, cost, flags, _, s, p, m, src, agent, speed = _PACK.unpack(packed)
+    return UsageRow(_EPOCH + t * _MICROSECOND, strings[s], strings[p], strings[m], i, o, w5, w1h,
+                    r, None if cost != cost else cost, mid, rid, bool(flags & 1), strings[src],
+                    strings[agent], strings[speed])
+
+
+_PARALLEL_MIN = 32 << 20  # below this a fork costs more than it saves
+
+
+def tally_usage(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+                pricing: Pricing | None = None, agent: str | None = None, on_error: Any = None,
+                workers: int = 1) -> UsageTally:
+    """Like :func:`load_usage`, as a compact :class:`UsageTally` for reports.
+
+    ``workers`` > 1 parses part of the files in a forked child when there are more than
+    32 MiB: only for single-threaded callers such as the CLI, since it forks.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    pricing = pricing or Pricing.default()
+    files = collect_files(paths)
+    groups = _split_by_size(files, 2) if workers > 1 else [list(range(len(files)))]
+    if len(groups) > 1:
+        return _tally_forked(files, groups, pricing, agent, on_error)
+    tally = UsageTally()
+    _tally_files(tally, files, groups[0], pricing, agent, on_error)
+    return tally
+
+
+def _tally_files(tally: UsageTally, files: list[Path], indexes: list[int], pricing: Pricing,
+                 agent: str | None, on_error: Any) -> None:
+    for i in indexes:
+        for row in _file_rows_safely(files[i], pricing, agent, on_error, tally):
+            tally.add(row, i)
+
+
+def _split_by_size(files: list[Path], workers: int) -> list[list[int]]:
+    """File indexes in ``workers`` groups of about equal work (largest first, greedy); the
+    first group, ours, gets less, since we also merge at the end."""
+    sizes = []
+    for i, f in enumerate(files):
+        try:
+            sizes.append((f.stat().st_size, i))
+        except OSError:
+            sizes.append((0, i))
+    if sum(s for s, _ in sizes) < _PARALLEL_MIN or len(files) < 2:
+        return [list(range(len(files)))]
+    groups: list[list[int]] = [[] for _ in range(workers)]
+    loads = [0.0] * workers
+    weight = [1.15] + [1.0] * (workers - 1)
+    for size, i in sorted(sizes, reverse=True):
+        g = loads.index(min(loads))
+        groups[g].append(i)
+        loads[g] += size * weight[g]
+    return [sorted(g) for g in groups if g]
+
+
+def _tally_forked(files: list[Path], groups: list[list[int]], pricing: Pricing,
+                  agent: str | None, on_error: Any) -> UsageTally:
+    """Tally ``groups[1]`` in a forked child while this process tallies ``groups[0]``.
+
+    A bare fork and a pipe (``multiprocessing`` alone costs ~45 ms to import); the child
+    sends its tally pickled and exits. If anything goes wrong there, we do its share here.
+    """
+    import pickle
+
+    errors: list[tuple[int, int | None, str | None]] = []
+
+    def note(path: Path, exc: OSError) -> None:
+        errors.append((files.index(path), exc.errno, exc.strerror))
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        status = 1
+        try:
+            os.close(read_fd)
+            theirs = UsageTally()
+            _tally_files(theirs, files, groups[1], pricing, agent, note)
+            with os.fdopen(write_fd, "wb") as out:
+                out.write(pickle.dumps((theirs.state(), errors), 5))
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    tally = UsageTally()
+    _tally_files(tally, files, groups[0], pricing, agent, note)
+    with os.fdopen(read_fd, "rb") as pipe:
+        payload = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if status == 0 and payload:
+        state, their_errors = pickle.loads(payload)
+        tally.merge(state)
+        errors.extend(their_errors)
+    else:
+        _tally_files(tally, files, groups[1], pricing, agent, note)
+    if on_error is not None:
+        for i, errno, strerror in sorted(errors):
+            on_error(files[i], OSError(errno, strerror))
+    return tally
 
 
 def parse_claude_transcripts(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
@@ -770,7 +1094,10 @@ class TranscriptFollower:
         return self.ledger.rows()
 
     def poll(self) -> list[UsageRow]:
-        """New or updated rows since the last call (a missing file gives none)."""
+        """New or updated rows since the last call (a missing file gives none).
+
+        A returned row supersedes any earlier one with the same :attr:`UsageRow.key`.
+        """
         try:
             f = open(self.path, "rb")
         except FileNotFoundError:
@@ -782,13 +1109,16 @@ class TranscriptFollower:
             assert self._mark is not None
             f.seek(self._mark.offset)
             changed: dict[int, UsageRow] = {}
-            for buf, used in _read_lines(f, final=False):
-                for row in _rows_in(buf, str(self.path), self.pricing, self._codex):
-                    kept, _ = self.ledger.add(row)
+            for buf, end in _read_pieces(f, final=False):
+                for row in _rows_in(buf, end, str(self.path), self.pricing, self._codex,
+                                    self.ledger):
+                    kept, replaced = self.ledger.add(row)
+                    if replaced is not None:
+                        changed.pop(id(replaced), None)
                     if kept is not None:
                         changed[id(kept)] = kept
-                self._mark.offset += used
-                self._mark.tail = (self._mark.tail + buf[-self.TAIL:])[-self.TAIL:]
+                self._mark.offset += end
+                self._mark.tail = (self._mark.tail + buf[max(0, end - self.TAIL):end])[-self.TAIL:]
             return list(changed.values())
 
     def _must_restart(self, f: Any, st: os.stat_result) -> bool:
@@ -833,7 +1163,8 @@ class _Sum:
     first: datetime | None = None
     last: datetime | None = None
 
-    def add(self, row: UsageRow) -> None:
+    def add(self, row: UsageRow, label: str | None = None) -> None:
+        label = label or _model_label(row)
         self.requests += 1
         self.input += row.input
         self.output += row.output
@@ -841,14 +1172,25 @@ class _Sum:
         self.cache_write_1h += row.cache_write_1h
         self.cache_read += row.cache_read
         if row.cost is None:
-            self.unknown.add(_model_label(row))
+            self.unknown.add(label)
         else:
             self.cost += row.cost
-        self.models.add(_model_label(row))
-        if self.first is None or row.time < self.first:
-            self.first = row.time
-        if self.last is None or row.time > self.last:
-            self.last = row.time
+        self.models.add(label)
+        t = row.time
+        if self.first is None or t < self.first:
+            self.first = t
+        if self.last is None or t > self.last:
+            self.last = t
+
+    def merge(self, other: "_Sum") -> None:
+        for f in ("requests", *_TOKEN_FIELDS, "cost"):
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+        self.unknown |= other.unknown
+        self.models |= other.models
+        for t in (other.first, other.last):
+            if t is not None:
+                self.first = t if self.first is None or t < self.first else self.first
+                self.last = t if self.last is None or t > self.last else self.last
 
     def to_json(self) -> dict[str, Any]:
         tokens = {f: getattr(self, f) for f in _TOKEN_FIELDS}
@@ -879,47 +1221,79 @@ def totals(rows: Iterable[UsageRow]) -> dict[str, Any]:
     return s.to_json()
 
 
+def aggregate_with_totals(rows: Iterable[UsageRow], by: GroupBy = "session", *,
+                          now: datetime | None = None, tz: tzinfo | None = None,
+                          breakdown: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """:func:`aggregate` and :func:`totals` (plus a ``sessions`` count) in one pass."""
+    if by == "block":
+        rows = list(rows)
+        grand = totals(rows)
+        grand["sessions"] = len({r.session_id for r in rows})
+        return billing_blocks(rows, now=now), grand
+    total = _Sum()
+    sessions: set[str] = set()
+    groups = _aggregate(rows, by, tz, breakdown, total, sessions)
+    grand = total.to_json()
+    grand["sessions"] = len(sessions)
+    return groups, grand
+
+
 def aggregate(rows: Iterable[UsageRow], by: GroupBy = "session", *, now: datetime | None = None,
-              tz: tzinfo | None = None) -> list[dict[str, Any]]:
+              tz: tzinfo | None = None, breakdown: bool = False) -> list[dict[str, Any]]:
     """Plain-dict aggregates of ``rows`` by session, day (``tz``, default UTC), model or
-    5-hour billing block (see :func:`billing_blocks`)."""
+    5-hour billing block (see :func:`billing_blocks`), in one pass.
+
+    Each group has token sums, ``cost`` (of the priced rows), ``cost_complete`` and
+    ``unknown_models``; ``breakdown=True`` adds ``by_model``, the same per model.
+    """
     if by == "block":
         return billing_blocks(rows, now=now)
+    return _aggregate(rows, by, tz, breakdown, None, None)
+
+
+def _aggregate(rows: Iterable[UsageRow], by: str, tz: tzinfo | None, breakdown: bool,
+               grand: _Sum | None, sessions: set[str] | None) -> list[dict[str, Any]]:
     if by not in ("session", "day", "model"):
         raise ValueError(f"unknown grouping {by!r}: use session, day, model or block")
     groups: dict[str, _Sum] = {}
-    extra: dict[str, dict[str, Any]] = {}
+    parts: dict[str, dict[str, _Sum]] = {}
+    info: dict[str, list[Any]] = {}  # session -> [agent, project, time of that project]
     for row in rows:
-        key = _group_key(row, by, tz)
+        label = _model_label(row)
+        key = row.session_id if by == "session" else label if by == "model" else \
+            row.time.astimezone(tz or timezone.utc).date().isoformat()
         s = groups.get(key)
         if s is None:
             s = groups[key] = _Sum()
-            extra[key] = {}
-        s.add(row)
-        if by == "session":
-            info = extra[key]
-            info["agent"] = row.agent
-            if row.project and row.time >= info.get("project_time", row.time):
-                info["project"], info["project_time"] = row.project, row.time
+            parts[key] = {}
+            info[key] = [row.agent, "", None]
+        s.add(row, label)
+        if sessions is not None:
+            sessions.add(row.session_id)
+        if breakdown:
+            ms = parts[key].get(label)
+            if ms is None:
+                ms = parts[key][label] = _Sum()
+            ms.add(row, label)
+        if by == "session" and row.project:
+            meta = info[key]
+            if meta[2] is None or row.time >= meta[2]:
+                meta[1], meta[2] = row.project, row.time
     out = []
     for key, s in groups.items():
-        d = {by: key} if by != "session" else {"session_id": key}
+        if grand is not None:
+            grand.merge(s)
         if by == "session":
-            d["agent"] = extra[key]["agent"]
-            d["project"] = extra[key].get("project", "")
+            d: dict[str, Any] = {"session_id": key, "agent": info[key][0], "project": info[key][1]}
+        else:
+            d = {by: key}
         d.update(s.to_json())
+        if breakdown:
+            d["by_model"] = [{"model": m, **ms.to_json()} for m, ms in sorted(parts[key].items())]
         out.append(d)
     sort_key = "last" if by == "session" else ("day" if by == "day" else "model")
     out.sort(key=lambda d: (d[sort_key] or "", d.get("session_id", "")))
     return out
-
-
-def _group_key(row: UsageRow, by: str, tz: tzinfo | None) -> str:
-    if by == "session":
-        return row.session_id
-    if by == "model":
-        return _model_label(row)
-    return row.time.astimezone(tz or timezone.utc).date().isoformat()
 
 
 def _floor_hour(t: datetime) -> datetime:

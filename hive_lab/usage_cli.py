@@ -11,12 +11,11 @@ import argparse
 import json
 import os
 import sys
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .usage import GroupBy, Pricing, UsageRow, aggregate, load_usage, totals
+from .usage import GroupBy, Pricing, UsageRow, aggregate_with_totals, tally_usage
 
 PROG = "hive-lab usage"
 GROUPINGS = ("session", "day", "model", "block")
@@ -84,84 +83,73 @@ def _camel_tokens(agg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _model_breakdowns(rows: list[UsageRow]) -> list[dict[str, Any]]:
-    out = []
-    for m in aggregate(rows, "model"):
-        out.append({
-            "modelName": m["model"],
-            "inputTokens": m["input"],
-            "outputTokens": m["output"],
-            "cacheCreationTokens": m["cache_write"],
-            "cacheReadTokens": m["cache_read"],
-            "cost": m["cost"] if m["cost_complete"] else None,
-        })
-    return out
+def _model_breakdowns(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{
+        "modelName": m["model"],
+        "inputTokens": m["input"],
+        "outputTokens": m["output"],
+        "cacheCreationTokens": m["cache_write"],
+        "cacheReadTokens": m["cache_read"],
+        "cost": m["cost"] if m["cost_complete"] else None,
+    } for m in models]
 
 
-def _sessions_doc(rows: list[UsageRow]) -> list[dict[str, Any]]:
-    by_session: dict[str, list[UsageRow]] = defaultdict(list)
-    for row in rows:
-        by_session[row.session_id].append(row)
-    out = []
-    for s in aggregate(rows, "session"):
-        mine = by_session[s["session_id"]]
-        out.append({
-            "sessionId": s["session_id"],
-            "projectPath": s["project"],
-            "agent": s["agent"],
-            **_camel_tokens(s),
-            "firstTimestamp": s["first"],
-            "lastTimestamp": s["last"],
-            "lastActivity": (s["last"] or "")[:10],
-            "modelsUsed": s["models"],
-            "modelBreakdowns": _model_breakdowns(mine),
-        })
-    return out
+def _session_items(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{
+        "sessionId": s["session_id"],
+        "projectPath": s["project"],
+        "agent": s["agent"],
+        **_camel_tokens(s),
+        "firstTimestamp": s["first"],
+        "lastTimestamp": s["last"],
+        "lastActivity": (s["last"] or "")[:10],
+        "modelsUsed": s["models"],
+        "modelBreakdowns": _model_breakdowns(s["by_model"]),
+    } for s in groups]
 
 
-def _blocks_doc(rows: list[UsageRow]) -> list[dict[str, Any]]:
-    out = []
-    for b in aggregate(rows, "block"):
-        out.append({
-            "id": b["id"],
-            "startTime": b["start"],
-            "endTime": b["end"],
-            "actualEndTime": b["actual_end"],
-            "isActive": b["is_active"],
-            "isGap": b["is_gap"],
-            "entries": b["requests"],
-            "tokenCounts": {
-                "inputTokens": b["input"],
-                "outputTokens": b["output"],
-                "cacheCreationInputTokens": b["cache_write"],
-                "cacheReadInputTokens": b["cache_read"],
-            },
-            **_camel_tokens(b),
-            "costUSD": b["cost"] if b["cost_complete"] else None,
-            "models": b["models"],
-        })
-    return out
+def _block_items(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{
+        "id": b["id"],
+        "startTime": b["start"],
+        "endTime": b["end"],
+        "actualEndTime": b["actual_end"],
+        "isActive": b["is_active"],
+        "isGap": b["is_gap"],
+        "entries": b["requests"],
+        "tokenCounts": {
+            "inputTokens": b["input"],
+            "outputTokens": b["output"],
+            "cacheCreationInputTokens": b["cache_write"],
+            "cacheReadInputTokens": b["cache_read"],
+        },
+        **_camel_tokens(b),
+        "costUSD": b["cost"] if b["cost_complete"] else None,
+        "models": b["models"],
+    } for b in blocks]
 
 
-def usage_report(rows: list[UsageRow], by: GroupBy = "session",
+def usage_report(rows: Iterable[UsageRow], by: GroupBy = "session",
                  pricing: Pricing | None = None) -> dict[str, Any]:
-    """The JSON document of ``hive-lab usage --json --by <by>`` (also fit for the REST API)."""
+    """The JSON document of ``hive-lab usage --json --by <by>`` (also fit for the REST API).
+
+    One pass over ``rows`` (any iterable, e.g. :meth:`UsageTally.rows`)."""
+    if by not in GROUPINGS:
+        raise CliError(f"unknown grouping {by!r}")
+    groups, grand = aggregate_with_totals(rows, by, breakdown=by == "session")
     if by == "session":
-        key, items = "sessions", _sessions_doc(rows)
+        key, items = "sessions", _session_items(groups)
     elif by == "block":
-        key, items = "blocks", _blocks_doc(rows)
+        key, items = "blocks", _block_items(groups)
     elif by == "day":
         key = "daily"
-        items = [{"date": d["day"], **_camel_tokens(d), "modelsUsed": d["models"]}
-                 for d in aggregate(rows, "day")]
-    elif by == "model":
-        key = "models"
-        items = [{"modelName": m["model"], **_camel_tokens(m)} for m in aggregate(rows, "model")]
+        items = [{"date": d["day"], **_camel_tokens(d), "modelsUsed": d["models"]} for d in groups]
     else:
-        raise CliError(f"unknown grouping {by!r}")
+        key = "models"
+        items = [{"modelName": m["model"], **_camel_tokens(m)} for m in groups]
     pricing = pricing or Pricing.default()
-    doc_totals = _camel_tokens(totals(rows))
-    doc_totals["sessions"] = len({r.session_id for r in rows})
+    doc_totals = _camel_tokens(grand)
+    doc_totals["sessions"] = grand["sessions"]
     return {key: items, "totals": doc_totals,
             "pricing": {"date": pricing.date, "source": pricing.source}}
 
@@ -273,8 +261,9 @@ def run(argv: list[str], out: Callable[[str], Any] = print,
     def skipped(path: Path, exc: OSError) -> None:
         warn(f"{PROG}: warning: skipped {path}: {exc.strerror or exc}")
 
-    rows = load_usage(paths, pricing=pricing, on_error=skipped)
-    doc = usage_report(rows, args.by, pricing)
+    workers = min(2, os.cpu_count() or 1)  # a CLI process has no threads: forking is safe
+    tally = tally_usage(paths, pricing=pricing, on_error=skipped, workers=workers)
+    doc = usage_report(tally.rows(), args.by, pricing)
     out(json.dumps(doc, indent=2) if args.json else render_table(doc, args.by))
     return 0
 

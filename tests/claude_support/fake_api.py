@@ -34,8 +34,13 @@ turn with text). Scripts:
 ``text <words...>``             answer ``words``.
 ``error <status> [type]``       answer with an HTTP error (``x-should-retry: false``).
 
-Requests without ``tools`` are side calls (session titles, summaries): they get a
-short text answer. ``/v1/messages/count_tokens`` gets a token estimate.
+Requests without ``tools`` (or with ``"tools": []``) are side calls -- the interactive CLI
+asks ``claude-haiku-4-5-*`` for a session title (JSON ``{"title": ...}``) at the first
+prompt: they get a short text answer. ``/v1/messages/count_tokens`` gets an estimate.
+
+A "prompt" is the newest user message with typed text. After a denied tool the CLI
+sends the rejected ``tool_result``, ``[Request interrupted by user for tool use]`` and
+the next prompt together in one user message; that message counts as the prompt.
 
 Usage figures are pseudo-random but deterministic per server (``seed``), differ on
 every response, and include the 5m / 1h cache-write split. Every request and the
@@ -359,14 +364,16 @@ class _Usage:
     def __init__(self, seed: int) -> None:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self._n = 0
 
     def make(self, kind: str, content: list[dict[str, Any]]) -> dict[str, Any]:
         with self._lock:
             r = self._rng
             if kind == "messages":
+                self._n += 1
                 inp = r.randint(3, 900)
                 c5 = r.randint(150, 4000)
-                c1 = r.choice([0, r.randint(100, 2500), r.randint(100, 2500)])
+                c1 = 0 if self._n % 3 == 0 else r.randint(100, 2500)  # 1h writes on 2 of 3 responses
                 read = r.randint(2000, 40000)
             else:
                 inp = r.randint(40, 600)
@@ -409,6 +416,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
     timeout = 120  # an idle keep-alive connection is dropped after this
+    _call: ApiCall | None = None
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
         pass
@@ -430,6 +438,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n else b""
 
     def _send_json(self, status: int, obj: Any, request_id: str, extra: dict[str, str] | None = None) -> None:
+        if self._call is not None:
+            self.server.owner._record(self._call)
         raw = json.dumps(obj).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
@@ -473,6 +483,7 @@ class _Handler(BaseHTTPRequestHandler):
         rid = "req_" + uuid.uuid4().hex[:24]
         call = owner._new_call(self.command, path, parse_qs(url.query), dict(self.headers.items()), body)
         call.request_id = rid
+        self._call = call
         try:
             if self.command == "POST" and path.endswith("/v1/messages/count_tokens"):
                 call.kind = "count_tokens"
@@ -498,6 +509,7 @@ class _Handler(BaseHTTPRequestHandler):
         call.model = body.get("model") or owner.default_model
         reply = owner._reply_for(call, body)
         if reply.delay:
+            owner._record(call)  # visible in the log while the model "thinks"
             time.sleep(reply.delay)
         if reply.error:
             status, etype, msg = reply.error
@@ -524,6 +536,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, message, rid)
             return
 
+        owner._record(call)
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
@@ -670,9 +683,12 @@ class FakeAnthropic:
                        body=body, kind="other")
 
     def _record(self, call: ApiCall) -> None:
+        """Log ``call`` (once). Called before the response is sent, so a client that has
+        its answer always finds the call in the log."""
         with self._lock:
-            self._calls.append(call)
-            self._calls.sort(key=lambda c: c.seq)
+            if not any(c is call for c in self._calls):
+                self._calls.append(call)
+                self._calls.sort(key=lambda c: c.seq)
             self._lock.notify_all()
 
     # -- the model

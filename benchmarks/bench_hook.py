@@ -1,0 +1,283 @@
+"""Hook overhead: wall time of one hook call as an agent runs it.
+
+    python benchmarks/bench_hook.py [--runs 200] [--url URL --secret S --session NAME]
+                                    [--data-dir DIR --session NAME]
+
+Each case spawns a process, pipes a real Claude Code payload
+(/work/shared/samples/claude-code-2.1.197-hooks.jsonl) to its stdin and waits for it to exit,
+end to end with the server's answer. Cases run round-robin so machine noise hits all alike:
+
+- ``true`` and empty Python scripts: the floor any hook command pays;
+- the Python client as the contract runs it (``python -S -E -s hive_lab/hook.py``) and as
+  precompiled bytecode (``hook.compile_to``), plus its spool path (server down) and its
+  silent path (agent outside Hive Lab);
+- a shell + curl client (hot path only: no spool, no decision parsing), to see whether a shell
+  script could beat Python.
+
+By default the server is a minimal tornado app in this process that answers like the ingest
+endpoint (checks the secret, answers ``{"id", "duplicate", "output": null, "exit_code": 0,
+"stderr": ""}``) without storing anything. ``--url``/``--secret``/``--session`` or
+``--data-dir``/``--session`` point the same cases at a real Jupyter server; from Python, call
+``run_bench(...)``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hive_lab import hook  # noqa: E402
+
+HOOK = ROOT / "hive_lab" / "hook.py"
+SAMPLES = Path("/work/shared/samples/claude-code-2.1.197-hooks.jsonl")
+SESSION = "bench-1"
+
+# The shell variant a hook could be instead of Python: the cheapest honest hot path. It reads
+# the URL from an env var (parsing server.json in sh needs another process), passes the secret
+# to curl as a header file on fd 3 (never in argv), and only pattern-matches the answer; a real
+# one would add spooling and `jq` (another ~5 ms) to pass decisions through.
+SHELL_CLIENT = r"""#!/bin/sh
+[ -n "$HIVE_LAB_DIR" ] && [ -n "$HIVE_LAB_SESSION" ] || exit 0
+read -r secret < "$HIVE_LAB_DIR/sessions/$HIVE_LAB_SESSION/secret" || [ -n "$secret" ] || exit 0
+read -r uuid < /proc/sys/kernel/random/uuid
+IFS=-; set -- $uuid; key=$1$2$3$4$5; unset IFS
+fired=$(date +%s.%N)
+answer=$(curl -sS --max-time 2 -w '\n%{http_code}' -H 'Expect:' \
+  -H 'Content-Type: application/json' -H "X-Hive-Session: $HIVE_LAB_SESSION" \
+  -H "X-Hive-Key: $key" -H "X-Hive-Fired: $fired" -H "X-Hive-Agent: ${HIVE_LAB_AGENT:-}" \
+  -H @/dev/fd/3 --data-binary @- "$HIVE_LAB_HOOKS_URL" 3<<EOF
+X-Hive-Secret: $secret
+EOF
+) || exit 0
+case "$answer" in
+  *'"output": null'*200) exit 0 ;;
+  *) exit 0 ;;
+esac
+"""
+
+
+@dataclass
+class Case:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    stdin: bytes = b""
+    delivers: bool = False  # the server must see one event per run
+    times: list[float] = field(default_factory=list)
+    failures: int = 0
+
+    def run_once(self) -> None:
+        start = time.perf_counter()
+        proc = subprocess.run(self.argv, input=self.stdin, env=self.env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+        self.times.append(time.perf_counter() - start)
+        if proc.returncode != 0:
+            self.failures += 1
+
+    def stats(self) -> tuple[float, float, float]:
+        """(median, p95, mean) in ms."""
+        ordered = sorted(self.times)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        return statistics.median(ordered) * 1e3, p95 * 1e3, statistics.fmean(ordered) * 1e3
+
+
+@dataclass
+class StubServer:
+    """A tornado app answering like the ingest endpoint; counts what it accepted."""
+
+    secrets: dict[str, str]
+    accepted: int = 0
+    refused: int = 0
+    url: str = ""
+
+
+@contextmanager
+def stub_server(secrets: dict[str, str]) -> Iterator[StubServer]:
+    import tornado.httpserver
+    import tornado.netutil
+    import tornado.web
+
+    state = StubServer(secrets)
+
+    class Ingest(tornado.web.RequestHandler):
+        def post(self) -> None:
+            session = self.request.headers.get(hook.HEADER_SESSION, "")
+            if state.secrets.get(session) != self.request.headers.get(hook.HEADER_SECRET):
+                state.refused += 1
+                self.set_status(403)
+                self.finish({"error": "forbidden", "detail": "bad secret"})
+                return
+            json.loads(self.request.body)
+            state.accepted += 1
+            self.finish({"id": state.accepted, "duplicate": False, "output": None, "exit_code": 0, "stderr": ""})
+
+    ready = threading.Event()
+    loop_box: list[asyncio.AbstractEventLoop] = []
+
+    def serve() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        server = tornado.httpserver.HTTPServer(tornado.web.Application([(r"/hive_lab/api/hooks", Ingest)]))
+        server.add_sockets(sockets)
+        state.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/hive_lab/api/hooks"
+        loop_box.append(loop)
+        ready.set()
+        loop.run_forever()
+        server.stop()
+        loop.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield state
+    finally:
+        loop_box[0].call_soon_threadsafe(loop_box[0].stop)
+        thread.join(5)
+
+
+def sample_payload() -> bytes:
+    """A real PreToolUse payload of Claude Code 2.1.197."""
+    for line in SAMPLES.read_bytes().splitlines():
+        if b'"PreToolUse"' in line:
+            return line
+    raise SystemExit(f"no PreToolUse payload in {SAMPLES}")
+
+
+def make_data_dir(work: Path, hooks_url: str, session: str, secret: str) -> Path:
+    data = work / "data"
+    (data / "sessions" / session).mkdir(parents=True)
+    (data / "sessions" / session / "secret").write_text(secret)
+    (data / "server.json").write_text(json.dumps({"hooks_url": hooks_url, "pid": os.getpid()}))
+    return data
+
+
+def build_cases(work: Path, data_dir: Path, session: str, hooks_url: str, payload: bytes) -> list[Case]:
+    py = sys.executable
+    flags = ["-S", "-E", "-s"]
+    (work / "empty.py").write_text("")
+    pyc = hook.compile_to(str(work / "hook.pyc"))
+    shell = work / "hook.sh"
+    shell.write_text(SHELL_CLIENT)
+    shell.chmod(0o700)
+    down = work / "down"  # a data dir whose server is gone: the spool path
+    (down / "sessions" / session).mkdir(parents=True)
+    (down / "sessions" / session / "secret").write_text("x")
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work)}
+    agent = {**base, "HIVE_LAB_DIR": str(data_dir), "HIVE_LAB_SESSION": session, "HIVE_LAB_AGENT": "claude"}
+    cases = [
+        Case("true", ["true"], base, payload),
+        Case("python3 empty.py", [py, str(work / "empty.py")], base, payload),
+        Case("python3 -S -E -s empty.py", [py, *flags, str(work / "empty.py")], base, payload),
+        Case("hook.py (contract command)", [py, *flags, str(HOOK), "--agent", "claude"], agent, payload, True),
+        Case("hook.pyc (precompiled)", [py, *flags, pyc, "--agent", "claude"], agent, payload, True),
+        Case("hook.pyc, server down -> spool", [py, *flags, pyc], {**agent, "HIVE_LAB_DIR": str(down)}, payload),
+        Case("hook.pyc, outside Hive Lab (silent)", [py, *flags, pyc], base, payload),
+    ]
+    if shutil.which("curl") and Path("/proc/sys/kernel/random/uuid").exists():
+        cases.append(Case("sh + curl (hot path only)", ["/bin/sh", str(shell)],
+                          {**agent, "HIVE_LAB_HOOKS_URL": hooks_url}, payload, True))
+    return cases
+
+
+def run_bench(
+    runs: int = 200,
+    hooks_url: str | None = None,
+    secret: str | None = None,
+    session: str = SESSION,
+    data_dir: str | os.PathLike[str] | None = None,
+    warmup: int = 10,
+) -> list[Case]:
+    """Run every case ``runs`` times round-robin; against a stub server unless told otherwise."""
+    payload = sample_payload()
+    with tempfile.TemporaryDirectory(prefix="bench-hook-") as tmp:
+        work = Path(tmp)
+        with _server_for(hooks_url, secret, session, data_dir) as (url, state):
+            if data_dir is not None:
+                data = Path(data_dir)
+            else:
+                data = make_data_dir(work, url, session, secret or "bench-secret")
+            cases = build_cases(work, data, session, url, payload)
+            for _ in range(warmup):
+                for case in cases:
+                    case.run_once()
+            for case in cases:
+                case.times.clear()
+            for _ in range(runs):
+                for case in cases:
+                    case.run_once()
+            if state is not None:
+                expected = (runs + warmup) * sum(c.delivers for c in cases)
+                if state.accepted != expected or state.refused:
+                    raise SystemExit(f"stub server accepted {state.accepted}/{expected}, refused {state.refused}")
+        return cases
+
+
+@contextmanager
+def _server_for(
+    hooks_url: str | None, secret: str | None, session: str, data_dir: str | os.PathLike[str] | None
+) -> Iterator[tuple[str, StubServer | None]]:
+    """The hooks_url to use, and the stub's state when we run the stub."""
+    if data_dir is not None:
+        info = json.loads((Path(data_dir) / hook.SERVER_JSON).read_text())
+        yield info["hooks_url"], None
+    elif hooks_url is not None:
+        if not secret:
+            raise SystemExit("--url needs --secret (and --session)")
+        yield hooks_url, None
+    else:
+        with stub_server({session: secret or "bench-secret"}) as state:
+            yield state.url, state
+
+
+def report(cases: list[Case], runs: int, target: str) -> str:
+    floor = cases[0].stats()[0]
+    plain = next(c for c in cases if c.name == "python3 empty.py").stats()[0]
+    lines = [
+        f"{runs} runs per case, round-robin; server: {target}",
+        f"python {platform.python_version()} ({sys.executable}); {os.cpu_count()} cores",
+        "",
+        "| case | median ms | p95 ms | mean ms | x true | x python3 empty.py | failures |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for case in cases:
+        med, p95, mean = case.stats()
+        lines.append(
+            f"| {case.name} | {med:.2f} | {p95:.2f} | {mean:.2f} | {med / floor:.1f} "
+            f"| {med / plain:.2f} | {case.failures} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--url", help="hooks_url of a running server (with --secret, --session)")
+    parser.add_argument("--secret", help="that session's hook secret")
+    parser.add_argument("--session", default=SESSION)
+    parser.add_argument("--data-dir", help="a real Hive Lab data dir (server.json, sessions/<session>/secret)")
+    args = parser.parse_args(argv)
+    target = args.data_dir or args.url or "in-process tornado stub (answers, stores nothing)"
+    cases = run_bench(args.runs, args.url, args.secret, args.session, args.data_dir)
+    print(report(cases, args.runs, target))
+
+
+if __name__ == "__main__":
+    main()
