@@ -58,13 +58,18 @@ class AgentProfile:
                 "installed": bool(self.program and shutil.which(self.program))}
 
 
+# Cues read off Claude Code 2.1.197's screens (tests/claude_support/NOTES.md).
 CLAUDE_CUES = ScreenCues(
-    permission=(r"Do you want to (?:proceed|create|make this edit|edit|overwrite|allow)",
-                r"❯ 1\. Yes"),
+    permission=(r"Do you want to (?:proceed|create|make this edit|edit|overwrite|allow)",),
     question=(r"Enter to select · ↑/↓ to navigate",),
     working=(r"esc to interrupt",),
-    idle=(r"^❯ ?$",),
+    idle=(r"^─{20,}\s*\n❯.*\n─{20,}",),  # the input box: a ❯ line between two rules
     permission_tool=r"^\s*(Bash|Write|Edit|MultiEdit|NotebookEdit|WebFetch|Read)(?: command| file)?\s*$",
+    first_run=(
+        ("Settings Warning", ("1",)),                                   # 1. Continue
+        ("Quick safety check: Is this a project you created or one you trust", ("Enter",)),
+        ("Detected a custom API key in your environment", ("1",)),      # 1. Yes (default: No)
+    ),
 )
 CODEX_CUES = ScreenCues(
     permission=(r"Allow command\?", r"Would you like to (?:run|make) ", r"Approve\?"),
@@ -96,7 +101,7 @@ BUILTIN: dict[str, AgentProfile] = {
 }
 
 _PROFILE_KEYS = {"command", "hooks", "cues", "env", "ready_timeout", "description"}
-_CUE_KEYS = {"permission", "question", "working", "idle", "permission_tool"}
+_CUE_KEYS = {"permission", "question", "working", "idle", "permission_tool", "first_run"}
 
 
 def profile_from_config(name: str, spec: Mapping[str, Any],
@@ -123,12 +128,27 @@ def profile_from_config(name: str, spec: Mapping[str, Any],
         if not isinstance(cues, Mapping) or set(cues) - _CUE_KEYS:
             raise BadRequest(f"profile {name!r}: cues keys are {sorted(_CUE_KEYS)}")
         changes["cues"] = replace(profile.cues, **{
-            k: (v if k == "permission_tool" else tuple(_str_list(v, f"{name}.cues.{k}")))
+            k: (v if k == "permission_tool" else _first_run(v, name) if k == "first_run"
+                else tuple(_str_list(v, f"{name}.cues.{k}")))
             for k, v in cues.items()})
     for key in ("ready_timeout", "description"):
         if key in spec:
             changes[key] = spec[key]
     return replace(profile, **changes)
+
+
+def _first_run(value: object, name: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``[[regex, [keys...]], ...]``: keys pressed when the regex shows while starting."""
+    from .tmux import validate_keys
+
+    if not isinstance(value, (list, tuple)):
+        raise BadRequest(f"profile {name!r}: cues.first_run must be a list of [regex, [keys]]")
+    out = []
+    for item in value:
+        if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)):
+            raise BadRequest(f"profile {name!r}: cues.first_run items are [regex, [keys]]")
+        out.append((item[0], tuple(validate_keys(list(item[1])))))
+    return tuple(out)
 
 
 def load_profiles(config: Mapping[str, Mapping[str, Any]] | None) -> dict[str, AgentProfile]:

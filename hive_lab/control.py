@@ -18,7 +18,7 @@ from . import __version__
 from . import events as ev
 from .agents import AgentProfile
 from .bus import Broadcaster
-from . import spool
+from . import installers, spool
 from .errors import BadRequest, HiveError
 from .recorder import Recorder
 from .sessions import SessionManager
@@ -59,6 +59,7 @@ class Hive:
                                        config.profiles, self.data_dir, config.default_cwd,
                                        config.worktree_root)
         self.spool_dir = self.data_dir / "spool"
+        self.sessions.hook_script = installers.compile_client(self.data_dir)
         self._loops: list[asyncio.Task[Any]] = []
         self.started = time.time()
 

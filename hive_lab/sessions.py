@@ -149,6 +149,8 @@ class SessionManager:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.git: Any = None  # hive_lab.gitwatch module when git support is wired
         self.on_removed: list[Callable[[Session], None]] = []
+        self.hook_script: Path | None = None  # precompiled hook client, set at start-up
+        self._answered: dict[str, float] = {}  # first-run screens answered: "session:cue" -> when
 
     # -- paths and secrets ---------------------------------------------------------------
     def session_dir(self, name: str) -> Path:
@@ -283,10 +285,10 @@ class SessionManager:
                        undo: list[Callable[[], Any]]) -> list[str]:
         if profile.hooks == "codex":
             session.hooks = {"kind": "codex"}
-            return [argv[0], *installers.codex_args(), *argv[1:]]
+            return [argv[0], *installers.codex_args(script=self.hook_script), *argv[1:]]
         if profile.hooks in ("claude", "gemini"):
             directory = Path(session.cwd)
-            installers.install(profile.hooks, directory)
+            installers.install(profile.hooks, directory, script=self.hook_script)
             session.hooks = {"kind": profile.hooks, "dir": str(directory)}
             undo.append(lambda: self._uninstall_hooks(session))
         return argv
@@ -397,7 +399,7 @@ class SessionManager:
         """Re-adopt every session after a (re)start: tmux first, then the store. No duplicates."""
         adopted: list[str] = []
         stored = {row["name"]: row for row in self.store.sessions()}
-        for pane in self.tmux.list_panes():
+        for pane in self.tmux.list_panes(full=True):
             if not pane.meta or pane.meta.get("hive") != 1 or pane.session in self.sessions:
                 continue
             session = Session.from_meta({**pane.meta, "name": pane.session})
@@ -428,6 +430,7 @@ class SessionManager:
         now = time.time()
         panes = {p.session: p for p in self.tmux.list_panes()}
         to_capture: dict[str, Session] = {}
+        heights = {p.pane_id: p.height for p in panes.values()}
         for session in list(self.sessions.values()):
             if session.external:
                 continue
@@ -442,7 +445,7 @@ class SessionManager:
                 session.last_activity = pane.activity
                 to_capture[pane.pane_id] = session
         if to_capture:
-            screens = self.tmux.capture_many(list(to_capture))
+            screens = self.tmux.capture_many(list(to_capture), heights=heights)
             for pane_id, text in screens.items():
                 self._screens[to_capture[pane_id].name] = text
         for session in self.sessions.values():
@@ -450,10 +453,26 @@ class SessionManager:
                 continue
             profile = self.profiles.get(session.agent) or self.profiles["shell"]
             prev = self.tracker.get(session.name)
+            if prev.name == STARTING and self._answer_first_run(session, profile, now):
+                continue
             state = self.tracker.on_screen(session.name, self._screens[session.name], profile.cues,
                                            profile.hooks is not None, session.last_activity, now)
             if state:
                 self.recorder.transition(session.name, state, prev)
+
+    def _answer_first_run(self, session: Session, profile: AgentProfile, now: float) -> bool:
+        """Get past the agent's start-up screens (trust, settings warning...) once each."""
+        screen = self._screens.get(session.name, "")
+        for pattern, keys in profile.cues.first_run:
+            tag = f"{session.name}:{pattern}"
+            if re.search(pattern, screen) and now - self._answered.get(tag, 0) > 2.0:
+                self._answered[tag] = now
+                if keys and session.pane_id:
+                    self.tmux.send_keys(session.pane_id, list(keys))
+                log.info("session %s: answered start-up screen %r with %s", session.name,
+                         pattern, keys)
+                return True
+        return False
 
     def _needs_screen(self, session: Session, now: float) -> bool:
         """Screens are read on activity; a stale hook state gets a cross-check too."""
@@ -462,7 +481,9 @@ class SessionManager:
         if profile is None or profile.hooks is None:
             return session.name not in self._screens
         memory = self.tracker.mem(session.name)
-        return state.name in ("working", "waiting", STARTING) and now - memory.last_hook_at > 3
+        if state.name == STARTING and profile.cues.first_run:
+            return True
+        return state.name in ("working", "waiting") and now - memory.last_hook_at > 3
 
     def _apply_pane(self, session: Session, pane: PaneInfo, now: float) -> bool:
         if pane.dead:

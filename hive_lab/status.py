@@ -74,6 +74,8 @@ class ScreenCues:
     working: tuple[str, ...] = ()
     idle: tuple[str, ...] = ()
     permission_tool: str | None = None  # regex with one group naming the tool, if visible
+    # Start-up screens the agent shows before it is usable, and the keys that get past them.
+    first_run: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def find(self, kind: str, screen: str) -> re.Match[str] | None:
         for pattern in getattr(self, kind):
@@ -180,9 +182,13 @@ def decide_from_screen(screen: str, cues: ScreenCues, has_hooks: bool, prev: Sta
         return State(WAITING, "screen", now, reason="question")
     if has_hooks:
         # Hooks are authoritative for working/idle; the screen only clears a dialog it no
-        # longer shows (answered in the terminal) when the agent is visibly busy again.
-        if prev.name == WAITING and prev.reason in ("permission", "question") and busy:
-            return State(WORKING, "screen", now)
+        # longer shows. Claude Code fires no hook at all when a permission is denied: the
+        # dialog just goes and the input box comes back.
+        if prev.name == WAITING and prev.reason in ("permission", "question"):
+            if busy:
+                return State(WORKING, "screen", now)
+            if cues.find("idle", screen):
+                return State(IDLE, "screen", now, detail="dialog closed without a hook (denied?)")
         return None
     if busy or now - last_activity <= ACTIVITY_SECONDS:
         return State(WORKING, "screen", now)

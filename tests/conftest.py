@@ -203,7 +203,7 @@ def fire_hook(server: HiveServer, session: str | None, payload: bytes | dict[str
               agent: str = "claude", install: str | None = None,
               timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
     """Run the real hook client exactly as an agent would (same argv as installed)."""
-    from hive_lab.installers import hook_argv
+    from hive_lab.installers import COMPILED_NAME, hook_argv
 
     body = payload if isinstance(payload, bytes) else (
         payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
@@ -211,7 +211,8 @@ def fire_hook(server: HiveServer, session: str | None, payload: bytes | dict[str
            "HIVE_LAB_AGENT": agent}
     if session:
         env["HIVE_LAB_SESSION"] = session
-    return subprocess.run(hook_argv(agent, install), input=body, env=env, capture_output=True,
+    script = server.data_dir / "bin" / COMPILED_NAME  # what the server installs in settings
+    return subprocess.run(hook_argv(agent, install, script=script), input=body, env=env, capture_output=True,
                           timeout=timeout)
 
 
