@@ -31,6 +31,11 @@ class HiveLab(ExtensionApp):
         "(claude, codex, gemini, aider, shell): {name: {command, hooks, env, cues}}."))
     poll_interval = Float(1.0, config=True, help="Seconds between status polls of tmux.")
     spool_interval = Float(5.0, config=True, help="Seconds between drains of the hook spool.")
+    usage_interval = Float(2.0, config=True,
+                           help="Seconds between reads of live transcripts (token usage).")
+    pricing = Dict(config=True, help=(
+        "Overrides of the shipped pricing table (hive_lab/pricing.json), same shape: "
+        "{'models': {'my-model': {'input': 3, 'output': 15}}}."))
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -57,6 +62,8 @@ class HiveLab(ExtensionApp):
             worktree_root=Path(self.worktree_root).expanduser() if self.worktree_root else None,
             poll_interval=self.poll_interval,
             spool_interval=self.spool_interval,
+            usage_interval=self.usage_interval,
+            pricing_overrides=dict(self.pricing),
         )
         self.hive = Hive(config)
         self.settings["hive_lab"] = self.hive

@@ -90,6 +90,32 @@ def cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    """List orphaned worktrees (no live session); remove the safe ones with --yes."""
+    client = _client(args)
+    if not args.yes:
+        orphans = client.request("GET", "git/orphans")["orphans"]
+        if not orphans:
+            print("no orphaned worktrees")
+        for o in orphans:
+            print(f"{o['session']:<20} {o['branch']:<28} {o.get('path') or '(branch only)'}")
+        if orphans:
+            print("run again with --yes to remove those that are merged or pushed")
+        return 0
+    body = {"sessions": args.sessions or None, "force": args.force}
+    results = client.request("POST", "git/orphans", body)["results"]
+    for r in results:
+        print(f"{r['session']:<20} " + ("removed" if r["removed"] else f"kept: {r['reason']}"))
+    return 0 if all(r["removed"] for r in results) else 1
+
+
+def cmd_install_hooks(args: argparse.Namespace) -> int:
+    result = _client(args).request("POST", "installs", {
+        "dir": str(Path(args.dir).resolve()), "agent": args.agent, "remove": args.remove})
+    _print(result)
+    return 0
+
+
 def cmd_usage(args: argparse.Namespace, rest: list[str]) -> int:
     from . import usage_cli
 
@@ -173,6 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_events)
+
+    p = sub.add_parser("cleanup", help="remove worktrees whose session is gone (merged/pushed only)")
+    p.add_argument("sessions", nargs="*")
+    p.add_argument("--yes", action="store_true", help="remove (default: only list)")
+    p.add_argument("--force", action="store_true", help="remove even unmerged work (careful)")
+    p.set_defaults(func=cmd_cleanup)
+
+    p = sub.add_parser("install-hooks", help="hook up an agent started outside Hive Lab")
+    p.add_argument("dir")
+    p.add_argument("--agent", default="claude", choices=["claude", "gemini"])
+    p.add_argument("--remove", action="store_true")
+    p.set_defaults(func=cmd_install_hooks)
 
     sub.add_parser("usage", help="token usage and cost from transcripts (no server needed)",
                    add_help=False)

@@ -159,6 +159,30 @@ class HiveClient:
         return self.request("GET", "transitions",
                             params={"session": session, "after": after})["transitions"]
 
+    # -- git and usage ----------------------------------------------------------------------
+    def git(self, name: str | None = None) -> Any:
+        """Git state of one session, or ``{"sessions": {name: state}}`` for all."""
+        return self.request("GET", f"sessions/{_q(name)}/git" if name else "git")
+
+    def diff(self, name: str, max_bytes: int | None = None) -> dict[str, Any]:
+        return self.request("GET", f"sessions/{_q(name)}/diff", params={"max_bytes": max_bytes})
+
+    def conflicts(self) -> dict[str, Any]:
+        """Files changed by several sessions, and predicted merge conflicts."""
+        return self.request("GET", "git/conflicts")
+
+    def usage(self, by: str = "session", session: str | None = None,
+              since: str | float | None = None, until: str | float | None = None) -> dict[str, Any]:
+        """Token usage and cost of Hive Lab's sessions, aggregated ``by`` session/day/model/block."""
+        return self.request("GET", "usage", params={"by": by, "session": session,
+                                                    "since": since, "until": until})
+
+    def usage_rows(self, session: str | None = None, since: str | float | None = None,
+                   until: str | float | None = None) -> list[dict[str, Any]]:
+        """One row per API response (deduplicated), filtered on the server."""
+        return self.request("GET", "usage/rows", params={"session": session, "since": since,
+                                                         "until": until})["rows"]
+
     async def stream(self, after: int = 0, session: str | None = None, event: str | None = None,
                      reconnect: bool = True) -> AsyncIterator[dict[str, Any]]:
         """Yield events live, forever; reconnects from the last id (no gap, no duplicate)."""

@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,11 @@ from . import __version__
 from . import events as ev
 from .agents import AgentProfile
 from .bus import Broadcaster
-from . import installers, spool
+from . import gitwatch, installers, spool
 from .errors import BadRequest, HiveError
+from .gitmonitor import GitMonitor
+from .usage import Pricing
+from .usagemonitor import UsageMonitor
 from .recorder import Recorder
 from .sessions import SessionManager
 from .status import Tracker
@@ -40,6 +44,8 @@ class HiveConfig:
     worktree_root: Path | None = None
     poll_interval: float = 1.0
     spool_interval: float = 5.0
+    usage_interval: float = 2.0
+    pricing_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 class Hive:
@@ -60,6 +66,10 @@ class Hive:
                                        config.worktree_root)
         self.spool_dir = self.data_dir / "spool"
         self.sessions.hook_script = installers.compile_client(self.data_dir)
+        self.sessions.git = gitwatch
+        self.git = GitMonitor(self.sessions, self.recorder)
+        self.usage = UsageMonitor(self.sessions, self.recorder, self.store,
+                                  Pricing.load(overrides=config.pricing_overrides or None))
         self._loops: list[asyncio.Task[Any]] = []
         self.started = time.time()
 
@@ -72,7 +82,9 @@ class Hive:
         self._loops = [
             asyncio.ensure_future(self._every(self.config.poll_interval, self._tick)),
             asyncio.ensure_future(self._every(self.config.spool_interval, self.drain_spool)),
+            asyncio.ensure_future(self._every(self.config.usage_interval, self.usage.poll)),
         ]
+        self.git.mark_all()
 
     async def stop(self) -> None:
         for task in self._loops:
@@ -156,6 +168,32 @@ class Hive:
 
     def profiles(self) -> list[dict[str, Any]]:
         return [p.to_json() for p in self.config.profiles.values()]
+
+    # -- hooks for agents started by hand ---------------------------------------------------
+    def install_hooks(self, directory: Any, agent: Any, remove: bool = False) -> dict[str, Any]:
+        """Install (or remove) our hooks in ``directory`` for an agent started outside Hive Lab.
+
+        Its events arrive with an install id and secret; the session is keyed by the agent's
+        own session id.
+        """
+        if agent not in ("claude", "gemini"):
+            raise BadRequest("agent must be 'claude' or 'gemini' (Codex: pass -c notify, see README)")
+        if not isinstance(directory, str) or not Path(directory).is_absolute():
+            raise BadRequest("dir must be an absolute path")
+        path = Path(directory).resolve()
+        if not path.is_dir():
+            raise BadRequest(f"{path} is not an existing directory")
+        if remove:
+            installers.uninstall(agent, path)
+            return {"dir": str(path), "agent": agent, "removed": True}
+        install_id = "i" + os.urandom(8).hex()
+        installs = self.data_dir / "installs"
+        installs.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(installs / f"{install_id}.secret", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32))
+        settings = installers.install(agent, path, install_id, script=self.sessions.hook_script)
+        return {"dir": str(path), "agent": agent, "install": install_id, "settings": str(settings)}
 
 
 def parse_int(value: str | None, name: str, default: int, lo: int, hi: int) -> int:

@@ -1122,9 +1122,12 @@ def _uncommitted(wt_path: str) -> int:
     return len(set(st.staged) | set(st.unstaged) | set(st.untracked))
 
 
-def remove_worktree(wt: Worktree, force: bool = False) -> Removal:
+def remove_worktree(wt: Worktree, force: bool = False, dry_run: bool = False) -> Removal:
     """Remove a session's worktree and branch if no work can be lost: the branch is merged
-    into its base or pushed, and nothing is uncommitted. Otherwise Conflict says why."""
+    into its base or pushed, and nothing is uncommitted. Otherwise Conflict says why.
+
+    ``dry_run`` runs every check and removes nothing (so a caller can refuse before it
+    stops the agent)."""
     if not wt.branch.startswith(BRANCH_PREFIX):
         raise BadRequest(f"refusing to remove {wt.branch!r}: not a {BRANCH_PREFIX}* branch")
     validate_name(wt.branch[len(BRANCH_PREFIX):], "session name")
@@ -1162,6 +1165,11 @@ def remove_worktree(wt: Worktree, force: bool = False) -> Removal:
         raise Conflict("; ".join(reasons) + ". Merge or push it first, or remove with force.",
                        extra={"unmerged_commits": unmerged, "uncommitted": dirty,
                               "merged": merged, "pushed": pushed})
+    if dry_run:
+        return Removal(session=wt.session, branch=wt.branch, path=mine.path if mine else wt.path,
+                       head=head, merged=merged, pushed=pushed, unmerged_commits=unmerged,
+                       uncommitted=dirty, forced=force and bool(reasons),
+                       removed_worktree=False, removed_branch=False)
     if mine is not None:
         args = ["worktree", "remove"] + (["--force", "--force"] if force else []) + ["--", mine.path]
         proc = g.run(*args, ok=(0, 1, 128))

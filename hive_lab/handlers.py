@@ -175,6 +175,96 @@ class TransitionsHandler(HiveHandler):
             parse_int(q("limit", None), "limit", 10000, 1, 100000))})
 
 
+class GitHandler(HiveHandler):
+    @api
+    def get(self) -> None:
+        states = self.hive.git.states
+        self.reply({"sessions": {name: (states[name].to_json() if name in states else None)
+                                 for name in self.hive.sessions.sessions}})
+
+
+class SessionGitHandler(HiveHandler):
+    @api
+    async def get(self, name: str) -> None:
+        state = await self.hive.git.state(name)
+        self.reply({"name": name, "git": state.to_json() if state else None})
+
+
+class DiffHandler(HiveHandler):
+    @api
+    async def get(self, name: str) -> None:
+        cap = parse_int(self.get_query_argument("max_bytes", None), "max_bytes", 1_000_000, 1,
+                        50_000_000)
+        result = await self.hive.git.diff(name, cap)
+        if result is None:
+            raise BadRequest(f"session {name!r} has no worktree")
+        self.reply({"name": name, **result})
+
+
+class ConflictsHandler(HiveHandler):
+    @api
+    async def get(self) -> None:
+        self.reply((await self.hive.git.conflicts()).to_json())
+
+
+class OrphansHandler(HiveHandler):
+    @api
+    async def get(self) -> None:
+        import asyncio
+
+        orphans = await asyncio.to_thread(self.hive.git.orphans)
+        self.reply({"orphans": [o.to_json() for o in orphans]})
+
+    @api
+    async def post(self) -> None:
+        body = self.json_body()
+        names = body.get("sessions") if isinstance(body, dict) else None
+        force = body.get("force", False) if isinstance(body, dict) else False
+        if names is not None and (not isinstance(names, list)
+                                  or not all(isinstance(n, str) for n in names)):
+            raise BadRequest("sessions must be a list of names")
+        if not isinstance(force, bool):
+            raise BadRequest("force must be true or false")
+        self.reply({"results": await self.hive.git.clean_orphans(names, force)})
+
+
+class UsageHandler(HiveHandler):
+    @api
+    def get(self) -> None:
+        by = self.get_query_argument("by", "session")
+        if by not in ("session", "day", "model", "block"):
+            raise BadRequest("by must be session, day, model or block")
+        self.reply(self.hive.usage.report(by, **_usage_filters(self)))
+
+
+class UsageRowsHandler(HiveHandler):
+    @api
+    def get(self) -> None:
+        self.reply({"rows": self.hive.usage.rows_json(**_usage_filters(self))})
+
+
+class InstallsHandler(HiveHandler):
+    @api
+    def post(self) -> None:
+        body = self.json_body()
+        if not isinstance(body, dict):
+            raise BadRequest('body must be {"dir": str, "agent": "claude"|"gemini"}')
+        remove = body.get("remove", False)
+        if not isinstance(remove, bool):
+            raise BadRequest("remove must be true or false")
+        self.reply(self.hive.install_hooks(body.get("dir"), body.get("agent", "claude"), remove),
+                   status=200 if remove else 201)
+
+
+def _usage_filters(handler: HiveHandler) -> dict[str, Any]:
+    q = handler.get_query_argument
+    out: dict[str, Any] = {"session": q("session", None) or None}
+    for key in ("since", "until"):
+        value = q(key, None)
+        out[key] = _parse_time(value, key) if value else None
+    return out
+
+
 class HooksHandler(HiveHandler):
     """Hook ingestion: authenticated by the per-session secret, not the Jupyter token."""
 
@@ -224,4 +314,12 @@ def handlers() -> list[tuple[str, type]]:
         (rf"{API}/events/stream", EventStreamHandler),
         (rf"{API}/transitions", TransitionsHandler),
         (rf"{API}/hooks", HooksHandler),
+        (rf"{API}/installs", InstallsHandler),
+        (rf"{API}/git", GitHandler),
+        (rf"{API}/git/conflicts", ConflictsHandler),
+        (rf"{API}/git/orphans", OrphansHandler),
+        (rf"{API}/sessions/{NAME}/git", SessionGitHandler),
+        (rf"{API}/sessions/{NAME}/diff", DiffHandler),
+        (rf"{API}/usage", UsageHandler),
+        (rf"{API}/usage/rows", UsageRowsHandler),
     ]

@@ -149,6 +149,7 @@ class SessionManager:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.git: Any = None  # hive_lab.gitwatch module when git support is wired
         self.on_removed: list[Callable[[Session], None]] = []
+        self.on_activity: list[Callable[[Session], None]] = []
         self.hook_script: Path | None = None  # precompiled hook client, set at start-up
         self._answered: dict[str, float] = {}  # first-run screens answered: "session:cue" -> when
 
@@ -221,9 +222,7 @@ class SessionManager:
         cwd = self._resolve_cwd(req.cwd)
         undo: list[Callable[[], Any]] = []
         try:
-            worktree = self._maybe_worktree(req, cwd, undo)
-            if worktree:
-                cwd = Path(worktree["path"])
+            worktree, cwd = self._maybe_worktree(req, cwd, undo)
             session = Session(name=req.name, agent=profile.name, command=argv, cwd=str(cwd),
                               created=time.time(), spawn_id=secrets.token_hex(12),
                               worktree=worktree, env_keys=sorted(req.env))
@@ -267,19 +266,22 @@ class SessionManager:
         return path
 
     def _maybe_worktree(self, req: SpawnRequest, cwd: Path,
-                        undo: list[Callable[[], Any]]) -> dict[str, Any] | None:
+                        undo: list[Callable[[], Any]]) -> tuple[dict[str, Any] | None, Path]:
+        """A worktree on branch ``hive/<name>`` when asked, or by default inside a repo."""
         if req.worktree is False or self.git is None:
             if req.worktree and self.git is None:
                 raise BadRequest("worktrees need git support, which is not available")
-            return None
+            if req.base is not None:
+                raise BadRequest("base only applies to a worktree")
+            return None, cwd
         repo = self.git.find_repo(cwd)
         if repo is None:
-            if req.worktree:
+            if req.worktree or req.base is not None:
                 raise BadRequest(f"{cwd} is not inside a git repository")
-            return None
+            return None, cwd
         wt = self.git.create_worktree(repo, req.name, req.base, self.worktree_root)
         undo.append(lambda: self.git.remove_worktree(wt, force=True))
-        return wt.to_json()
+        return wt.to_json(), self.git.worktree_cwd(repo, cwd, wt.path)
 
     def _install_hooks(self, profile: AgentProfile, session: Session, argv: list[str],
                        undo: list[Callable[[], Any]]) -> list[str]:
@@ -371,8 +373,10 @@ class SessionManager:
         session = self.get(name)
         if cleanup not in (None, "worktree"):
             raise BadRequest("cleanup must be 'worktree' or absent")
-        if cleanup == "worktree" and session.worktree and self.git is not None and not force:
-            self.git.check_removable(self.git.Worktree.from_json(session.worktree))
+        if cleanup == "worktree" and session.worktree and self.git is not None:
+            # refuse before anything is stopped: an unmerged branch keeps its agent running
+            self.git.remove_worktree(self.git.Worktree.from_json(session.worktree), force=force,
+                                     dry_run=True)
         pane = self.tmux.pane(session.pane_id) if session.pane_id else None
         pids = procs.tree_pids(pane.pid if pane else session.pid, session.spawn_id)
         self.tmux.kill_session(name)
@@ -381,8 +385,10 @@ class SessionManager:
                                   "survivors": sorted(survivors), "worktree_removed": False}
         self._uninstall_hooks(session)
         if cleanup == "worktree" and session.worktree and self.git is not None:
-            self.git.remove_worktree(self.git.Worktree.from_json(session.worktree), force=force)
-            result["worktree_removed"] = True
+            removal = self.git.remove_worktree(self.git.Worktree.from_json(session.worktree),
+                                               force=force)
+            result["worktree_removed"] = removal.removed_worktree
+            result["branch_removed"] = removal.removed_branch
         self._exit(name, State(EXITED, "kill", time.time(), exit_status=session.exit_status))
         del self.sessions[name]
         self.store.mark_removed(name, time.time())
@@ -441,9 +447,13 @@ class SessionManager:
             session.pid = pane.pid
             if self._apply_pane(session, pane, now):
                 continue
-            if pane.activity != session.last_activity or self._needs_screen(session, now):
+            active = pane.activity != session.last_activity
+            if active or self._needs_screen(session, now):
                 session.last_activity = pane.activity
                 to_capture[pane.pane_id] = session
+            if active:
+                for callback in self.on_activity:
+                    callback(session)
         if to_capture:
             screens = self.tmux.capture_many(list(to_capture), heights=heights)
             for pane_id, text in screens.items():

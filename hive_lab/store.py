@@ -173,6 +173,13 @@ class Store:
                 "exit_status")
         return [dict(zip(cols, row)) for row in self.db.execute(sql, args)]
 
+    def transcript_paths(self) -> list[tuple[str, str]]:
+        """Every (session, transcript_path) an agent has reported, to resume following."""
+        rows = self.db.execute(
+            "SELECT DISTINCT session, json_extract(payload, '$.transcript_path') FROM events"
+            " WHERE agent != 'hive' AND json_extract(payload, '$.transcript_path') IS NOT NULL")
+        return [(s, p) for s, p in rows if isinstance(p, str)]
+
     # -- sessions --------------------------------------------------------------------------
     def save_session(self, name: str, agent: str, created: float, meta: dict[str, Any],
                      state: dict[str, Any] | None) -> None:

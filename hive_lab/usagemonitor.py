@@ -1,0 +1,116 @@
+"""Live token usage and cost of every session, from the transcripts its agent writes.
+
+Each hook payload names the agent's ``transcript_path``; a :class:`TranscriptFollower` per file
+reads only what was appended since the last look. Rows are deduplicated per session (one
+ledger per Hive Lab session, across all its transcript files) and a changed total becomes a
+``UsageUpdated`` event on the stream.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import events as ev
+from .events import Event
+from .recorder import Recorder
+from .sessions import SessionManager
+from .store import Store
+from .usage import Pricing, TranscriptFollower, UsageLedger, UsageRow, totals
+from .usage_cli import usage_report
+
+log = logging.getLogger("hive_lab.usage")
+
+
+class UsageMonitor:
+    def __init__(self, sessions: SessionManager, recorder: Recorder, store: Store,
+                 pricing: Pricing) -> None:
+        self.sessions = sessions
+        self.recorder = recorder
+        self.pricing = pricing
+        self.followers: dict[tuple[str, str], TranscriptFollower] = {}
+        self.ledgers: dict[str, UsageLedger] = {}
+        self._last: dict[str, dict[str, Any]] = {}
+        self._lock = asyncio.Lock()
+        recorder.listeners.append(self._on_event)
+        for session, path in store.transcript_paths():
+            self.register(session, path)
+
+    def _on_event(self, event: Event) -> None:
+        path = event.payload.get("transcript_path") if event.agent != "hive" else None
+        if isinstance(path, str):
+            self.register(event.session, path)
+
+    def register(self, session: str, path: str) -> bool:
+        """Follow ``path`` for ``session``. Agent-supplied: only absolute ``*.jsonl`` paths."""
+        if (session, path) in self.followers:
+            return True
+        p = Path(path)
+        if not p.is_absolute() or p.suffix != ".jsonl" or "\0" in path or len(path) > 4096:
+            log.warning("session %s: ignoring transcript path %r", session, path[:200])
+            return False
+        ledger = self.ledgers.setdefault(session, UsageLedger())
+        self.followers[(session, path)] = TranscriptFollower(p, self.pricing, ledger=ledger)
+        return True
+
+    async def poll(self) -> set[str]:
+        """Read what every followed transcript appended; record changed totals."""
+        async with self._lock:
+            changed: set[str] = set()
+            for (session, path), follower in list(self.followers.items()):
+                if not Path(path).is_file():
+                    continue
+                try:
+                    rows = await asyncio.to_thread(follower.poll)
+                except Exception:
+                    log.exception("reading transcript %s", path)
+                    continue
+                if rows:
+                    changed.add(session)
+            for session in sorted(changed):
+                total = totals(self.ledgers[session].rows())
+                if total != self._last.get(session):
+                    self._last[session] = total
+                    cost = total.get("cost")
+                    summary = (f"${cost:.4f}" if isinstance(cost, (int, float)) else "cost unknown") \
+                        + f", {total.get('total_tokens', 0)} tokens"
+                    self.recorder.record_now([ev.internal(session, ev.USAGE_UPDATED,
+                                                          {"usage": total}, summary)])
+            return changed
+
+    def rows(self, session: str | None = None, since: float | None = None,
+             until: float | None = None) -> list[UsageRow]:
+        """Deduplicated rows, ``session_id`` set to the Hive Lab session name."""
+        out: list[UsageRow] = []
+        lo = datetime.fromtimestamp(since, timezone.utc) if since is not None else None
+        hi = datetime.fromtimestamp(until, timezone.utc) if until is not None else None
+        for name, ledger in self.ledgers.items():
+            if session is not None and name != session:
+                continue
+            for row in ledger.rows():
+                if (lo and row.time < lo) or (hi and row.time >= hi):
+                    continue
+                out.append(row)
+        return sorted(out, key=lambda r: r.time)
+
+    def rows_json(self, **filters: Any) -> list[dict[str, Any]]:
+        by_id = self._session_of_agent_ids()
+        return [{**row.to_json(), "session": by_id.get(row.session_id, row.session_id),
+                 "agent_session_id": row.session_id} for row in self.rows(**filters)]
+
+    def report(self, by: str, **filters: Any) -> dict[str, Any]:
+        """``hive-lab usage --json`` shape, grouped by Hive Lab session (not agent id)."""
+        by_id = self._session_of_agent_ids()
+        rows = [replace(r, session_id=by_id.get(r.session_id, r.session_id))
+                for r in self.rows(**filters)]
+        return usage_report(rows, by, self.pricing)  # type: ignore[arg-type]
+
+    def _session_of_agent_ids(self) -> dict[str, str]:
+        mapping: dict[str, str] = {}
+        for name, ledger in self.ledgers.items():
+            for row in ledger.rows():
+                mapping.setdefault(row.session_id, name)
+        return mapping
