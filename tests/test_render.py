@@ -34,3 +34,24 @@ def test_state_label() -> None:
     assert render.state_label({"name": "exited", "exit_status": 3}) == "exited (status 3)"
     assert render.state_label({"name": "waiting", "reason": "permission", "tool": "Write"}) == \
         "waiting (permission, Write)"
+
+
+def test_git_cost_and_conflict_cells() -> None:
+    state = {"branch": "hive/<b>x", "ahead": 2, "merges_cleanly": False,
+             "staged": [], "unstaged": [{"path": "a.py"}], "untracked": [{"path": EVIL}],
+             "committed": ["a.py", "b.py"]}
+    cell = render.git_cell(state)
+    assert "hive/&lt;b&gt;x" in cell and "+2 commits" in cell and "3 files" in cell
+    assert "conflicts with base" in cell and "<script>" not in cell
+    assert "no worktree" in render.git_cell(None)
+    cost = render.cost_cell({"totalCost": 0.043975, "inputTokens": 10, "outputTokens": 5,
+                             "cacheCreationTokens": 0, "cacheReadTokens": 100})
+    assert "$0.0440" in cost and "115 tok" in cost
+    assert "unknown model" in render.cost_cell({"totalCost": None, "inputTokens": 1})
+    out = render.conflicts_html({"conflicts": [{"sessions": ["a", EVIL], "paths": [EVIL]}],
+                                 "overlaps": [{"path": "x.py", "sessions": ["a", "b"]}]})
+    assert "<script>" not in out and "x.py changed by a, b" in out
+    assert "No two agents" in render.conflicts_html({})
+    table = render.sessions_table([{"name": "s1", "agent": "claude", "state": {"name": "idle"}}],
+                                  git={"s1": state}, usage={"s1": {"totalCost": 1.5}})
+    assert "$1.5000" in table and "+2 commits" in table

@@ -26,6 +26,7 @@ class SessionsPanel(W.VBox):
         self.client = client or HiveClient.discover()
         self.table = W.HTML()
         self.waiting = W.HTML()
+        self.collisions = W.HTML()
         self.message = W.HTML()
         self.screen = W.HTML()
         self.events = W.HTML()
@@ -69,7 +70,8 @@ class SessionsPanel(W.VBox):
                            W.HBox([self.screen_button, self.stop_button]), self.screen])
         super().__init__([
             W.HBox([W.HTML("<h3>Sessions</h3>"), self.refresh_button]), self.table,
-            W.HTML("<h4>Waiting for you</h4>"), self.waiting, self.message,
+            W.HTML("<h4>Waiting for you</h4>"), self.waiting,
+            W.HTML("<h4>Collisions</h4>"), self.collisions, self.message,
             W.HBox([start_box, talk_box]),
             W.HTML("<h4>Latest events</h4>"), self.events,
         ], **kwargs)
@@ -92,7 +94,9 @@ class SessionsPanel(W.VBox):
             self.say(f"cannot reach Hive Lab: {exc.detail}", error=True)
             return []
         self.sessions = sessions
-        self.table.value = render.sessions_table(sessions)
+        git, usage, collisions = self._extras()
+        self.table.value = render.sessions_table(sessions, git=git, usage=usage)
+        self.collisions.value = render.conflicts_html(collisions)
         self.waiting.value = render.waiting_list(sessions)
         names = [s["name"] for s in sessions]
         current = self.target.value
@@ -100,6 +104,16 @@ class SessionsPanel(W.VBox):
         if current in names:
             self.target.value = current
         return sessions
+
+    def _extras(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """Git state, cost per session and collisions (best effort: the table comes first)."""
+        try:
+            git = self.client.git()["sessions"]
+            usage = {u["sessionId"]: u for u in self.client.usage(by="session")["sessions"]}
+            collisions = self.client.conflicts()
+        except HiveAPIError:
+            return {}, {}, {}
+        return git, usage, collisions
 
     def say(self, text: str, error: bool = False) -> None:
         colour = "#dc2626" if error else "#059669"

@@ -61,24 +61,64 @@ def ago(iso_time: str | None, now: datetime | None = None) -> str:
     return f"{seconds // 3600}h ago"
 
 
-def sessions_table(sessions: Iterable[dict[str, Any]], now: datetime | None = None) -> str:
-    """The session list: name, agent, state badge (with its source), since, cwd."""
+def git_cell(state: dict[str, Any] | None) -> str:
+    """Branch, commits ahead, files changed, and whether it still merges cleanly."""
+    if not state:
+        return "<span class='hive-muted'>no worktree</span>"
+    changed = {f["path"] for key in ("staged", "unstaged", "untracked") for f in state.get(key, [])}
+    changed |= set(state.get("committed", []))
+    parts = [f"<b>{esc(state.get('branch') or 'detached')}</b>"]
+    if state.get("ahead"):
+        parts.append(f"+{int(state['ahead'])} commit{'s' * (state['ahead'] != 1)}")
+    if changed:
+        parts.append(f"{len(changed)} file{'s' * (len(changed) != 1)}")
+    if state.get("merges_cleanly") is False:
+        parts.append("<span style='color:#dc2626'>conflicts with base</span>")
+    return " · ".join(parts)
+
+
+def cost_cell(usage: dict[str, Any] | None) -> str:
+    if not usage:
+        return "<span class='hive-muted'>–</span>"
+    cost = usage.get("totalCost")
+    tokens = sum(int(usage.get(k) or 0) for k in ("inputTokens", "outputTokens",
+                                                   "cacheCreationTokens", "cacheReadTokens"))
+    money = f"${cost:,.4f}" if isinstance(cost, (int, float)) else "unknown model"
+    return f"{esc(money)} <span class='hive-muted'>{tokens:,} tok</span>"
+
+
+def sessions_table(sessions: Iterable[dict[str, Any]], now: datetime | None = None,
+                   git: dict[str, Any] | None = None, usage: dict[str, Any] | None = None) -> str:
+    """The session list: name, agent, state badge (with its source), since, changes, cost."""
+    git, usage = git or {}, usage or {}
     rows = []
     for s in sessions:
         state = s.get("state") or {}
-        where = (s.get("worktree") or {}).get("branch") or s.get("cwd", "")
         rows.append(
             "<tr>"
             f"<td><b>{esc(s.get('name'))}</b></td>"
             f"<td>{esc(s.get('agent'))}</td>"
             f"<td>{badge(state)} <span class='hive-muted'>via {esc(state.get('source'))}</span></td>"
             f"<td class='hive-muted'>{esc(ago(state.get('since'), now))}</td>"
-            f"<td class='hive-muted'>{esc(where)}</td>"
+            f"<td>{git_cell(git.get(s.get('name')))}</td>"
+            f"<td>{cost_cell(usage.get(s.get('name')))}</td>"
             "</tr>")
     if not rows:
         return STYLE + '<div class="hive-empty">No sessions yet: start one below.</div>'
-    head = "<tr><th>Session</th><th>Agent</th><th>State</th><th>Since</th><th>Where</th></tr>"
+    head = ("<tr><th>Session</th><th>Agent</th><th>State</th><th>Since</th>"
+            "<th>Changes</th><th>Cost</th></tr>")
     return STYLE + f'<table class="hive-table">{head}{"".join(rows)}</table>'
+
+
+def conflicts_html(collisions: dict[str, Any]) -> str:
+    """Files two agents are both changing, and predicted merge conflicts."""
+    items = [f"<li><b>conflict</b> between {esc(' and '.join(c['sessions']))} on "
+             f"{esc(', '.join(c['paths']))}</li>" for c in collisions.get("conflicts", [])]
+    items += [f"<li>{esc(o['path'])} changed by {esc(', '.join(o['sessions']))}</li>"
+              for o in collisions.get("overlaps", [])]
+    if not items:
+        return STYLE + '<div class="hive-empty">No two agents are touching the same files.</div>'
+    return STYLE + f"<ul>{''.join(items)}</ul>"
 
 
 def waiting_list(sessions: Iterable[dict[str, Any]]) -> str:
