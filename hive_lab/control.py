@@ -6,6 +6,7 @@ The HTTP layer holds one :class:`Hive` and calls its methods; everything here is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -132,8 +133,13 @@ class Hive:
         A spool file is acknowledged (deleted) only after all its records are stored; a
         record the server refuses for good (bad JSON...) is logged and skipped, not retried.
         """
+        # closing(): releases the drain lock at once, even if storing fails mid-way
+        with contextlib.closing(spool.iter_batches(self.spool_dir)) as batches:
+            return await self._drain_batches(batches)
+
+    async def _drain_batches(self, batches: Any) -> int:
         stored = 0
-        for batch in spool.iter_batches(self.spool_dir):
+        for batch in batches:
             # All records of a file go into one group commit, in file order.
             results = await asyncio.gather(
                 *(self.sessions.ingest(r.body, r.session, r.install, r.agent, r.key, r.fired,
@@ -189,10 +195,15 @@ class Hive:
         install_id = "i" + os.urandom(8).hex()
         installs = self.data_dir / "installs"
         installs.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(installs / f"{install_id}.secret", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        secret_file = installs / f"{install_id}.secret"
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(32))
-        settings = installers.install(agent, path, install_id, script=self.sessions.hook_script)
+        try:
+            settings = installers.install(agent, path, install_id, script=self.sessions.hook_script)
+        except BaseException:
+            secret_file.unlink()  # nothing half-made
+            raise
         return {"dir": str(path), "agent": agent, "install": install_id, "settings": str(settings)}
 
 

@@ -599,6 +599,8 @@ def main(argv: list[str]) -> int:
         else:
             body = _read_fd(0)  # read it all even if we then stay silent: the agent is writing
         install = opts.install
+        if install is not None and _env(SESSION_ENV):
+            return 0  # a managed session's own hook entry reports this event: don't double it
         session = None if install is not None else _env(SESSION_ENV)
         data_dir = opts.data_dir or _env(DIR_ENV)
         if not data_dir and install is not None:
