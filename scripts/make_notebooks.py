@@ -80,7 +80,32 @@ for e in hive.events(session="demo-echo"):
     print(e["id"], e["event"], e["summary"])
 """),
         md("""
-## 5. Clean up
+## 5. What changed, and where agents collide
+
+Started inside a git repository, every agent gets its own worktree on branch `hive/<name>`,
+so parallel agents never edit the same checkout. `git()` shows each one's branch, commits
+ahead of its base, changed files and whether it still merges cleanly; `conflicts()` lists files
+two sessions both change and the merge conflicts `git merge-tree` predicts between them.
+"""),
+        code("""
+{name: (state or {}).get("branch") for name, state in hive.git()["sessions"].items()}
+"""),
+        code("""
+hive.conflicts()
+"""),
+        md("""
+## 6. What it cost
+
+Hive Lab follows each agent's transcript as it grows and prices every API response with a
+dated pricing table (an unknown model is reported as unknown, never as $0). Group by
+`session`, `day`, `model` or 5-hour billing `block`. For DataFrames and plots see
+`analysis.ipynb`.
+"""),
+        code("""
+hive.usage(by="session")["totals"]
+"""),
+        md("""
+## 7. Clean up
 
 `kill()` ends the whole process tree of the agent (children that called `setsid` included).
 """),
