@@ -159,6 +159,13 @@ class HiveClient:
         return self.request("GET", "transitions",
                             params={"session": session, "after": after})["transitions"]
 
+    @property
+    def frames(self) -> "Any":
+        """pandas DataFrames of this server's data (:class:`hive_lab.frames.Frames`)."""
+        from .frames import Frames
+
+        return Frames(self)
+
     # -- git and usage ----------------------------------------------------------------------
     def git(self, name: str | None = None) -> Any:
         """Git state of one session, or ``{"sessions": {name: state}}`` for all."""

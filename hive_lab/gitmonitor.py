@@ -28,10 +28,12 @@ _READ_ONLY_TOOLS = {"Read", "Glob", "Grep", "LS", "WebFetch", "WebSearch", "Todo
 
 
 class GitMonitor:
-    def __init__(self, sessions: SessionManager, recorder: Recorder, debounce: float = 0.3) -> None:
+    def __init__(self, sessions: SessionManager, recorder: Recorder, debounce: float = 0.3,
+                 trailing: float = 1.5) -> None:
         self.sessions = sessions
         self.recorder = recorder
         self.debounce = debounce
+        self.trailing = trailing
         self.states: dict[str, GitState] = {}
         self.predictor = ConflictPredictor()
         self.collisions = Collisions(overlaps=[], conflicts=[], predictions=[])
@@ -70,10 +72,17 @@ class GitMonitor:
 
     # -- refresh ---------------------------------------------------------------------------
     async def _flush_later(self) -> None:
+        """Refresh soon after the trigger, and once more a little later (trailing edge).
+
+        Activity is seen when a command starts printing; the commit it makes may land after
+        that refresh, in the same second, with no further activity tmux can report.
+        """
         await asyncio.sleep(self.debounce)
         while self._dirty:
             names, self._dirty = self._dirty, set()
             await self.refresh(names)
+            await asyncio.sleep(self.trailing)
+            await self.refresh(names - self._dirty)
 
     async def refresh(self, names: set[str] | None = None) -> dict[str, GitState]:
         """Re-read the given sessions' git state; record changes and new conflicts."""

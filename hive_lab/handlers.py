@@ -287,16 +287,19 @@ class HooksHandler(HiveHandler):
 
 
 def _parse_time(value: str, name: str) -> float:
-    from datetime import datetime
+    from datetime import datetime, timezone
 
     try:
         return float(value)
     except ValueError:
         pass
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise BadRequest(f"{name} must be epoch seconds or ISO 8601") from None
+    if parsed.tzinfo is None:  # naive: UTC, like every time the API returns
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
 
 
 def handlers() -> list[tuple[str, type]]:

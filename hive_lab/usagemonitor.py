@@ -82,9 +82,13 @@ class UsageMonitor:
             return changed
 
     def rows(self, session: str | None = None, since: float | None = None,
-             until: float | None = None) -> list[UsageRow]:
-        """Deduplicated rows, ``session_id`` set to the Hive Lab session name."""
-        out: list[UsageRow] = []
+             until: float | None = None) -> list[tuple[str, UsageRow]]:
+        """Deduplicated ``(session name, row)`` pairs, oldest first.
+
+        A row belongs to the session whose ledger holds it: two sessions can follow the same
+        agent session id (a resumed conversation), so ids cannot be mapped back to names.
+        """
+        out: list[tuple[str, UsageRow]] = []
         lo = datetime.fromtimestamp(since, timezone.utc) if since is not None else None
         hi = datetime.fromtimestamp(until, timezone.utc) if until is not None else None
         for name, ledger in self.ledgers.items():
@@ -93,24 +97,14 @@ class UsageMonitor:
             for row in ledger.rows():
                 if (lo and row.time < lo) or (hi and row.time >= hi):
                     continue
-                out.append(row)
-        return sorted(out, key=lambda r: r.time)
+                out.append((name, row))
+        return sorted(out, key=lambda pair: pair[1].time)
 
     def rows_json(self, **filters: Any) -> list[dict[str, Any]]:
-        by_id = self._session_of_agent_ids()
-        return [{**row.to_json(), "session": by_id.get(row.session_id, row.session_id),
-                 "agent_session_id": row.session_id} for row in self.rows(**filters)]
+        return [{**row.to_json(), "session": name, "agent_session_id": row.session_id}
+                for name, row in self.rows(**filters)]
 
     def report(self, by: str, **filters: Any) -> dict[str, Any]:
         """``hive-lab usage --json`` shape, grouped by Hive Lab session (not agent id)."""
-        by_id = self._session_of_agent_ids()
-        rows = [replace(r, session_id=by_id.get(r.session_id, r.session_id))
-                for r in self.rows(**filters)]
+        rows = [replace(row, session_id=name) for name, row in self.rows(**filters)]
         return usage_report(rows, by, self.pricing)  # type: ignore[arg-type]
-
-    def _session_of_agent_ids(self) -> dict[str, str]:
-        mapping: dict[str, str] = {}
-        for name, ledger in self.ledgers.items():
-            for row in ledger.rows():
-                mapping.setdefault(row.session_id, name)
-        return mapping

@@ -123,6 +123,17 @@ def test_live_state_diff_overlap_and_predicted_conflict(server: HiveServer, repo
         server.request("DELETE", f"sessions/{name}?cleanup=worktree&force=true")
 
 
+def test_state_catches_a_commit_made_after_the_last_output(server: HiveServer, repo: Path) -> None:
+    """The pane prints when the command is typed; the commit lands later, silently. The
+    monitor's trailing refresh must still see it (GET git serves the monitor's states)."""
+    agent(server, "quiet", repo)
+    type_in(server, "quiet", "(sleep 1; echo q > q.txt; git add q.txt; git commit -qm quiet)"
+                             " >/dev/null 2>&1 &")
+    wait_for(lambda: (server.get("git")["sessions"].get("quiet") or {}).get("ahead") == 1,
+             timeout=8, what="GET git shows the silent commit")
+    server.request("DELETE", "sessions/quiet?cleanup=worktree&force=true")
+
+
 def test_monitoring_never_takes_the_index_lock(server: HiveServer, repo: Path) -> None:
     session = agent(server, "nolock", repo)
     wt = Path(session["worktree"]["path"])

@@ -96,3 +96,20 @@ def test_usage_survives_restart_and_bad_paths_are_ignored(tmp_path: Path) -> Non
     finally:
         srv.stop()
         srv.kill_tmux()
+
+
+def test_two_sessions_following_one_transcript_keep_their_own_rows(server: HiveServer,
+                                                                   workdir: Path) -> None:
+    """A resumed conversation: two Hive sessions report the same agent transcript. Rows are
+    credited to the session whose ledger holds them, not mapped back by agent id."""
+    transcript = workdir / "shared.jsonl"
+    shutil.copy(TRANSCRIPT, transcript)
+    for name in ("first-aa", "second-bb"):
+        spawn(server, name, None, cwd=workdir, agent="hooked")
+        fire_hook(server, name, {"hook_event_name": "Stop", "transcript_path": str(transcript)})
+    full = expected_totals(TRANSCRIPT.read_text().splitlines())
+    for name in ("first-aa", "second-bb"):
+        wait_for(lambda n=name: (session_usage(server, n) or {}).get("outputTokens") == full["output"],
+                 timeout=20, what=f"usage of {name}")
+        rows = server.get(f"usage/rows?session={name}")["rows"]
+        assert {r["session"] for r in rows} == {name} and len(rows) == full["responses"]
