@@ -24,6 +24,7 @@ SESSION_REMOVED = "SessionRemoved"
 GIT_CHANGED = "GitChanged"
 CONFLICT_PREDICTED = "ConflictPredicted"
 USAGE_UPDATED = "UsageUpdated"
+SCREEN_ANSWERED = "ScreenAnswered"  # Hive Lab pressed keys on an agent's start-up screen
 
 _EVENT_NAME_KEYS = ("hook_event_name", "hookEventName", "event", "type")
 

@@ -528,6 +528,29 @@ def common_dir(worktree: Path | str) -> Path:
     return (admin / rel).resolve()
 
 
+def exclude_locally(worktree: Path | str, pattern: str) -> bool:
+    """Add ``pattern`` to the repository's ``info/exclude`` (shared by all its worktrees,
+    never committed) unless it is there; returns True if it was added.
+
+    Hive Lab's own hook settings in a session's worktree are not the agent's work: without
+    this they would count as a change of every hooked session and as a collision between them.
+    """
+    if "\n" in pattern or not pattern.strip():
+        raise BadRequest("invalid exclude pattern")
+    exclude = common_dir(worktree) / "info" / "exclude"
+    try:
+        lines = exclude.read_text("utf-8", "surrogateescape").splitlines()
+    except FileNotFoundError:
+        lines = []
+    if pattern in lines:
+        return False
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    with open(exclude, "a", encoding="utf-8", errors="surrogateescape") as fh:
+        prefix = "" if not lines or exclude.read_bytes().endswith(b"\n") else "\n"
+        fh.write(f"{prefix}# added by Hive Lab: its agent hook settings, not project files\n{pattern}\n")
+    return True
+
+
 def repo_slug(main: Path, common: Path) -> str:
     """``<dirname>-<hash of the common dir>``: two clones named ``app`` never share a folder."""
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", main.name).strip("-")[:40] or "repo"

@@ -29,7 +29,10 @@ CLAUDE_EVENTS = (
     "TaskCreated", "TaskCompleted", "Stop", "StopFailure", "TeammateIdle", "InstructionsLoaded",
     # DirectoryAdded is in the current docs, but Claude Code 2.1.197 stops at start-up on a
     # "Settings Warning" screen when a settings file names it: left out on purpose.
-    "ConfigChange", "CwdChanged", "FileChanged", "WorktreeCreate",
+    # WorktreeCreate too: a command hook for it *replaces* Claude Code's own `git worktree
+    # add` and must print the new path; ours prints nothing, so `claude --worktree` (and the
+    # EnterWorktree tool) failed with "hook succeeded but returned no worktree path".
+    "ConfigChange", "CwdChanged", "FileChanged",
     "WorktreeRemove", "PreCompact", "PostCompact", "Elicitation", "ElicitationResult",
     "SessionEnd",
 )
@@ -110,6 +113,15 @@ def _merge(settings: dict[str, Any], events: tuple[str, ...], command: str,
     hooks = settings.setdefault("hooks", {})
     if not isinstance(hooks, dict):
         raise BadRequest("the settings file's 'hooks' must be an object")
+    # Entries of ours for events we no longer install (left by an older Hive Lab that
+    # stopped without cleaning up) go, so that dropping an event really takes effect.
+    stale = {event: groups for event, groups in hooks.items() if event not in events}
+    kept = _strip({"hooks": dict(stale)}).get("hooks", {})  # on a copy: `hooks` untouched
+    for event in list(stale):
+        if event in kept:
+            hooks[event] = kept[event]
+        else:
+            del hooks[event]
     for event in events:
         groups = hooks.setdefault(event, [])
         if not isinstance(groups, list):

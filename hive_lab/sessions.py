@@ -151,7 +151,8 @@ class SessionManager:
         self.on_removed: list[Callable[[Session], None]] = []
         self.on_activity: list[Callable[[Session], None]] = []
         self.hook_script: Path | None = None  # precompiled hook client, set at start-up
-        self._answered: dict[str, float] = {}  # first-run screens answered: "session:cue" -> when
+        # First-run screens answered: (session, cue) -> captures in a row without that cue.
+        self._answered: dict[tuple[str, str], int] = {}
 
     # -- paths and secrets ---------------------------------------------------------------
     def session_dir(self, name: str) -> Path:
@@ -291,6 +292,10 @@ class SessionManager:
         if profile.hooks in ("claude", "gemini"):
             directory = Path(session.cwd)
             installers.install(profile.hooks, directory, script=self.hook_script)
+            if session.worktree and profile.hooks == "claude" and self.git is not None:
+                # settings.local.json is per-user and never committed; in a worktree it must
+                # not show up as the agent's change (or a collision between hooked agents)
+                self.git.exclude_locally(session.worktree["path"], "/.claude/settings.local.json")
             session.hooks = {"kind": profile.hooks, "dir": str(directory)}
             undo.append(lambda: self._uninstall_hooks(session))
         return argv
@@ -379,6 +384,10 @@ class SessionManager:
                                      dry_run=True)
         pane = self.tmux.pane(session.pane_id) if session.pane_id else None
         pids = procs.tree_pids(pane.pid if pane else session.pid, session.spawn_id)
+        # Decided before the hang-up: the poller must not see the tmux session gone first
+        # ("tmux session gone"), and the agent's own goodbye hooks (Claude Code's SessionEnd)
+        # arrive after it. Both are still stored; neither changes this final state.
+        self._exit(name, State(EXITED, "kill", time.time(), exit_status=session.exit_status))
         self.tmux.kill_session(name)
         survivors = await procs.end_tree(pids)
         result: dict[str, Any] = {"name": name, "killed": sorted(pids - survivors),
@@ -389,13 +398,14 @@ class SessionManager:
                                                force=force)
             result["worktree_removed"] = removal.removed_worktree
             result["branch_removed"] = removal.removed_branch
-        self._exit(name, State(EXITED, "kill", time.time(), exit_status=session.exit_status))
         del self.sessions[name]
         self.store.mark_removed(name, time.time())
         self.recorder.record_now([ev.internal(name, ev.SESSION_REMOVED, result, "removed")])
         self._forget_files(name)
         self.tracker.forget(name)
         self._screens.pop(name, None)
+        for tag in [t for t in self._answered if t[0] == name]:
+            del self._answered[tag]
         for callback in self.on_removed:
             callback(session)
         return result
@@ -471,17 +481,34 @@ class SessionManager:
                 self.recorder.transition(session.name, state, prev)
 
     def _answer_first_run(self, session: Session, profile: AgentProfile, now: float) -> bool:
-        """Get past the agent's start-up screens (trust, settings warning...) once each."""
+        """Get past the agent's start-up screens (trust, settings warning...), once each.
+
+        A screen is answered once while it shows: an agent slow to read its input (a loaded
+        machine) keeps showing the screen it was answered on, and pressing again would answer
+        the *next* screen (Enter on Claude Code's API-key screen means "No"). A cue is armed
+        again only after two captures in a row without it. Every answer is an event.
+        """
         screen = self._screens.get(session.name, "")
         for pattern, keys in profile.cues.first_run:
-            tag = f"{session.name}:{pattern}"
-            if re.search(pattern, screen) and now - self._answered.get(tag, 0) > 2.0:
-                self._answered[tag] = now
-                if keys and session.pane_id:
-                    self.tmux.send_keys(session.pane_id, list(keys))
-                log.info("session %s: answered start-up screen %r with %s", session.name,
-                         pattern, keys)
-                return True
+            tag = (session.name, pattern)
+            if not re.search(pattern, screen):
+                if tag in self._answered:
+                    self._answered[tag] += 1
+                    if self._answered[tag] >= 2:
+                        del self._answered[tag]
+                continue
+            if tag in self._answered:
+                self._answered[tag] = 0  # still showing: answered already
+                continue
+            self._answered[tag] = 0
+            if keys and session.pane_id:
+                self.tmux.send_keys(session.pane_id, list(keys))
+            log.info("session %s: answered start-up screen %r with %s", session.name,
+                     pattern, keys)
+            self.recorder.record_now([ev.internal(
+                session.name, ev.SCREEN_ANSWERED, {"cue": pattern, "keys": list(keys)},
+                f"start-up screen {pattern!r} answered with {' '.join(keys) or 'nothing'}")])
+            return True
         return False
 
     def _needs_screen(self, session: Session, now: float) -> bool:

@@ -25,6 +25,11 @@ NAMES = (STARTING, WORKING, WAITING, IDLE, EXITED, ERROR)
 HOOK_TRUST_SECONDS = 3.0
 # A pane that printed within this many seconds counts as busy (screen-only agents).
 ACTIVITY_SECONDS = 3.0
+# Exits decided from the process itself (pane dead, killed by us, tmux session gone) are
+# final for hooks: a late hook (Claude Code's SessionEnd, run as it is being killed; a tool's
+# PostToolUse; a spooled event drained later) is stored but cannot revive or re-exit it.
+# An exit a hook decided (SessionEnd) is not: the same process may start a new session.
+FINAL_EXIT_SOURCES = ("pane", "kill", "server")
 
 
 @dataclass(frozen=True)
@@ -225,7 +230,7 @@ class Tracker:
     def on_hook(self, session: str, event: str, payload: dict[str, Any], now: float) -> State | None:
         memory = self.mem(session)
         prev = self.get(session)
-        if prev.name == EXITED and prev.source == "pane":
+        if prev.name == EXITED and prev.source in FINAL_EXIT_SOURCES:
             return None  # the process is gone: late hooks cannot revive it
         state = decide_from_hook(event, payload, prev, memory, now)
         memory.last_hook_at = now

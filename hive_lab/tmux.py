@@ -198,7 +198,9 @@ class Tmux:
                         check=False)
         if proc.returncode != 0:
             err = proc.stderr.decode(errors="replace")
-            if "no server running" in err or "error connecting" in err or not err.strip():
+            # No server, or (tmux 3.3a, exit-empty off) a server without any session left.
+            if ("no server running" in err or "error connecting" in err
+                    or "no current target" in err or not err.strip()):
                 return []
             raise TmuxError(err.strip())
         return [p for p in map(_parse_pane, proc.stdout.decode(errors="replace").splitlines()) if p]

@@ -53,6 +53,13 @@ class HiveServer:
     socket_name: str = field(default_factory=lambda: f"hivetest-{secrets.token_hex(4)}")
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     extra_args: list[str] = field(default_factory=list)
+    # Optional: more HiveLab config (merged into the one written below), directories put
+    # first on the server's PATH (where it finds agent CLIs), variables added to its env and
+    # prefixes of variables removed from it (e.g. an outer Claude Code's CLAUDE*/ANTHROPIC_*).
+    extra_config: dict[str, Any] = field(default_factory=dict)
+    extra_path: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    drop_env_prefixes: tuple[str, ...] = ()
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
@@ -61,6 +68,11 @@ class HiveServer:
             (self.base / sub).mkdir(parents=True, exist_ok=True)
         # A profile that behaves like a hooked agent (Claude-style hooks) but runs `cat`.
         config = {"HiveLab": {"profiles": {"hooked": {"command": ["cat"], "hooks": "claude"}}}}
+        for key, value in self.extra_config.items():
+            if key == "profiles":
+                config["HiveLab"]["profiles"].update(value)
+            else:
+                config["HiveLab"][key] = value
         (self.base / "config" / "jupyter_server_config.json").write_text(json.dumps(config))
 
     @property
@@ -77,11 +89,13 @@ class HiveServer:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "JUPYTER_"))}
+        drop = ("JPY_", "JUPYTER_", *self.drop_env_prefixes)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
         env.update(JUPYTER_DATA_DIR=str(self.base / "data"),
                    JUPYTER_RUNTIME_DIR=str(self.base / "runtime"),
                    JUPYTER_CONFIG_DIR=str(self.base / "config"),
-                   PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+                   PATH=os.pathsep.join([*self.extra_path, str(BIN), env.get("PATH", "")]))
+        env.update(self.extra_env)
         return env
 
     def start(self) -> "HiveServer":

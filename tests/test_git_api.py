@@ -231,3 +231,20 @@ def test_base_can_be_chosen(server: HiveServer, repo: Path) -> None:
     state = git_of(server, "from-first")
     assert state["behind"] == 0  # a fixed base commit: nothing to be behind of
     server.request("DELETE", "sessions/from-first?cleanup=worktree")
+
+
+def test_hook_settings_are_not_an_agents_change(server: HiveServer, repo: Path) -> None:
+    """Two hooked agents in worktrees: our .claude/settings.local.json is neither a change
+    nor a collision between them."""
+    for name in ("hooked-a", "hooked-b"):
+        status, body = server.request("POST", "sessions", {"name": name, "agent": "hooked",
+                                                           "cwd": str(repo)})
+        assert status == 201, body
+        assert (Path(body["worktree"]["path"]) / ".claude" / "settings.local.json").exists()
+    for name in ("hooked-a", "hooked-b"):
+        state = git_of(server, name)
+        assert state["untracked"] == [] and state["dirty"] is False, state
+    assert server.get("git/conflicts")["overlaps"] == []
+    for name in ("hooked-a", "hooked-b"):  # and cleanup is not blocked by it either
+        status, body = server.request("DELETE", f"sessions/{name}?cleanup=worktree")
+        assert status == 200, body

@@ -55,3 +55,11 @@ def test_git_cost_and_conflict_cells() -> None:
     table = render.sessions_table([{"name": "s1", "agent": "claude", "state": {"name": "idle"}}],
                                   git={"s1": state}, usage={"s1": {"totalCost": 1.5}})
     assert "$1.5000" in table and "+2 commits" in table
+
+
+def test_conflict_is_not_repeated_as_an_overlap() -> None:
+    out = render.conflicts_html({
+        "conflicts": [{"sessions": ["a", "b"], "paths": ["src/auth.py"]}],
+        "overlaps": [{"path": "src/auth.py", "sessions": ["b", "a"]},
+                     {"path": "README.md", "sessions": ["a", "c"]}]})
+    assert out.count("src/auth.py") == 1 and "README.md changed by a, c" in out

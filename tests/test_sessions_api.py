@@ -300,3 +300,23 @@ def test_cli_discovers_server_and_reports_errors(server: HiveServer) -> None:
     assert bad.returncode == 1 and "bad_request" in bad.stderr and "Traceback" not in bad.stderr
     missing = server.cli("screen", "nobody")
     assert missing.returncode == 1 and "not_found" in missing.stderr
+
+
+def test_last_tmux_session_killed_outside_hive_lab_is_exited(tmp_path: Path) -> None:
+    """With no session left, tmux 3.3a answers ``list-panes -a`` with "no current target"
+    (our config keeps the server up: exit-empty off). That is an empty list, not an error
+    that stops every poll: the session whose tmux session went away becomes ``exited``."""
+    srv = HiveServer(tmp_path).start()
+    try:
+        workdir = srv.root / "w"
+        workdir.mkdir()
+        spawn(srv, "lonely", ["cat"], cwd=workdir)
+        assert srv.tmux("kill-session", "-t", "=lonely").returncode == 0
+        state = wait_for(lambda: (lambda s: s if s["name"] == "exited" else None)(
+            state_of(srv, "lonely")), timeout=20, what="exited after its tmux session went away")
+        assert state["source"] == "server" and state["detail"] == "tmux session gone"
+        log = (srv.base / f"server-{srv.port}.log").read_text()
+        assert "no current target" not in log
+    finally:
+        srv.stop()
+        srv.kill_tmux()

@@ -15,6 +15,10 @@ import ipywidgets as W
 from ..client import HiveAPIError, HiveClient
 from . import render
 
+WRAP = W.Layout(flex_flow="row wrap", align_items="flex-start")
+HEADING = "<h4 style='margin:10px 0 2px'>{}</h4>"
+REDRAW_SECONDS = 30.0  # "since" columns stay true even when nothing happens
+
 REFRESH_EVENTS = {"StateChanged", "SessionCreated", "SessionRemoved", "GitChanged",
                   "UsageUpdated"}
 
@@ -63,17 +67,20 @@ class SessionsPanel(W.VBox):
         self.refresh_button = W.Button(description="Refresh", icon="refresh")
         self.refresh_button.on_click(lambda _: self.refresh())
 
-        start_box = W.VBox([W.HTML("<h4>Start an agent</h4>"), self.new_name, self.new_agent,
-                            self.new_command, self.new_cwd, self.new_prompt, self.start_button])
-        talk_box = W.VBox([W.HTML("<h4>Talk to an agent</h4>"), self.target, self.text,
-                           W.HBox([self.send_button, *key_buttons]),
-                           W.HBox([self.screen_button, self.stop_button]), self.screen])
+        start_box = W.VBox([W.HTML(HEADING.format("Start an agent")), self.new_name,
+                            self.new_agent, self.new_command, self.new_cwd, self.new_prompt,
+                            self.start_button], layout=W.Layout(flex="0 0 auto", margin="0 24px 0 0"))
+        talk_box = W.VBox([W.HTML(HEADING.format("Talk to an agent")), self.target, self.text,
+                           W.HBox([self.send_button, *key_buttons], layout=WRAP),
+                           W.HBox([self.screen_button, self.stop_button], layout=WRAP),
+                           self.screen], layout=W.Layout(flex="1 1 420px"))
         super().__init__([
-            W.HBox([W.HTML("<h3>Sessions</h3>"), self.refresh_button]), self.table,
-            W.HTML("<h4>Waiting for you</h4>"), self.waiting,
-            W.HTML("<h4>Collisions</h4>"), self.collisions, self.message,
-            W.HBox([start_box, talk_box]),
-            W.HTML("<h4>Latest events</h4>"), self.events,
+            W.HBox([W.HTML("<h3 style='margin:0'>Sessions</h3>"), self.refresh_button],
+                   layout=W.Layout(align_items="center")), self.table,
+            W.HTML(HEADING.format("Waiting for you")), self.waiting,
+            W.HTML(HEADING.format("Collisions")), self.collisions, self.message,
+            W.HBox([start_box, talk_box], layout=WRAP),
+            W.HTML(HEADING.format("Latest events")), self.events,
         ], **kwargs)
         self.refresh()
         if live:
@@ -178,10 +185,17 @@ class SessionsPanel(W.VBox):
             self._recent = self.client.events(after=max(0, self._last_id - 15), limit=15)
             self.events.value = render.events_table(reversed(self._recent))
             self._task = loop.create_task(self._follow())
+            self._clock = loop.create_task(self._redraw_every(REDRAW_SECONDS))
 
     def stop_live(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, getattr(self, "_clock", None)):
+            if task is not None:
+                task.cancel()
+
+    async def _redraw_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            self.refresh()
 
     async def _follow(self) -> None:
         async for event in self.client.stream(after=self._last_id):

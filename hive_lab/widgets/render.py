@@ -21,7 +21,8 @@ STYLE = """
 .hive-table td {padding: 4px 8px; border-bottom: 1px solid var(--jp-border-color2, #eee); vertical-align: top}
 .hive-badge {display: inline-block; padding: 1px 8px; border-radius: 10px; color: white; font-size: 12px}
 .hive-muted {color: var(--jp-ui-font-color2, #777); font-size: 12px}
-.hive-empty {color: var(--jp-ui-font-color2, #777); padding: 8px}
+.hive-empty {color: var(--jp-ui-font-color2, #777); padding: 4px 8px}
+.hive-list {margin: 2px 0; padding-left: 22px}
 .hive-screen {font: 12px/1.25 var(--jp-code-font-family, monospace); white-space: pre;
   background: #111; color: #ddd; padding: 8px; border-radius: 4px; overflow: auto; max-height: 420px}
 </style>
@@ -112,13 +113,16 @@ def sessions_table(sessions: Iterable[dict[str, Any]], now: datetime | None = No
 
 def conflicts_html(collisions: dict[str, Any]) -> str:
     """Files two agents are both changing, and predicted merge conflicts."""
+    conflicts = collisions.get("conflicts", [])
     items = [f"<li><b>conflict</b> between {esc(' and '.join(c['sessions']))} on "
-             f"{esc(', '.join(c['paths']))}</li>" for c in collisions.get("conflicts", [])]
+             f"{esc(', '.join(c['paths']))}</li>" for c in conflicts]
+    covered = {(p, frozenset(c["sessions"])) for c in conflicts for p in c["paths"]}
     items += [f"<li>{esc(o['path'])} changed by {esc(', '.join(o['sessions']))}</li>"
-              for o in collisions.get("overlaps", [])]
+              for o in collisions.get("overlaps", [])
+              if (o["path"], frozenset(o["sessions"])) not in covered]  # said once, above
     if not items:
         return STYLE + '<div class="hive-empty">No two agents are touching the same files.</div>'
-    return STYLE + f"<ul>{''.join(items)}</ul>"
+    return STYLE + f'<ul class="hive-list">{"".join(items)}</ul>'
 
 
 def waiting_list(sessions: Iterable[dict[str, Any]]) -> str:
@@ -128,7 +132,7 @@ def waiting_list(sessions: Iterable[dict[str, Any]]) -> str:
         return STYLE + '<div class="hive-empty">Nobody is waiting for you.</div>'
     items = "".join(f"<li><b>{esc(s['name'])}</b>: {esc(state_label(s['state']))}</li>"
                     for s in waiting)
-    return STYLE + f"<ul>{items}</ul>"
+    return STYLE + f'<ul class="hive-list">{items}</ul>'
 
 
 def screen_html(text: str) -> str:
