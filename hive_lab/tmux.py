@@ -48,7 +48,10 @@ _NAMED_KEYS = (
 KEY_RE = re.compile(rf"(?:[CMS]-){{0,3}}(?:{_NAMED_KEYS}|[A-Za-z0-9]|[/?.,!@*+=_])")
 
 # Variables that belong to the Jupyter server, never to the agents it starts.
-_PRIVATE_ENV = re.compile(r"^(JPY_.*|JUPYTER_TOKEN|JUPYTERHUB_.*|TMUX|TMUX_PANE)$")
+# CLAUDECODE marks a process started *by* Claude Code: a Jupyter server launched from one
+# must not make every agent it starts look nested.
+_PRIVATE_ENV = re.compile(
+    r"^(JPY_.*|JUPYTER_TOKEN|JUPYTERHUB_.*|TMUX|TMUX_PANE|CLAUDECODE|CLAUDE_CODE_ENTRYPOINT)$")
 
 _TICK_FIELDS = (
     "session_name", "session_created", "pane_id", "pane_pid", "pane_dead", "pane_dead_status",

@@ -133,7 +133,13 @@ class HiveServer:
         return self.start()
 
     def kill_tmux(self) -> None:
+        where = self.tmux("display-message", "-p", "#{socket_path}").stdout.strip()
         subprocess.run(["tmux", "-L", self.socket_name, "kill-server"], capture_output=True)
+        if where.endswith("/" + self.socket_name):  # tmux 3.3a leaves the socket file behind
+            try:
+                os.unlink(where)
+            except OSError:
+                pass
 
     def tmux(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["tmux", "-L", self.socket_name, *args], capture_output=True,
