@@ -4,7 +4,8 @@ Run: ``python benchmarks/bench_git.py`` (from the repo root, with the project's 
 Builds a scratch repository in ``benchmarks/_work/git/`` (gitignored), a session worktree with a
 commit, staged, unstaged and untracked changes, then times one ``git_state`` refresh next to
 baselines measured in the same run, plus ``create_worktree``, ``diff`` and conflict prediction.
-Writes ``benchmarks/RESULTS_git.md``.
+Prints a Markdown report (the figures are recorded by hand in ``benchmarks/RESULTS.md``);
+``--out FILE`` also writes it to FILE.
 """
 from __future__ import annotations
 
@@ -111,7 +112,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--date", default="2026-11-24")
     ap.add_argument("--machine", default="2 cores, 24 GiB")
-    ap.add_argument("--out", default=str(HERE / "RESULTS_git.md"))
+    ap.add_argument("--out", default=None, help="also write the report to this file")
     ap.add_argument("--keep", action="store_true", help="keep benchmarks/_work/ afterwards")
     args = ap.parse_args()
     setup_env()
@@ -232,7 +233,8 @@ def main() -> None:
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    Path(args.out).write_text(text)
+    if args.out:
+        Path(args.out).write_text(text)
     for w in (a, b):
         gw.remove_worktree(w, force=True)
     gw.remove_worktree(wt, force=True)

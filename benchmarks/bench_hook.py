@@ -34,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,8 +204,13 @@ def run_bench(
     session: str = SESSION,
     data_dir: str | os.PathLike[str] | None = None,
     warmup: int = 10,
+    extra_cases: Callable[[Path, bytes], list[Case]] | None = None,
 ) -> list[Case]:
-    """Run every case ``runs`` times round-robin; against a stub server unless told otherwise."""
+    """Run every case ``runs`` times round-robin; against a stub server unless told otherwise.
+
+    ``extra_cases(work_dir, payload)`` adds cases of the caller's (bench_events.py adds the
+    command exactly as installed in a real session's settings) to the same round-robin.
+    """
     payload = sample_payload()
     with tempfile.TemporaryDirectory(prefix="bench-hook-") as tmp:
         work = Path(tmp)
@@ -215,6 +220,8 @@ def run_bench(
             else:
                 data = make_data_dir(work, url, session, secret or "bench-secret")
             cases = build_cases(work, data, session, url, payload)
+            if extra_cases is not None:
+                cases += extra_cases(work, payload)
             for _ in range(warmup):
                 for case in cases:
                     case.run_once()

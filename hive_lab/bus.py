@@ -33,6 +33,14 @@ class Subscription:
         self.wake.set()
         return True
 
+    def drain(self) -> list[tuple[int, str]]:
+        """Everything queued right now (raises :class:`Lagging` once behind)."""
+        if self.lagging:
+            raise Lagging()
+        items = list(self.queue)
+        self.queue.clear()
+        return items
+
     async def get(self, timeout: float | None = None) -> tuple[int, str] | None:
         """Next ``(id, json)``; None on timeout; raises :class:`Lagging` once behind."""
         while not self.queue:

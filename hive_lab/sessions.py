@@ -34,6 +34,7 @@ log = logging.getLogger("hive_lab.sessions")
 
 MAX_INPUT = 256 * 1024
 MAX_SCREEN_LINES = 10000
+STATUS_GRACE = 2.0  # seconds a dead pane may lack its exit status (see _apply_pane)
 _HEX_KEY = re.compile(r"[0-9a-zA-Z_-]{8,80}")
 
 
@@ -151,6 +152,7 @@ class SessionManager:
         self.on_removed: list[Callable[[Session], None]] = []
         self.on_activity: list[Callable[[Session], None]] = []
         self.hook_script: Path | None = None  # precompiled hook client, set at start-up
+        self._dead_since: dict[str, float] = {}  # dead panes still waiting for their status
         # First-run screens answered: (session, cue) -> captures in a row without that cue.
         self._answered: dict[tuple[str, str], int] = {}
 
@@ -404,6 +406,7 @@ class SessionManager:
         self._forget_files(name)
         self.tracker.forget(name)
         self._screens.pop(name, None)
+        self._dead_since.pop(name, None)
         for tag in [t for t in self._answered if t[0] == name]:
             del self._answered[tag]
         for callback in self.on_removed:
@@ -523,8 +526,17 @@ class SessionManager:
         return state.name in ("working", "waiting") and now - memory.last_hook_at > 3
 
     def _apply_pane(self, session: Session, pane: PaneInfo, now: float) -> bool:
+        """Pane evidence. tmux marks a pane dead when its pty closes, before it has reaped the
+        exit status: a dead pane without a status is held for up to ``STATUS_GRACE`` seconds.
+        After that it was ended by a signal (tmux 3.3a reports no signal number)."""
+        if pane.dead and pane.dead_status is None:
+            first = self._dead_since.setdefault(session.name, now)
+            if now - first < STATUS_GRACE:
+                return True
         if pane.dead:
             session.exit_status = pane.dead_status
+        else:
+            self._dead_since.pop(session.name, None)
         prev = self.tracker.get(session.name)
         state = self.tracker.on_pane(session.name, pane.dead, pane.dead_status, now)
         if state:
@@ -592,10 +604,14 @@ class SessionManager:
         if changed:
             self._save(session)
             if not session.external and session.pane_id:
-                try:
-                    self.tmux.set_meta(session.name, session.meta())
-                except HiveError:
-                    pass
+                # a tmux process: off the event loop (hooks keep arriving meanwhile)
+                self._background(asyncio.to_thread(self._set_meta_quietly, session))
+
+    def _set_meta_quietly(self, session: Session) -> None:
+        try:
+            self.tmux.set_meta(session.name, session.meta())
+        except HiveError:
+            pass  # the session ended meanwhile: the store and meta.json still have it
 
     def _external_session(self, install: str | None, agent: str, payload: dict[str, Any]) -> str:
         """Agents started outside Hive Lab become sessions keyed by their own session id."""

@@ -159,7 +159,8 @@ def decide_from_hook(event: str, payload: dict[str, Any], prev: State, memory: H
 # -- pane and screen evidence ----------------------------------------------------------------
 def decide_from_pane(dead: bool, exit_status: int | None, prev: State, now: float) -> State | None:
     if dead:
-        return State(EXITED, "pane", now, exit_status=exit_status)
+        return State(EXITED, "pane", now, exit_status=exit_status,
+                     detail=None if exit_status is not None else "ended by a signal (no exit status)")
     if prev.name == EXITED and prev.source == "pane":
         return State(STARTING, "pane", now)  # respawned in the same pane
     return None

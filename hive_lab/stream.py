@@ -99,12 +99,18 @@ class EventStreamHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):  # t
                 if item is None:
                     await self._send({"type": "heartbeat", "last_id": last})
                     continue
-                event_id, text = item
-                if event_id <= last:
-                    continue
-                if self._wanted(text):
-                    await self._send(text)
-                last = event_id
+                # Write everything already queued, and wait for the socket once per batch:
+                # awaiting every message gave one message per loop pass (seconds behind).
+                batch = [item, *sub.drain()]
+                pending = None
+                for event_id, text in batch:
+                    if event_id <= last:
+                        continue
+                    if self._wanted(text):
+                        pending = self.write_message(text)
+                    last = event_id
+                if pending is not None:
+                    await pending
         except Lagging:
             await self._send({"type": "resync", "after": last,
                               "detail": "client fell behind; reconnect with after"})

@@ -320,3 +320,44 @@ def test_last_tmux_session_killed_outside_hive_lab_is_exited(tmp_path: Path) -> 
     finally:
         srv.stop()
         srv.kill_tmux()
+
+
+def test_signal_death_reports_no_status_but_says_why(server: HiveServer, workdir: Path) -> None:
+    spawn(server, "sigkilled", ["sh", "-c", "kill -9 $$"], cwd=workdir)
+    state = wait_for(lambda: (lambda s: s if s["name"] == "exited" else None)(
+        state_of(server, "sigkilled")), what="exited after SIGKILL")
+    assert state["source"] == "pane" and "exit_status" not in state
+    assert state["detail"] == "ended by a signal (no exit status)"
+    server.request("DELETE", "sessions/sigkilled")
+
+
+def test_dead_pane_waits_for_its_exit_status(tmp_path: Path) -> None:
+    """tmux marks a pane dead before it has reaped the status. The tick must not record an
+    exit without status in that window (this raced in CI: exit_status None, then 0)."""
+    from hive_lab.bus import Broadcaster
+    from hive_lab.recorder import Recorder
+    from hive_lab.sessions import STATUS_GRACE, Session, SessionManager
+    from hive_lab.status import Tracker
+    from hive_lab.store import Store
+    from hive_lab.tmux import PaneInfo, Tmux
+
+    store, tracker = Store(tmp_path / "db"), Tracker()
+    manager = SessionManager(Tmux("unused-socket"), store, Recorder(store, Broadcaster(), tracker),
+                             tracker, {}, tmp_path, tmp_path)
+    session = Session(name="s", agent="shell", command=["x"], cwd="/", created=0, spawn_id="")
+
+    def pane(status: int | None) -> PaneInfo:
+        return PaneInfo(session="s", created=0, pane_id="%1", pid=1, dead=True,
+                        dead_status=status, activity=0)
+
+    assert manager._apply_pane(session, pane(None), now=100.0) is True
+    assert tracker.get("s").name == "starting"              # held: no status yet
+    manager._apply_pane(session, pane(0), now=100.2)
+    assert tracker.get("s").name == "exited" and tracker.get("s").exit_status == 0
+    assert session.exit_status == 0
+    assert [t["name"] for t in store.transitions(session="s")] == ["exited"]  # one, with status
+    other = Session(name="t", agent="shell", command=["x"], cwd="/", created=0, spawn_id="")
+    p = PaneInfo(session="t", created=0, pane_id="%2", pid=1, dead=True, dead_status=None, activity=0)
+    manager._apply_pane(other, p, now=200.0)
+    manager._apply_pane(other, p, now=200.0 + STATUS_GRACE + 0.1)
+    assert tracker.get("t").name == "exited" and tracker.get("t").exit_status is None
