@@ -21,7 +21,7 @@ Why it is written the way it is:
   server imports the constants below as ``hive_lab.hook``, so importing it has no side effects.
 - Run as a ``.py`` script the whole file is compiled at every call (~4 ms); ``compile_to()``
   writes the same client as a ``.pyc`` that ``python -S -E -s`` runs without compiling
-  (benchmarks/RESULTS_hook.md has the figures).
+  (benchmarks/RESULTS.md has the figures).
 """
 import sys
 
