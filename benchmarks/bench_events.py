@@ -51,8 +51,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from hashlib import sha1
@@ -66,12 +64,14 @@ sys.path.insert(0, str(HERE))
 sys.dont_write_bytecode = True  # importing bench_hook must not leave benchmarks/__pycache__
 
 import bench_hook  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests"))
+from server_process import BIN, HiveServer  # noqa: E402
 from hive_lab.installers import is_ours  # noqa: E402
 
 SAMPLES = Path("/work/shared/samples/claude-code-2.1.197-hooks.jsonl")
 if not SAMPLES.exists():
     SAMPLES = ROOT.parent / "shared" / "samples" / "claude-code-2.1.197-hooks.jsonl"
-BIN = Path(sys.executable).parent
 PROFILE = "hooked"  # Claude-style hooks, the agent itself is `cat`
 
 TARGET_HOOK_MS = 10.0
@@ -166,109 +166,29 @@ def machine() -> str:
 
 
 # -- the server ----------------------------------------------------------------------------
-@dataclass
-class Server:
-    """A `jupyter server` subprocess with Hive Lab (cf. tests/conftest.py HiveServer)."""
+class Server(HiveServer):
+    """The tests' server harness (tests/server_process.py), plus what the benchmark measures."""
 
-    base: Path
-    profile_out: str | None = None
-    socket_name: str = field(default_factory=lambda: f"hivebench-{secrets.token_hex(4)}")
-    token: str = field(default_factory=lambda: secrets.token_hex(16))
-    port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
-
-    def __post_init__(self) -> None:
-        for sub in ("data", "runtime", "config", "root"):
-            (self.base / sub).mkdir(parents=True, exist_ok=True)
-        config = {"HiveLab": {"profiles": {PROFILE: {"command": ["cat"], "hooks": "claude"}}}}
-        (self.base / "config" / "jupyter_server_config.json").write_text(json.dumps(config))
-
-    @property
-    def root(self) -> Path:
-        return self.base / "root"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.base / "data" / "hive_lab"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+    def __init__(self, base: Path, profile_out: str | None = None) -> None:
+        launcher = ([sys.executable, "-m", "cProfile", "-o", profile_out, "-m", "jupyter_server"]
+                    if profile_out else [str(BIN / "jupyter"), "server"])
+        # the server's default intervals, not the tests' quick ones
+        super().__init__(base, socket_name=f"hivebench-{secrets.token_hex(4)}",
+                         launcher=launcher, poll_interval=1.0, spool_interval=5.0)
 
     @property
     def log_path(self) -> Path:
-        return self.base / "server.log"
+        return self.base / f"server-{self.port}.log"
 
-    def start(self) -> "Server":
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "JUPYTER_"))}
-        env.update(JUPYTER_DATA_DIR=str(self.base / "data"),
-                   JUPYTER_RUNTIME_DIR=str(self.base / "runtime"),
-                   JUPYTER_CONFIG_DIR=str(self.base / "config"),
-                   PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
-        self.port = free_port()
-        if self.profile_out:
-            head = [sys.executable, "-m", "cProfile", "-o", self.profile_out, "-m", "jupyter_server"]
-        else:
-            head = [str(BIN / "jupyter"), "server"]
-        argv = [*head, "--allow-root", "--no-browser", f"--port={self.port}", "--ip=127.0.0.1",
-                f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
-                f"--HiveLab.tmux_socket={self.socket_name}"]
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"server died:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                status, _ = self.request("GET", "status")
-                if status == 200 and (self.data_dir / "server.json").exists():
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise SystemExit(f"server did not start in 90 s; log {self.log_path}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        if getattr(self, "log", None):
-            self.log.close()
-        subprocess.run(["tmux", "-L", self.socket_name, "kill-server"], capture_output=True)
-        # tmux leaves its socket file behind: remove ours.
-        tmpdir = os.environ.get("TMUX_TMPDIR") or "/tmp"
-        Path(tmpdir, f"tmux-{os.getuid()}", self.socket_name).unlink(missing_ok=True)
+    def stop(self) -> None:  # type: ignore[override]
+        super().stop()
+        self.kill_tmux()
 
     def cpu_seconds(self) -> float:
         """utime + stime of the server process (not its children)."""
         assert self.proc is not None
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.url}hive_lab/api/{path}", data=data, method=method)
-        req.add_header("Authorization", f"token {self.token}")
-        try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                status, payload = resp.status, resp.read()
-        except urllib.error.HTTPError as exc:
-            status, payload = exc.code, exc.read()
-        try:
-            return status, json.loads(payload)
-        except ValueError:
-            return status, payload.decode(errors="replace")
-
-    def get(self, path: str) -> Any:
-        status, body = self.request("GET", path)
-        if status != 200:
-            raise SystemExit(f"GET {path}: {status} {body}")
-        return body
 
     def spawn(self, name: str) -> Path:
         cwd = self.root / name

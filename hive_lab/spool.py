@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .hook import PROTOCOL_VERSION, SPOOL_DIRNAME, SPOOL_SUFFIX, valid_name
+from .hook import PROTOCOL_VERSION, SPOOL_DIRNAME, SPOOL_SUFFIX, _lock, valid_name
 
 log = logging.getLogger(__name__)
 
@@ -180,15 +180,7 @@ def read_lines(data: bytes, source: str = "") -> tuple[list[SpoolRecord], list[B
 
 
 def _lock_with_timeout(fd: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.005)
+    return _lock(fd, time.monotonic() + timeout)  # the writer's own lock loop
 
 
 def _claim(path: Path) -> Path | None:

@@ -1,19 +1,13 @@
 """Regenerate notebooks/analysis.ipynb from this script (so the notebook stays reviewable)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat as nbf
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def md(text: str) -> nbf.NotebookNode:
-    return nbf.v4.new_markdown_cell(text.strip())
-
-
-def code(text: str) -> nbf.NotebookNode:
-    return nbf.v4.new_code_cell(text.strip())
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_notebooks import ROOT, code, md  # noqa: E402  (one set of cell helpers)
 
 
 def analysis() -> nbf.NotebookNode:

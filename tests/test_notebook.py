@@ -1,25 +1,15 @@
 """The HiveOS notebook runs in a kernel started by the live server and drives it."""
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
 import nbformat
-import pytest
 
 from conftest import ROOT, HiveServer, spawn, wait_for
 from kernel_exec import RemoteKernel
 
 NOTEBOOK = ROOT / "notebooks" / "HiveOS.ipynb"
-
-
-@pytest.fixture
-def kernel(server: HiveServer):
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    k = RemoteKernel(server)
-    yield k
-    k.close()
 
 
 def test_notebook_cells_run_without_error(server: HiveServer, kernel: RemoteKernel) -> None:

@@ -301,14 +301,6 @@ def test_live_tool_calls_from_a_frame(server: HiveServer, replay: str,
 
 
 # -- the notebook ---------------------------------------------------------------------------
-@pytest.fixture
-def kernel(server: HiveServer):
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    k = RemoteKernel(server)
-    yield k
-    k.close()
-
-
 def test_notebook_is_generated_by_its_script() -> None:
     import importlib.util
 
