@@ -87,3 +87,22 @@ async def end_tree(pids: set[int], grace: float = 2.0) -> set[int]:
         await asyncio.sleep(0.05)
         left = alive(left)
     return left
+
+
+def zombie_exit(pid: int) -> tuple[int | None, int | None]:
+    """``(exit status, signal)`` of a child that exited but is not reaped yet (Linux >= 3.5).
+
+    tmux can show a pane dead before it reaps the process (seen: 15 s under load); the
+    zombie still carries its wait status in ``/proc/<pid>/stat`` (field 52, ``exit_code``).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None, None
+    fields = stat.rsplit(")", 1)[-1].split()  # after "pid (comm)": field 3 is fields[0]
+    if not fields or fields[0] != "Z" or len(fields) < 50:
+        return None, None
+    code = int(fields[-1])
+    if code & 0x7F:
+        return None, code & 0x7F
+    return (code >> 8) & 0xFF, None

@@ -15,7 +15,7 @@ import re
 import secrets
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -530,8 +530,11 @@ class SessionManager:
         exit status: a dead pane without a status is held for up to ``STATUS_GRACE`` seconds.
         After that it was ended by a signal (tmux 3.3a reports no signal number)."""
         if pane.dead and pane.dead_status is None:
-            first = self._dead_since.setdefault(session.name, now)
-            if now - first < STATUS_GRACE:
+            status, signal_no = procs.zombie_exit(pane.pid)  # not reaped by tmux yet
+            if status is not None:
+                pane = replace(pane, dead_status=status)
+            elif signal_no is None and now - self._dead_since.setdefault(session.name, now) \
+                    < STATUS_GRACE:
                 return True
         if pane.dead:
             session.exit_status = pane.dead_status
