@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import HiveServer
+from conftest import HiveServer, wait_for
 
 try:  # with or without tests/__init__.py
     from tests.claude_support import cli as _cli
@@ -111,14 +111,7 @@ def type_prompt(srv: HiveServer, session: str, text: str) -> None:
 
 
 def wait(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+    return wait_for(pred, timeout=timeout, interval=interval, what=what)  # the shared poller
 
 
 def wait_state(srv: HiveServer, session: str, name: str, timeout: float = STEP,
