@@ -301,7 +301,9 @@ def test_interactive_session_in_tmux(claude: Path, tmp_path: Path) -> None:
             # -- 4. /exit: SessionEnd and a clean exit status.
             term.paste("/exit")
             wait_until(_has(hook_log, "SessionEnd"), STEP, what="SessionEnd")
-            dead, status = wait_until(lambda: term.pane_dead()[0] and term.pane_dead(), STEP, what="pane death")
+            # tmux 3.3a can mark the pane dead before it reaps the status: wait for both
+            dead, status = wait_until(lambda: (lambda d: d if d[0] and d[1] is not None else None)(
+                term.pane_dead()), STEP, what="pane death with its exit status")
             assert status == 0
         finally:
             try:
