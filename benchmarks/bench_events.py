@@ -67,7 +67,7 @@ import bench_hook  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
 from server_process import BIN, HiveServer  # noqa: E402
-from hive_lab.installers import is_ours  # noqa: E402
+from hive_lab.core.installers import is_ours  # noqa: E402
 
 SAMPLES = Path("/work/shared/samples/claude-code-2.1.197-hooks.jsonl")
 if not SAMPLES.exists():

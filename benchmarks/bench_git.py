@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import git as gitpython  # noqa: E402
 
-from hive_lab import gitwatch as gw  # noqa: E402
+from hive_lab.core import gitwatch as gw  # noqa: E402
 
 WORK = HERE / "_work" / "git"  # shared scratch dir: keep to our own corner
 FILES = 5000

@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hive_lab.agents import load_profiles  # noqa: E402
-from hive_lab.bus import Broadcaster  # noqa: E402
-from hive_lab.recorder import Recorder  # noqa: E402
-from hive_lab.sessions import Session, SessionManager  # noqa: E402
-from hive_lab.status import Tracker  # noqa: E402
-from hive_lab.store import Store  # noqa: E402
-from hive_lab.tmux import PANE_FORMAT, Tmux  # noqa: E402
+from hive_lab.core.agents import load_profiles  # noqa: E402
+from hive_lab.core.bus import Broadcaster  # noqa: E402
+from hive_lab.core.recorder import Recorder  # noqa: E402
+from hive_lab.core.sessions import Session, SessionManager  # noqa: E402
+from hive_lab.core.status import Tracker  # noqa: E402
+from hive_lab.core.store import Store  # noqa: E402
+from hive_lab.core.tmux import PANE_FORMAT, Tmux  # noqa: E402
 
 
 def build(n: int, work: Path) -> tuple[Tmux, SessionManager]:

@@ -506,7 +506,7 @@ def ccusage_command() -> list[str]:
 
 
 def ours_command(paths: list[Path]) -> list[str]:
-    return [sys.executable, "-m", "hive_lab.usage_cli", "--json", "--by", "session",
+    return [sys.executable, "-m", "hive_lab.usage.report", "--json", "--by", "session",
             *map(str, paths)]
 
 
@@ -525,7 +525,7 @@ def ours_env() -> dict[str, str]:
 
 def check_fast_parser(halves: list[Path]) -> tuple[int, int, int]:
     """(usage lines, lines the fast path handled, mismatches) over the whole corpus."""
-    from hive_lab.usage import _split_fast, collect_files, parse_claude_line
+    from hive_lab.usage.parse import _split_fast, collect_files, parse_claude_line
 
     lines = fast = bad = 0
     for path in collect_files(halves):

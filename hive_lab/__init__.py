@@ -9,9 +9,9 @@ __all__ = ["__version__", "connect"]
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
-    from .app import HiveLab
+    from .server.app import HiveLab
 
-    return [{"module": "hive_lab.app", "app": HiveLab}]
+    return [{"module": "hive_lab.server.app", "app": HiveLab}]
 
 
 def connect(url: str | None = None, token: str | None = None, **kwargs: Any):

@@ -117,7 +117,7 @@ def cmd_install_hooks(args: argparse.Namespace) -> int:
 
 
 def cmd_usage(args: argparse.Namespace, rest: list[str]) -> int:
-    from . import usage_cli
+    from .usage import report as usage_cli
 
     return usage_cli.main(rest)
 

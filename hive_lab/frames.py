@@ -27,7 +27,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from .client import HiveClient
-from .status import NAMES as STATES
+from .core.status import NAMES as STATES
 
 __all__ = [
     "Frames", "sessions", "events", "transitions", "git", "git_files", "overlaps",
@@ -497,8 +497,8 @@ def usage_from_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[
     ``session`` is the agent's own session id here. ``pricing``: a
     :class:`hive_lab.usage.Pricing` (default: the shipped table).
     """
-    from .usage import load_usage, tally_usage
-    from .usage_cli import usage_report
+    from .usage.parse import load_usage, tally_usage
+    from .usage.report import usage_report
 
     _check_by(by)
     if by == "rows":

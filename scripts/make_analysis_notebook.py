@@ -134,7 +134,7 @@ command. Here: Claude Code's own transcript folders (`$CLAUDE_CONFIG_DIR/project
 `~/.claude/projects`); pass any files or directories instead.
 """),
         code("""
-from hive_lab.usage_cli import default_paths
+from hive_lab.usage.report import default_paths
 
 paths = default_paths()
 print("transcripts under:", [str(p) for p in paths] or "none found")

@@ -60,7 +60,7 @@ def fire_hook(server: HiveServer, session: str | None, payload: bytes | dict[str
               agent: str = "claude", install: str | None = None,
               timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
     """Run the real hook client exactly as an agent would (same argv as installed)."""
-    from hive_lab.installers import COMPILED_NAME, hook_argv
+    from hive_lab.core.installers import COMPILED_NAME, hook_argv
 
     body = payload if isinstance(payload, bytes) else (
         payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())

@@ -475,7 +475,7 @@ def test_claude_worktree_flag_works_with_our_hooks(hive: HiveServer, api: FakeAn
     project, env, hook_log, settings = make_project(tmp_path, api, events=events)
     # As an older Hive Lab that stopped without cleaning up left it: our client on
     # WorktreeCreate. The install must drop it, not just stop adding it.
-    from hive_lab.installers import COMPILED_NAME, hook_command
+    from hive_lab.core.installers import COMPILED_NAME, hook_command
 
     ours = hook_command("claude", script=hive.data_dir / "bin" / COMPILED_NAME)
     settings["hooks"]["WorktreeCreate"] = [{"hooks": [{"type": "command", "command": ours}]}]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hive_lab import gitwatch as gw
-from hive_lab.errors import BadRequest, Conflict, GitError, NotFound
+from hive_lab.core import gitwatch as gw
+from hive_lab.core.errors import BadRequest, Conflict, GitError, NotFound
 
 IDENTITY = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "t@example.com",
             "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "t@example.com"}

@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 
 import hive_lab
-from hive_lab import hook, spool
+from hive_lab import hook
+from hive_lab.core import spool
 
 HOOK = Path(hive_lab.__file__).parent / "hook.py"
 SAMPLES = Path("/work/shared/samples/claude-code-2.1.197-hooks.jsonl")
@@ -566,7 +567,7 @@ def test_drain_killed_mid_store_replays(data_dir: Path) -> None:
     # and a writer keeps going after the crash: its event lands in a new file
     crash = subprocess.run(
         [sys.executable, "-c",
-         "import os, sys; from hive_lab import spool; "
+         "import os, sys; from hive_lab.core import spool; "
          "spool.drain(sys.argv[1], lambda records: os._exit(3))", str(data_dir / "spool")],
         timeout=60,
     )

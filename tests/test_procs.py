@@ -5,7 +5,7 @@ import os
 import signal
 import time
 
-from hive_lab.procs import zombie_exit
+from hive_lab.core.procs import zombie_exit
 
 
 def _zombie(action) -> int:

@@ -334,12 +334,12 @@ def test_signal_death_reports_no_status_but_says_why(server: HiveServer, workdir
 def test_dead_pane_waits_for_its_exit_status(tmp_path: Path) -> None:
     """tmux marks a pane dead before it has reaped the status. The tick must not record an
     exit without status in that window (this raced in CI: exit_status None, then 0)."""
-    from hive_lab.bus import Broadcaster
-    from hive_lab.recorder import Recorder
-    from hive_lab.sessions import STATUS_GRACE, Session, SessionManager
-    from hive_lab.status import Tracker
-    from hive_lab.store import Store
-    from hive_lab.tmux import PaneInfo, Tmux
+    from hive_lab.core.bus import Broadcaster
+    from hive_lab.core.recorder import Recorder
+    from hive_lab.core.sessions import STATUS_GRACE, Session, SessionManager
+    from hive_lab.core.status import Tracker
+    from hive_lab.core.store import Store
+    from hive_lab.core.tmux import PaneInfo, Tmux
 
     store, tracker = Store(tmp_path / "db"), Tracker()
     manager = SessionManager(Tmux("unused-socket"), store, Recorder(store, Broadcaster(), tracker),

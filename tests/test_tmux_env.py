@@ -1,7 +1,7 @@
 """What agents inherit: never the Jupyter server's own secrets or markers."""
 from __future__ import annotations
 
-from hive_lab.tmux import agent_environment
+from hive_lab.core.tmux import agent_environment
 
 
 def test_agent_environment_drops_private_variables() -> None:

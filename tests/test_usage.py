@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from hive_lab import usage_cli
-from hive_lab.usage import (
+from hive_lab.usage import report as usage_cli
+from hive_lab.usage.parse import (
     Pricing,
     TranscriptFollower,
     UsageLedger,
@@ -254,7 +254,7 @@ def test_fast_path_equals_reference_on_generated_corpus(tmp_path: Path) -> None:
     assert expected.resumed and expected.subagent_files and expected.duplicate_lines
     fast = load_usage(tmp_path / "projects")
     assert fast == load_usage(tmp_path / "projects", fast=False)
-    import hive_lab.usage as usage_mod
+    import hive_lab.usage.parse as usage_mod
 
     usage_mod._PARALLEL_MIN, saved = 0, usage_mod._PARALLEL_MIN
     try:
@@ -342,7 +342,7 @@ def by_key(rows: Any) -> list[UsageRow]:
 def test_tally_gives_the_rows_of_load_usage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The compact tally (the CLI's) and the forked tally count exactly what load_usage does:
     same rows, same session credit for copies, whatever order the halves are merged in."""
-    import hive_lab.usage as usage_mod
+    import hive_lab.usage.parse as usage_mod
 
     lines = sample_lines()
     resumed = [line.replace(SESSION.encode(), b"resumed-session") for line in lines]
@@ -370,7 +370,7 @@ def test_tally_gives_the_rows_of_load_usage(tmp_path: Path, monkeypatch: pytest.
 
 @pytest.mark.parametrize("kind", ["ledger", "tally"])
 def test_wants_tells_which_copies_would_count(kind: str) -> None:
-    from hive_lab.usage import UsageTally
+    from hive_lab.usage.parse import UsageTally
 
     row = parse_claude_line(sample_lines()[7])
     store = UsageLedger() if kind == "ledger" else UsageTally()
@@ -753,10 +753,10 @@ def test_cli_default_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 def test_cli_runs_as_a_module(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    ok = subprocess.run([sys.executable, "-m", "hive_lab.usage_cli", "--json", str(SAMPLE)],
+    ok = subprocess.run([sys.executable, "-m", "hive_lab.usage.report", "--json", str(SAMPLE)],
                         capture_output=True, text=True, env=env, timeout=60)
     assert ok.returncode == 0 and json.loads(ok.stdout)["totals"]["outputTokens"] == 210
-    bad = subprocess.run([sys.executable, "-m", "hive_lab.usage_cli", str(tmp_path / "x")],
+    bad = subprocess.run([sys.executable, "-m", "hive_lab.usage.report", str(tmp_path / "x")],
                          capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and bad.stdout == ""
 

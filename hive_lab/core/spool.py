@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .hook import PROTOCOL_VERSION, SPOOL_DIRNAME, SPOOL_SUFFIX, _lock, valid_name
+from ..hook import PROTOCOL_VERSION, SPOOL_DIRNAME, SPOOL_SUFFIX, _lock, valid_name
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, Float, Unicode, default, validate
 
-from ._version import __version__
-from .agents import load_profiles
-from .control import Hive, HiveConfig
-from .names import NAME_RE
+from .._version import __version__
+from ..core.agents import load_profiles
+from ..core.facade import Hive, HiveConfig
+from ..core.names import NAME_RE
 
 
 class HiveLab(ExtensionApp):

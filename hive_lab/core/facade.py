@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from . import __version__
+from .. import __version__
 from . import events as ev
 from .agents import AgentProfile
 from .bus import Broadcaster
 from . import gitwatch, installers, spool
 from .errors import BadRequest, HiveError
 from .gitmonitor import GitMonitor
-from .usage import Pricing
+from ..usage.parse import Pricing
 from .usagemonitor import UsageMonitor
 from .recorder import Recorder
 from .sessions import SessionManager

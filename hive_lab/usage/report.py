@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .usage import GroupBy, Pricing, UsageRow, aggregate_with_totals, tally_usage
+from .parse import GroupBy, Pricing, UsageRow, aggregate_with_totals, tally_usage
 
 PROG = "hive-lab usage"
 GROUPINGS = ("session", "day", "model", "block")

@@ -18,9 +18,9 @@ from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from .bus import Lagging
-from .control import Hive, parse_int
-from .errors import HiveError
+from ..core.bus import Lagging
+from ..core.facade import Hive, parse_int
+from ..core.errors import HiveError
 from .handlers import AUTH_RESOURCE
 
 REPLAY_PAGE = 500

@@ -19,8 +19,8 @@ from .events import Event
 from .recorder import Recorder
 from .sessions import SessionManager
 from .store import Store
-from .usage import Pricing, TranscriptFollower, UsageLedger, UsageRow, totals
-from .usage_cli import usage_report
+from ..usage.parse import Pricing, TranscriptFollower, UsageLedger, UsageRow, totals
+from ..usage.report import usage_report
 
 log = logging.getLogger("hive_lab.usage")
 

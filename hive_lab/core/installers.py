@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import BadRequest
 
-HOOK_SCRIPT = Path(__file__).with_name("hook.py")
+HOOK_SCRIPT = Path(__file__).resolve().parent.parent / "hook.py"
 COMPILED_NAME = "hive_lab_hook.pyc"  # written by the server into <data_dir>/bin at start-up
 MARKERS = ("hive_lab/hook.py", COMPILED_NAME)
 
@@ -73,7 +73,7 @@ def is_ours(entry: Any) -> bool:
 
 def compile_client(data_dir: Path) -> Path:
     """Write the precompiled hook client for this interpreter; returns its path."""
-    from . import hook
+    from .. import hook
 
     target = Path(data_dir) / "bin" / COMPILED_NAME
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,9 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
-from .control import Hive, parse_int
-from .errors import BadRequest, HiveError, TooLarge
-from .sessions import SpawnRequest
+from ..core.facade import Hive, parse_int
+from ..core.errors import BadRequest, HiveError, TooLarge
+from ..core.sessions import SpawnRequest
 
 API = r"/hive_lab/api"
 NAME = r"(?P<name>[^/]+)"
