@@ -9,7 +9,7 @@ Frames have a fixed, documented column order and exact dtypes, empty or not:
 
 - times are tz-aware UTC (``datetime64[ns, UTC]``), spans ``timedelta64[ns]``;
 - states, agents, models, event names, tools and state sources are ``category``
-  (``state`` always has the categories of :data:`hive_lab.status.NAMES`, in that order);
+  (``state`` always has the categories of :data:`hive_lab.wire.STATES`, in that order);
 - counts, ids and exit statuses are nullable ``Int64``, costs nullable ``Float64``, flags
   nullable ``boolean``, text ``string`` (``pd.NA`` when absent); lists and payloads ``object``.
 
@@ -27,7 +27,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from .client import HiveClient
-from .core.status import NAMES as STATES
+from .wire import STATES
 
 __all__ = [
     "Frames", "sessions", "events", "transitions", "git", "git_files", "overlaps",

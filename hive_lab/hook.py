@@ -69,8 +69,9 @@ class Refused(Exception):
 
 
 def valid_name(value: str) -> bool:
-    """Same rule as ``hive_lab.names`` (``^[A-Za-z0-9_-]{1,64}$``), without importing ``re``."""
-    return 0 < len(value) <= 64 and _NAME_CHARS.issuperset(value)
+    """Same rule as ``hive_lab.wire.NAME_RE`` (1-64 of ``A-Za-z0-9_-``, no leading ``-``),
+    without importing ``re``."""
+    return 0 < len(value) <= 64 and value[0] != "-" and _NAME_CHARS.issuperset(value)
 
 
 def spool_file_name(session: str | None, install: str | None) -> str:

@@ -1,4 +1,11 @@
-"""Errors the core raises; the HTTP layer maps each to its status code in one place."""
+"""The one exception hierarchy of the control plane, named for what went wrong.
+
+Nothing here knows about HTTP: the server layer maps these to status codes in exactly one
+place (:func:`hive_lab.server.base.error_status`). The five broad kinds (bad input, not
+allowed, not found, conflicts with the current state, too large) plus the two "a tool we drive
+failed" kinds are what that map keys on; the specific classes below them say which thing it
+was, so callers (and a remote implementation of the facade) can catch precisely.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -7,7 +14,6 @@ from typing import Any
 class HiveError(Exception):
     """Base class: a short ``error`` slug plus a human ``detail``."""
 
-    status = 500
     error = "internal_error"
 
     def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
@@ -21,40 +27,65 @@ class HiveError(Exception):
         return body
 
 
+# -- the broad kinds ---------------------------------------------------------------------------
 class BadRequest(HiveError):
-    status = 400
+    """The input is malformed or names something impossible; nothing was changed."""
+
     error = "bad_request"
 
 
 class Forbidden(HiveError):
-    status = 403
+    """The caller may not do this (wrong hook secret, unknown session for a hook)."""
+
     error = "forbidden"
 
 
 class NotFound(HiveError):
-    status = 404
     error = "not_found"
 
 
 class Conflict(HiveError):
-    status = 409
+    """The request is fine but the current state refuses it."""
+
     error = "conflict"
 
 
 class TooLarge(HiveError):
-    status = 413
     error = "too_large"
 
 
 class TmuxError(HiveError):
-    """tmux itself failed (not the user's input)."""
+    """tmux itself failed (not the user's input): the service is unavailable, say why."""
 
-    status = 500
     error = "tmux_error"
 
 
 class GitError(HiveError):
     """git itself failed on something that is not the user's fault."""
 
-    status = 500
     error = "git_error"
+
+
+# -- specific cases ------------------------------------------------------------------------------
+class UnknownSession(NotFound):
+    error = "unknown_session"
+
+
+class SessionExists(Conflict):
+    error = "session_exists"
+
+
+class SessionExited(Conflict):
+    error = "session_exited"
+
+
+class NotWaiting(Conflict):
+    """An answer (approve, deny, a choice) for a question that is not open."""
+
+    error = "not_waiting"
+
+
+class UnmergedWork(Conflict):
+    """Cleanup refused: the branch has work that is neither merged nor pushed."""
+
+    error = "unmerged_work"

@@ -17,14 +17,11 @@ from .errors import BadRequest, TooLarge
 
 MAX_PAYLOAD = 1024 * 1024
 
-# Events Hive Lab itself puts on the stream (agent "hive").
-STATE_CHANGED = "StateChanged"
-SESSION_CREATED = "SessionCreated"
-SESSION_REMOVED = "SessionRemoved"
-GIT_CHANGED = "GitChanged"
-CONFLICT_PREDICTED = "ConflictPredicted"
-USAGE_UPDATED = "UsageUpdated"
-SCREEN_ANSWERED = "ScreenAnswered"  # Hive Lab pressed keys on an agent's start-up screen
+# Events Hive Lab itself puts on the stream (agent "hive"): wire vocabulary.
+from ..wire import (  # noqa: E402,F401  (re-exported for the core's callers)
+    CONFLICT_PREDICTED, GIT_CHANGED, SCREEN_ANSWERED, SESSION_CREATED, SESSION_REMOVED,
+    STATE_CHANGED, USAGE_UPDATED,
+)
 
 _EVENT_NAME_KEYS = ("hook_event_name", "hookEventName", "event", "type")
 

@@ -24,7 +24,7 @@ from . import installers, procs
 from .agents import AgentProfile, validate_command, validate_env
 from .errors import BadRequest, Conflict, Forbidden, HiveError, NotFound, TooLarge
 from .events import Event, iso
-from .names import validate_name
+from .names import is_name, validate_name
 from .recorder import Recorder
 from .status import EXITED, STARTING, State, Tracker
 from .store import Store
@@ -583,7 +583,7 @@ class SessionManager:
             fired_at = float(fired) if fired is not None else None
         except (TypeError, ValueError):
             raise BadRequest("X-Hive-Fired must be epoch seconds") from None
-        agent_name = agent if agent and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", agent) else "unknown"
+        agent_name = agent if is_name(agent) else "unknown"
         name = session if session else self._external_session(install, agent_name, payload)
         if name not in self.sessions and not trusted:
             raise Forbidden(f"unknown session {name!r}")

@@ -17,9 +17,7 @@ from typing import Any, Iterable
 
 from .events import iso
 
-STARTING, WORKING, WAITING, IDLE, EXITED, ERROR = (
-    "starting", "working", "waiting", "idle", "exited", "error")
-NAMES = (STARTING, WORKING, WAITING, IDLE, EXITED, ERROR)
+from ..wire import EXITED, ERROR, IDLE, STARTING, STATES as NAMES, WAITING, WORKING  # noqa: E402
 
 # How long hook evidence is trusted before the screen may overrule it.
 HOOK_TRUST_SECONDS = 3.0
