@@ -141,8 +141,10 @@ def main() -> None:
     p = Path(wt.path)
     dirty_up(p)
 
+    cache = gw.GitCache()
+
     def refresh() -> gw.GitState:
-        return gw.git_state(p, wt.base_ref, wt.base_sha)
+        return gw.git_state(p, wt.base_ref, wt.base_sha, cache=cache)
 
     refresh()  # warm: commit-keyed caches filled, as after any refresh
     runs = args.runs
@@ -150,7 +152,7 @@ def main() -> None:
     steady_calls = refresh().git_calls
 
     def cold() -> None:
-        gw.clear_caches()
+        cache.clear()
         refresh()
 
     cold_ms = timeit(cold, max(10, runs // 5))

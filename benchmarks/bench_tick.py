@@ -24,8 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hive_lab.core.agents import load_profiles  # noqa: E402
 from hive_lab.core.bus import Broadcaster  # noqa: E402
+from hive_lab.core.datadir import DataDir  # noqa: E402
 from hive_lab.core.recorder import Recorder  # noqa: E402
 from hive_lab.core.sessions import Session, SessionManager  # noqa: E402
+from hive_lab.core.signals import Signals  # noqa: E402
 from hive_lab.core.status import Tracker  # noqa: E402
 from hive_lab.core.store import Store  # noqa: E402
 from hive_lab.core.tmux import PANE_FORMAT, Tmux  # noqa: E402
@@ -35,9 +37,9 @@ def build(n: int, work: Path) -> tuple[Tmux, SessionManager]:
     tmux = Tmux(f"bench-tick-{n}", work / "tmux.conf")
     tmux.write_config()
     store = Store(work / "hive.db")
-    tracker = Tracker()
-    manager = SessionManager(tmux, store, Recorder(store, Broadcaster(), tracker), tracker,
-                             load_profiles({}), work, work)
+    tracker, signals = Tracker(), Signals()
+    manager = SessionManager(tmux, store, Recorder(store, Broadcaster(), tracker, signals), tracker,
+                             load_profiles({}), DataDir(work), work, signals)
     for i in range(n):
         name = f"s{i:03d}"
         # Quiet panes (no CPU load of their own); the tick is forced to treat every one as

@@ -22,11 +22,12 @@ import os
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from .client import HiveClient
+if TYPE_CHECKING:  # the client builds frames lazily (client.frames): no import circle
+    from .client import HiveClient
 from .wire import STATES
 
 __all__ = [

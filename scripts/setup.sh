@@ -34,7 +34,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.hive-lab-installed
 extras=""
-[ $want_test -eq 1 ] && extras="[test]"
+[ $want_test -eq 1 ] && extras="[test,bench]"
 sig="$(sha1sum pyproject.toml | cut -c1-40)$extras"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sig" ]; then
   .venv/bin/python -m pip install -q --upgrade pip

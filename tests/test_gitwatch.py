@@ -53,7 +53,6 @@ def isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.setenv(key, value)
     for key in LEAKY:
         monkeypatch.delenv(key, raising=False)
-    gw.clear_caches()
 
 
 @pytest.fixture
@@ -406,13 +405,14 @@ def test_steady_refresh_uses_few_processes(repo: Path, root: Path, spy: Spy) -> 
     wt = gw.create_worktree(repo, "s1", None, root)
     (Path(wt.path) / "f.txt").write_text("changed\n")
     commit_all(wt.path, "c")
-    gw.git_state(wt.path, wt.base_ref, wt.base_sha)
+    cache = gw.GitCache()  # what the git monitor keeps between refreshes
+    gw.git_state(wt.path, wt.base_ref, wt.base_sha, cache=cache)
     spy.calls.clear()
-    st = gw.git_state(wt.path, wt.base_ref, wt.base_sha)  # nothing committed since: cached
+    st = gw.git_state(wt.path, wt.base_ref, wt.base_sha, cache=cache)  # nothing committed: cached
     assert [sub(c) for c in spy.calls] == ["status", "log"] and st.git_calls == 2
     (Path(wt.path) / "g.txt").write_text("dirty\n")
     spy.calls.clear()
-    st = gw.git_state(wt.path, wt.base_ref, wt.base_sha)
+    st = gw.git_state(wt.path, wt.base_ref, wt.base_sha, cache=cache)
     assert [sub(c) for c in spy.calls] == ["status", "log", "diff"]
     assert st.unstaged == [gw.FileChange("g.txt", "M", 1, 1)]
 
@@ -820,7 +820,8 @@ def test_state_of_a_5000_file_repo(big_repo: tuple[Path, dict[str, str]], root: 
     git(p, "add", "pkg10/mod1000.py")
     (p / "pkg49" / "mod4999.py").unlink()
     (p / "pkg20" / "new.py").write_text("A = 1\nB = 2\n")
-    first = gw.git_state(p, wt.base_ref, wt.base_sha)
+    cache = gw.GitCache()
+    first = gw.git_state(p, wt.base_ref, wt.base_sha, cache=cache)
     assert first.ahead == 1 and first.committed == ["pkg00/mod0001.py"]
     assert first.staged == [gw.FileChange("pkg10/mod1000.py", "M", 3, 2)]
     assert first.unstaged == [gw.FileChange("pkg49/mod4999.py", "D", 0, 2)]
@@ -829,7 +830,7 @@ def test_state_of_a_5000_file_repo(big_repo: tuple[Path, dict[str, str]], root: 
     for _ in range(5):
         spy.calls.clear()
         t0 = time.perf_counter()
-        st = gw.git_state(p, wt.base_ref, wt.base_sha)
+        st = gw.git_state(p, wt.base_ref, wt.base_sha, cache=cache)
         timings.append(time.perf_counter() - t0)
         assert st == first and len(spy.calls) == 4  # status, log, 2 targeted numstats
     # generous bound for a shared CI box; benchmarks/bench_git.py records the real figure

@@ -450,6 +450,7 @@ def test_spool_dir_and_files_are_private(data_dir: Path) -> None:
 
 
 @pytest.mark.timeout(900)  # 1,000 process starts: slow when the machine is shared
+@pytest.mark.slow
 def test_concurrent_writers_and_drains_lose_nothing(data_dir: Path) -> None:
     """20 processes x 50 real hook calls spool while a drain loop runs: each event once."""
     workers, calls = 20, 50

@@ -146,6 +146,7 @@ def _seqs(server: HiveServer, session: str) -> list[int]:
     return [e["payload"]["seq"] for e in hook_events(server, session)]
 
 
+@pytest.mark.slow
 def test_server_killed_while_agents_fire_hooks(tmp_path: Path) -> None:
     srv = HiveServer(tmp_path).start()
     try:
@@ -176,6 +177,7 @@ def test_server_killed_while_agents_fire_hooks(tmp_path: Path) -> None:
         srv.kill_tmux()
 
 
+@pytest.mark.slow
 def test_twenty_sessions_times_two_hundred_hooks(server: HiveServer) -> None:
     names = [f"load{i:02d}" for i in range(20)]
     for name in names:

@@ -341,9 +341,13 @@ def test_dead_pane_waits_for_its_exit_status(tmp_path: Path) -> None:
     from hive_lab.core.store import Store
     from hive_lab.core.tmux import PaneInfo, Tmux
 
-    store, tracker = Store(tmp_path / "db"), Tracker()
-    manager = SessionManager(Tmux("unused-socket"), store, Recorder(store, Broadcaster(), tracker),
-                             tracker, {}, tmp_path, tmp_path)
+    from hive_lab.core.datadir import DataDir
+    from hive_lab.core.signals import Signals
+
+    store, tracker, signals = Store(tmp_path / "db"), Tracker(), Signals()
+    manager = SessionManager(Tmux("unused-socket"), store,
+                             Recorder(store, Broadcaster(), tracker, signals), tracker, {},
+                             DataDir(tmp_path), tmp_path, signals)
     session = Session(name="s", agent="shell", command=["x"], cwd="/", created=0, spawn_id="")
 
     def pane(status: int | None) -> PaneInfo:

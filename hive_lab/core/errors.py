@@ -12,9 +12,11 @@ from typing import Any
 
 
 class HiveError(Exception):
-    """Base class: a short ``error`` slug plus a human ``detail``."""
+    """Base class: the broad ``error`` slug, a human ``detail``, and for specific cases a
+    ``code`` naming exactly what went wrong (``session_exists``, ``unmerged_work``...)."""
 
     error = "internal_error"
+    code: str | None = None
 
     def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
@@ -23,6 +25,8 @@ class HiveError(Exception):
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.error, "detail": self.detail}
+        if self.code:
+            body["code"] = self.code
         body.update(self.extra)
         return body
 
@@ -68,24 +72,24 @@ class GitError(HiveError):
 
 # -- specific cases ------------------------------------------------------------------------------
 class UnknownSession(NotFound):
-    error = "unknown_session"
+    code = "unknown_session"
 
 
 class SessionExists(Conflict):
-    error = "session_exists"
+    code = "session_exists"
 
 
 class SessionExited(Conflict):
-    error = "session_exited"
+    code = "session_exited"
 
 
 class NotWaiting(Conflict):
     """An answer (approve, deny, a choice) for a question that is not open."""
 
-    error = "not_waiting"
+    code = "not_waiting"
 
 
 class UnmergedWork(Conflict):
     """Cleanup refused: the branch has work that is neither merged nor pushed."""
 
-    error = "unmerged_work"
+    code = "unmerged_work"

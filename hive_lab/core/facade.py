@@ -1,7 +1,10 @@
-"""The control plane assembled: store, recorder, status tracker, tmux, sessions, loops.
+"""The control plane assembled, behind one facade: :class:`Hive`.
 
-The HTTP layer holds one :class:`Hive` and calls its methods; everything here is plain Python
-(asyncio, no tornado), so it can be driven and tested without a server.
+The server layer (REST handlers, the WebSocket stream, hook ingestion) calls only methods of
+this class, with plain arguments, and gets plain JSON-able data back or a domain exception
+(:mod:`.errors`). Nothing here imports tornado, so it is driven and tested without a server,
+and another implementation of the same methods (a node on another host, a test double) can
+stand behind the same handlers.
 """
 from __future__ import annotations
 
@@ -10,28 +13,33 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 
-from .. import __version__
+from .._version import __version__
 from . import events as ev
+from . import gitwatch, installers, spool
 from .agents import AgentProfile
 from .bus import Broadcaster
-from . import gitwatch, installers, spool
+from .datadir import DataDir, atomic_write, write_secret
 from .errors import BadRequest, HiveError
+from .feed import FeedItem, event_feed
 from .gitmonitor import GitMonitor
-from ..usage.parse import Pricing
-from .usagemonitor import UsageMonitor
 from .recorder import Recorder
-from .sessions import SessionManager
+from .sessions import SessionManager, SpawnRequest
+from .signals import Signals
 from .status import Tracker
 from .store import Store
 from .tmux import Tmux
+from .usagemonitor import UsageMonitor
+from ..usage.parse import Pricing
+from ..wire import API_PREFIX, HOOKS_PATH
 
 log = logging.getLogger("hive_lab")
+
+USAGE_GROUPS = ("session", "day", "model", "block")
 
 
 @dataclass
@@ -54,23 +62,23 @@ class Hive:
 
     def __init__(self, config: HiveConfig) -> None:
         self.config = config
-        self.data_dir = Path(config.data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.store = Store(self.data_dir / "hive.db")
+        self.paths = DataDir(Path(config.data_dir))
+        self.data_dir = self.paths.root
+        self.signals = Signals()
+        self.store = Store(self.paths.db)
         self.bus = Broadcaster()
         self.tracker = Tracker()
-        self.recorder = Recorder(self.store, self.bus, self.tracker)
-        self.tmux = Tmux(config.tmux_socket, self.data_dir / "tmux.conf")
+        self.recorder = Recorder(self.store, self.bus, self.tracker, self.signals)
+        self.tmux = Tmux(config.tmux_socket, self.paths.tmux_conf)
         self.tmux.write_config()
-        self.sessions = SessionManager(self.tmux, self.store, self.recorder, self.tracker,
-                                       config.profiles, self.data_dir, config.default_cwd,
-                                       config.worktree_root)
-        self.spool_dir = self.data_dir / "spool"
-        self.sessions.hook_script = installers.compile_client(self.data_dir)
-        self.sessions.git = gitwatch
-        self.git = GitMonitor(self.sessions, self.recorder)
+        self.sessions = SessionManager(
+            self.tmux, self.store, self.recorder, self.tracker, config.profiles, self.paths,
+            config.default_cwd, self.signals, git=gitwatch, worktree_root=config.worktree_root,
+            hook_script=installers.compile_client(self.data_dir))
+        self.git = GitMonitor(self.sessions, self.recorder, self.signals)
         self.usage = UsageMonitor(self.sessions, self.recorder, self.store,
-                                  Pricing.load(overrides=config.pricing_overrides or None))
+                                  Pricing.load(overrides=config.pricing_overrides or None),
+                                  self.signals)
         self._loops: list[asyncio.Task[Any]] = []
         self.started = time.time()
 
@@ -99,18 +107,16 @@ class Hive:
         await self.sessions.close()
         self.bus.close()
         try:
-            (self.data_dir / "server.json").unlink()
+            self.paths.server_file.unlink()
         except FileNotFoundError:
             pass
         self.store.close()
 
     def _write_server_file(self, server_url: str, base_url: str) -> None:
         info = {"url": server_url, "base_url": base_url,
-                "hooks_url": server_url.rstrip("/") + "/" + "hive_lab/api/hooks",
+                "hooks_url": f"{server_url.rstrip('/')}/{API_PREFIX}/{HOOKS_PATH}",
                 "pid": os.getpid()}
-        tmp = self.data_dir / "server.json.tmp"
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, self.data_dir / "server.json")
+        atomic_write(self.paths.server_file, json.dumps(info))
 
     async def _every(self, seconds: float, step: Callable[[], Awaitable[Any] | Any]) -> None:
         while True:
@@ -134,7 +140,7 @@ class Hive:
         record the server refuses for good (bad JSON...) is logged and skipped, not retried.
         """
         # closing(): releases the drain lock at once, even if storing fails mid-way
-        with contextlib.closing(spool.iter_batches(self.spool_dir)) as batches:
+        with contextlib.closing(spool.iter_batches(self.paths.spool)) as batches:
             return await self._drain_batches(batches)
 
     async def _drain_batches(self, batches: Any) -> int:
@@ -156,14 +162,84 @@ class Hive:
             batch.ack()
         return stored
 
-    # -- queries ---------------------------------------------------------------------------
+    # -- status and vocabulary ----------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         return {"version": __version__, "tmux": self.tmux.version(),
                 "socket": self.tmux.socket_name, "sessions": len(self.sessions.sessions),
                 "last_event_id": self.store.last_event_id(), "subscribers": len(self.bus),
                 "data_dir": str(self.data_dir)}
 
-    def events(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+    def profiles(self) -> list[dict[str, Any]]:
+        return [p.to_json() for p in self.config.profiles.values()]
+
+    # -- sessions ------------------------------------------------------------------------------
+    def list_sessions(self) -> list[dict[str, Any]]:
+        return self.sessions.list()
+
+    def session(self, name: str) -> dict[str, Any]:
+        return self.sessions.describe(self.sessions.get(name))
+
+    async def spawn(self, body: Any) -> dict[str, Any]:
+        """Start an agent from a ``POST sessions`` body (validated here, at the core's edge)."""
+        session = await self.sessions.spawn(SpawnRequest.parse(body))
+        return self.sessions.describe(session)
+
+    async def kill(self, name: str, cleanup: str | None = None,
+                   force: bool = False) -> dict[str, Any]:
+        return await self.sessions.kill(name, cleanup=cleanup, force=force)
+
+    async def send_input(self, name: str, text: Any, enter: Any = True) -> None:
+        await self.sessions.send_input(name, text, enter)
+
+    def send_keys(self, name: str, keys: Any) -> list[str]:
+        return self.sessions.send_keys(name, keys)
+
+    def screen(self, name: str, lines: int | None = None) -> str:
+        return self.sessions.screen(name, lines)
+
+    # -- git -------------------------------------------------------------------------------
+    def git_states(self) -> dict[str, Any]:
+        states = self.git.states
+        return {name: (states[name].to_json() if name in states else None)
+                for name in self.sessions.sessions}
+
+    async def session_git(self, name: str) -> dict[str, Any] | None:
+        state = await self.git.state(name)
+        return state.to_json() if state else None
+
+    async def diff(self, name: str, max_bytes: int) -> dict[str, Any]:
+        result = await self.git.diff(name, max_bytes)
+        if result is None:
+            raise BadRequest(f"session {name!r} has no worktree")
+        return result
+
+    async def conflicts(self) -> dict[str, Any]:
+        return (await self.git.conflicts()).to_json()
+
+    async def orphans(self) -> list[dict[str, Any]]:
+        return [o.to_json() for o in await asyncio.to_thread(self.git.orphans)]
+
+    async def clean_orphans(self, names: Any, force: Any) -> list[dict[str, Any]]:
+        if names is not None and (not isinstance(names, list)
+                                  or not all(isinstance(n, str) for n in names)):
+            raise BadRequest("sessions must be a list of names")
+        if not isinstance(force, bool):
+            raise BadRequest("force must be true or false")
+        return await self.git.clean_orphans(names, force)
+
+    # -- usage -----------------------------------------------------------------------------
+    def usage_report(self, by: str, session: str | None = None, since: float | None = None,
+                     until: float | None = None) -> dict[str, Any]:
+        if by not in USAGE_GROUPS:
+            raise BadRequest("by must be session, day, model or block")
+        return self.usage.report(by, session=session, since=since, until=until)
+
+    def usage_rows(self, session: str | None = None, since: float | None = None,
+                   until: float | None = None) -> list[dict[str, Any]]:
+        return self.usage.rows_json(session=session, since=since, until=until)
+
+    # -- events ----------------------------------------------------------------------------
+    def events(self, args: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [e.to_json() for e in self.store.events(**args)]
 
     def transitions(self, session: str | None, after: int, limit: int) -> list[dict[str, Any]]:
@@ -172,11 +248,23 @@ class Hive:
             row["since"] = ev.iso(row["since"])
         return rows
 
-    def profiles(self) -> list[dict[str, Any]]:
-        return [p.to_json() for p in self.config.profiles.values()]
+    def feed(self, after: int, filters: Mapping[str, str], queue_size: int,
+             heartbeat: float) -> AsyncIterator[FeedItem]:
+        """Replay after ``after``, then live, with no gap and no duplicate (see :mod:`.feed`)."""
+        return event_feed(self.store, self.bus, after, dict(filters), queue_size, heartbeat)
+
+    async def ingest_hook(self, body: bytes, headers: Mapping[str, str | None]) -> dict[str, Any]:
+        """One hook call, authenticated by its per-session (or per-install) secret."""
+        from ..wire import (HEADER_AGENT, HEADER_FIRED, HEADER_INSTALL, HEADER_KEY,
+                            HEADER_SECRET, HEADER_SESSION)
+
+        return await self.sessions.ingest(
+            body, headers.get(HEADER_SESSION), headers.get(HEADER_INSTALL),
+            headers.get(HEADER_AGENT), headers.get(HEADER_KEY), headers.get(HEADER_FIRED),
+            secret=headers.get(HEADER_SECRET))
 
     # -- hooks for agents started by hand ---------------------------------------------------
-    def install_hooks(self, directory: Any, agent: Any, remove: bool = False) -> dict[str, Any]:
+    def install_hooks(self, directory: Any, agent: Any, remove: Any = False) -> dict[str, Any]:
         """Install (or remove) our hooks in ``directory`` for an agent started outside Hive Lab.
 
         Its events arrive with an install id and secret; the session is keyed by the agent's
@@ -184,6 +272,8 @@ class Hive:
         """
         if agent not in ("claude", "gemini"):
             raise BadRequest("agent must be 'claude' or 'gemini' (Codex: pass -c notify, see README)")
+        if not isinstance(remove, bool):
+            raise BadRequest("remove must be true or false")
         if not isinstance(directory, str) or not Path(directory).is_absolute():
             raise BadRequest("dir must be an absolute path")
         path = Path(directory).resolve()
@@ -193,28 +283,11 @@ class Hive:
             installers.uninstall(agent, path)
             return {"dir": str(path), "agent": agent, "removed": True}
         install_id = "i" + os.urandom(8).hex()
-        installs = self.data_dir / "installs"
-        installs.mkdir(parents=True, exist_ok=True, mode=0o700)
-        secret_file = installs / f"{install_id}.secret"
-        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(32))
+        secret_file = self.paths.install_secret(install_id)
+        write_secret(secret_file, exclusive=True)
         try:
             settings = installers.install(agent, path, install_id, script=self.sessions.hook_script)
         except BaseException:
             secret_file.unlink()  # nothing half-made
             raise
         return {"dir": str(path), "agent": agent, "install": install_id, "settings": str(settings)}
-
-
-def parse_int(value: str | None, name: str, default: int, lo: int, hi: int) -> int:
-    """Query-string integers, validated at the edge."""
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer") from None
-    if not lo <= number <= hi:
-        raise BadRequest(f"{name} must be between {lo} and {hi}")
-    return number

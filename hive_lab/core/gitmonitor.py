@@ -15,9 +15,10 @@ from typing import Any
 from . import events as ev
 from . import gitwatch
 from .events import Event
-from .gitwatch import Collisions, ConflictPredictor, GitState, Worktree
+from .gitwatch import Collisions, ConflictPredictor, GitCache, GitState, Worktree
 from .recorder import Recorder
 from .sessions import Session, SessionManager
+from .signals import Signals
 
 log = logging.getLogger("hive_lab.git")
 
@@ -28,22 +29,23 @@ _READ_ONLY_TOOLS = {"Read", "Glob", "Grep", "LS", "WebFetch", "WebSearch", "Todo
 
 
 class GitMonitor:
-    def __init__(self, sessions: SessionManager, recorder: Recorder, debounce: float = 0.3,
-                 trailing: float = 1.5) -> None:
+    def __init__(self, sessions: SessionManager, recorder: Recorder, signals: Signals,
+                 debounce: float = 0.3, trailing: float = 1.5) -> None:
         self.sessions = sessions
         self.recorder = recorder
         self.debounce = debounce
         self.trailing = trailing
         self.states: dict[str, GitState] = {}
+        self.cache = GitCache()
         self.predictor = ConflictPredictor()
         self.collisions = Collisions(overlaps=[], conflicts=[], predictions=[])
         self._known_conflicts: set[Any] = set()
         self._dirty: set[str] = set()
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        sessions.on_activity.append(lambda s: self.mark(s.name))
-        sessions.on_removed.append(self._forget)
-        recorder.listeners.append(self._on_event)
+        signals.activity.connect(lambda s: self.mark(s.name))
+        signals.removed.connect(self._forget)
+        signals.stored.connect(self._on_event)
 
     # -- triggers --------------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:
@@ -93,7 +95,7 @@ class GitMonitor:
                 if session is None or not session.worktree:
                     continue
                 try:
-                    state = await asyncio.to_thread(_read_state, session.worktree)
+                    state = await asyncio.to_thread(_read_state, session.worktree, self.cache)
                 except Exception as exc:  # a vanished worktree must not stop the others
                     log.warning("git state of %s: %s", name, getattr(exc, "detail", exc))
                     continue
@@ -163,9 +165,9 @@ class GitMonitor:
         return results
 
 
-def _read_state(worktree: dict[str, Any]) -> GitState:
+def _read_state(worktree: dict[str, Any], cache: GitCache) -> GitState:
     wt = Worktree.from_json(worktree)
-    return gitwatch.git_state(wt.path, wt.base_ref, wt.base_sha)
+    return gitwatch.git_state(wt.path, wt.base_ref, wt.base_sha, cache=cache)
 
 
 def _summary(state: GitState) -> str:

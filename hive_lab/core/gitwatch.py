@@ -41,7 +41,7 @@ from pathlib import Path
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
-from .errors import BadRequest, Conflict, GitError, HiveError, NotFound
+from .errors import BadRequest, Conflict, GitError, HiveError, NotFound, UnmergedWork
 from .names import validate_name
 
 GIT = "git"
@@ -398,15 +398,22 @@ class _LRU:
         return len(self._data)
 
 
-_RANGES = _LRU(2048)  # (repo, base tip, head) -> _Range
-_COMMITS = _LRU(2048)  # (repo, sha) -> CommitInfo
-_LINES = _LRU(16384)  # (path, inode, size, mtime) -> line count of an untracked file (-1: binary)
+@dataclass
+class GitCache:
+    """What a refresh may reuse from the last one: facts keyed by immutable things (commit
+    pairs, commit ids, a file's inode/size/mtime), so they never go stale, only out of room.
 
+    Owned by whoever refreshes repeatedly (the git monitor); a one-off call gets a fresh one.
+    """
 
-def clear_caches() -> None:
-    _RANGES.clear()
-    _COMMITS.clear()
-    _LINES.clear()
+    ranges: _LRU = field(default_factory=lambda: _LRU(2048))  # (repo, base tip, head) -> _Range
+    commits: _LRU = field(default_factory=lambda: _LRU(2048))  # (repo, sha) -> CommitInfo
+    lines: _LRU = field(default_factory=lambda: _LRU(16384))  # file key -> line count (-1: binary)
+
+    def clear(self) -> None:
+        self.ranges.clear()
+        self.commits.clear()
+        self.lines.clear()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -769,7 +776,7 @@ def _numstat(g: _Git, entries: Mapping[str, str], cached: bool) -> list[FileChan
     return [FileChange(p, s, *counts.get(p, (None, None))) for p, s in sorted(entries.items())]
 
 
-def _count_lines(path: Path, budget: list[int]) -> int | None:
+def _count_lines(path: Path, budget: list[int], cache: GitCache) -> int | None:
     """Lines in an untracked file the way numstat counts them; None for binary, special or too
     big files. Symlinks count one line (their target) and are never followed. Cached by
     (path, inode, size, mtime): agents leave most untracked files alone between refreshes."""
@@ -780,7 +787,7 @@ def _count_lines(path: Path, budget: list[int]) -> int | None:
         if not stat.S_ISREG(st.st_mode) or st.st_size > COUNT_FILE_LIMIT:
             return None
         key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
-        hit = _LINES.get(key)
+        hit = cache.lines.get(key)
         if hit is not None:
             return hit if hit >= 0 else None
         if st.st_size > budget[0]:
@@ -797,15 +804,15 @@ def _count_lines(path: Path, budget: list[int]) -> int | None:
         lines = 0
     else:
         lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-    _LINES.put(key, -1 if lines is None else lines)
+    cache.lines.put(key, -1 if lines is None else lines)
     return lines
 
 
-def _untracked(wt: Path, paths: Iterable[str]) -> list[FileChange]:
+def _untracked(wt: Path, paths: Iterable[str], cache: GitCache) -> list[FileChange]:
     budget = [COUNT_TOTAL_LIMIT]
     out = []
     for p in sorted(paths):
-        lines = _count_lines(wt / p, budget)
+        lines = _count_lines(wt / p, budget, cache)
         out.append(FileChange(p, "?", lines, None if lines is None else 0))
     return out
 
@@ -827,9 +834,9 @@ _LOG_FORMAT = "--format=%H%x00%ct%x00%an%x00%s"
 
 
 def _head_and_tip(g: _Git, repo: str, head: str | None, base_ref: str | None,
-                  base_sha: str | None) -> tuple[CommitInfo | None, str | None, bool]:
+                  base_sha: str | None, cache: GitCache) -> tuple[CommitInfo | None, str | None, bool]:
     """(last commit, base tip, base missing) in at most one ``log`` process."""
-    cached = _COMMITS.get((repo, head)) if head else None
+    cached = cache.commits.get((repo, head)) if head else None
     if base_ref is None and (head is None or cached):
         return cached, base_sha, False
     revs = ([head] if head else []) + ([base_ref] if base_ref else [])
@@ -843,7 +850,7 @@ def _head_and_tip(g: _Git, repo: str, head: str | None, base_ref: str | None,
     commits = _parse_log(proc.stdout)
     info = next((c for c in commits if c.sha == head), None)
     if info:
-        _COMMITS.put((repo, head), info)
+        cache.commits.put((repo, head), info)
     if missing or base_ref is None:
         return info, base_sha, missing
     others = [c.sha for c in commits if c.sha != head]
@@ -880,9 +887,9 @@ def _merge_tree(g: _Git, a: str, b: str) -> tuple[bool | None, list[str], str | 
     return proc.returncode == 1, paths, tree, None
 
 
-def _range(g: _Git, repo: str, tip: str, head: str) -> _Range:
+def _range(g: _Git, repo: str, tip: str, head: str, cache: GitCache) -> _Range:
     key = (repo, tip, head)
-    hit = _RANGES.get(key)
+    hit = cache.ranges.get(key)
     if hit is not None:
         return hit
     if tip == head:
@@ -905,12 +912,12 @@ def _range(g: _Git, repo: str, tip: str, head: str) -> _Range:
             clean = None if conflict is None else not conflict
             conflicts = tuple(paths)
         result = _Range(mb, ahead, behind, committed, clean, conflicts)
-    _RANGES.put(key, result)
+    cache.ranges.put(key, result)
     return result
 
 
 def git_state(worktree_path: Path | str, base_ref: str | None = None,
-              base_sha: str | None = None) -> GitState:
+              base_sha: str | None = None, cache: GitCache | None = None) -> GitState:
     """One refresh of a worktree's state vs its base, read without locks.
 
     Steady state costs one ``status`` and one ``log`` process (numstat diffs only when status
@@ -922,13 +929,14 @@ def git_state(worktree_path: Path | str, base_ref: str | None = None,
     base_sha = None if base_sha is None else validate_sha(base_sha, "base commit")
     repo = str(common_dir(wt))
     g = _Git(wt)
+    cache = cache if cache is not None else GitCache()
     st = parse_status(g.out("status", "--porcelain=v2", "--branch", "-z",
                             "--untracked-files=all", "--no-renames"))
-    last, tip, missing = _head_and_tip(g, repo, st.head, base_ref, base_sha)
-    rng = _range(g, repo, tip, st.head) if tip and st.head else None
+    last, tip, missing = _head_and_tip(g, repo, st.head, base_ref, base_sha, cache)
+    rng = _range(g, repo, tip, st.head, cache) if tip and st.head else None
     staged = _numstat(g, st.staged, cached=True)
     unstaged = _numstat(g, st.unstaged, cached=False)
-    untracked = _untracked(wt, st.untracked)
+    untracked = _untracked(wt, st.untracked, cache)
     return GitState(
         worktree=str(wt), repo=repo, branch=st.branch, head=st.head,
         base_ref=base_ref, base_sha=base_sha, base_tip=tip, base_missing=missing,
@@ -1185,7 +1193,7 @@ def remove_worktree(wt: Worktree, force: bool = False, dry_run: bool = False) ->
     if mine is not None and mine.locked and not force:
         reasons.append("the worktree is locked (git worktree unlock)")
     if reasons and not force:
-        raise Conflict("; ".join(reasons) + ". Merge or push it first, or remove with force.",
+        raise UnmergedWork("; ".join(reasons) + ". Merge or push it first, or remove with force.",
                        extra={"unmerged_commits": unmerged, "uncommitted": dirty,
                               "merged": merged, "pushed": pushed})
     if dry_run:

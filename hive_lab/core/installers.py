@@ -12,10 +12,10 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from .datadir import atomic_write
 from .errors import BadRequest
 
 HOOK_SCRIPT = Path(__file__).resolve().parent.parent / "hook.py"
@@ -96,16 +96,7 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, json.dumps(data, indent=2) + "\n")
 
 
 def _merge(settings: dict[str, Any], events: tuple[str, ...], command: str,

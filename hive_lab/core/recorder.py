@@ -10,32 +10,34 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Callable, Sequence
+from typing import Sequence
 
 from . import events as ev
 from .bus import Broadcaster
 from .events import Event
+from .signals import Signals, StateChange
 from .status import State, Tracker
 from .store import Store
 
 log = logging.getLogger("hive_lab.recorder")
-Listener = Callable[[Event], None]
 
 
 def state_event(session: str, state: State, previous: State | None) -> Event:
     payload = {"state": state.to_json(), "record": state.to_record(),
-               "previous": previous.to_json() if previous else None}
+               "previous": previous.to_json() if previous else None,
+               "previous_record": previous.to_record() if previous else None}
     summary = state.name + (f" ({state.reason}{': ' + state.tool if state.tool else ''})"
                             if state.reason else "")
     return ev.internal(session, ev.STATE_CHANGED, payload, summary)
 
 
 class Recorder:
-    def __init__(self, store: Store, bus: Broadcaster, tracker: Tracker) -> None:
+    def __init__(self, store: Store, bus: Broadcaster, tracker: Tracker,
+                 signals: Signals) -> None:
         self.store = store
         self.bus = bus
         self.tracker = tracker
-        self.listeners: list[Listener] = []
+        self.signals = signals
         self._pending: list[tuple[Event, asyncio.Future[tuple[int, bool]]]] = []
         self._scheduled = False
 
@@ -98,12 +100,15 @@ class Recorder:
         return event
 
     def publish(self, fresh: Sequence[Event]) -> None:
+        """After the commit: the stream first, then the subscribers, in id order."""
         for event in sorted(fresh, key=lambda e: e.id or 0):
             if event.id is None:
                 continue
             self.bus.publish(event.id, json.dumps(event.to_json(), ensure_ascii=False))
-            for listener in self.listeners:
-                try:
-                    listener(event)
-                except Exception:
-                    log.exception("event listener failed on event %s", event.id)
+            self.signals.stored.emit(event)
+            if event.event == ev.STATE_CHANGED and event.agent == ev.HIVE_AGENT:
+                prev = event.payload.get("previous_record")
+                self.signals.state_changed.emit(StateChange(
+                    event.session, State.from_record(event.payload["record"]),
+                    State.from_record(prev) if prev else None))
+

@@ -10,7 +10,6 @@ import asyncio
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
 import shutil
@@ -20,12 +19,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import events as ev
-from . import installers, procs
+from . import gitwatch, installers, procs
 from .agents import AgentProfile, validate_command, validate_env
-from .errors import BadRequest, Conflict, Forbidden, HiveError, NotFound, TooLarge
+from .datadir import DataDir, atomic_write, read_secret, write_secret
+from .errors import (BadRequest, Forbidden, HiveError, SessionExists, SessionExited, TooLarge,
+                     UnknownSession)
 from .events import Event, iso
 from .names import is_name, validate_name
 from .recorder import Recorder
+from .signals import Signals
 from .status import EXITED, STARTING, State, Tracker
 from .store import Store
 from .tmux import PaneInfo, Tmux, validate_keys
@@ -134,55 +136,50 @@ class SessionManager:
     """Owns every session: the only caller of :class:`Tmux` and of :mod:`procs`."""
 
     def __init__(self, tmux: Tmux, store: Store, recorder: Recorder, tracker: Tracker,
-                 profiles: dict[str, AgentProfile], data_dir: Path, default_cwd: Path,
-                 worktree_root: Path | None = None) -> None:
+                 profiles: dict[str, AgentProfile], paths: DataDir, default_cwd: Path,
+                 signals: Signals, *, git: Any = gitwatch, worktree_root: Path | None = None,
+                 hook_script: Path | None = None) -> None:
         self.tmux = tmux
         self.store = store
         self.recorder = recorder
         self.tracker = tracker
         self.profiles = profiles
-        self.data_dir = Path(data_dir)
+        self.paths = paths
+        self.data_dir = paths.root
         self.default_cwd = Path(default_cwd)
-        self.worktree_root = worktree_root or self.data_dir / "worktrees"
+        self.signals = signals
+        self.git = git  # the one git caller (hive_lab.core.gitwatch, or a stand-in in tests)
+        self.worktree_root = worktree_root or paths.worktrees
+        self.hook_script = hook_script  # the precompiled hook client agents' hooks run
         self.sessions: dict[str, Session] = {}
         self._secrets: dict[str, str] = {}
         self._screens: dict[str, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.git: Any = None  # hive_lab.gitwatch module when git support is wired
-        self.on_removed: list[Callable[[Session], None]] = []
-        self.on_activity: list[Callable[[Session], None]] = []
-        self.hook_script: Path | None = None  # precompiled hook client, set at start-up
         self._dead_since: dict[str, float] = {}  # dead panes still waiting for their status
         # First-run screens answered: (session, cue) -> captures in a row without that cue.
         self._answered: dict[tuple[str, str], int] = {}
 
     # -- paths and secrets ---------------------------------------------------------------
     def session_dir(self, name: str) -> Path:
-        return self.data_dir / "sessions" / validate_name(name)
+        return self.paths.session_dir(name)
 
     def _write_secret(self, name: str) -> str:
-        secret = secrets.token_urlsafe(32)
-        directory = self.session_dir(name)
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = directory / "secret"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secret)
+        secret = write_secret(self.paths.session_secret(name))
         self._secrets[name] = secret
         return secret
 
     def _secret(self, name: str) -> str | None:
         if name not in self._secrets:
-            try:
-                self._secrets[name] = (self.session_dir(name) / "secret").read_text().strip()
-            except OSError:
+            secret = read_secret(self.paths.session_secret(name))
+            if secret is None:
                 return None
+            self._secrets[name] = secret
         return self._secrets[name]
 
     def _install_secret(self, install_id: str) -> str | None:
         try:
-            return (self.data_dir / "installs" / f"{validate_name(install_id)}.secret").read_text().strip()
-        except (OSError, HiveError):
+            return read_secret(self.paths.install_secret(install_id))
+        except HiveError:
             return None
 
     def _save(self, session: Session) -> None:
@@ -190,18 +187,14 @@ class SessionManager:
         self.store.save_session(session.name, session.agent, session.created, meta,
                                 self.tracker.get(session.name).to_record())
         if not session.external:
-            directory = self.session_dir(session.name)
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = directory / "meta.json.tmp"
-            tmp.write_text(json.dumps(meta, indent=2))
-            os.replace(tmp, directory / "meta.json")
+            atomic_write(self.paths.session_meta(session.name), json.dumps(meta, indent=2))
 
     # -- queries ---------------------------------------------------------------------------
     def get(self, name: str) -> Session:
         validate_name(name, "session name")
         session = self.sessions.get(name)
         if session is None:
-            raise NotFound(f"no session named {name!r}")
+            raise UnknownSession(f"no session named {name!r}")
         return session
 
     def state(self, name: str) -> State:
@@ -220,7 +213,7 @@ class SessionManager:
         if profile is None:
             raise BadRequest(f"unknown agent {req.agent!r}; known: {sorted(self.profiles)}")
         if req.name in self.sessions or self.tmux.has_session(req.name):
-            raise Conflict(f"session {req.name!r} already exists")
+            raise SessionExists(f"session {req.name!r} already exists")
         argv = profile.resolve_command(req.command)
         cwd = self._resolve_cwd(req.cwd)
         undo: list[Callable[[], Any]] = []
@@ -271,9 +264,7 @@ class SessionManager:
     def _maybe_worktree(self, req: SpawnRequest, cwd: Path,
                         undo: list[Callable[[], Any]]) -> tuple[dict[str, Any] | None, Path]:
         """A worktree on branch ``hive/<name>`` when asked, or by default inside a repo."""
-        if req.worktree is False or self.git is None:
-            if req.worktree and self.git is None:
-                raise BadRequest("worktrees need git support, which is not available")
+        if req.worktree is False:
             if req.base is not None:
                 raise BadRequest("base only applies to a worktree")
             return None, cwd
@@ -294,7 +285,7 @@ class SessionManager:
         if profile.hooks in ("claude", "gemini"):
             directory = Path(session.cwd)
             installers.install(profile.hooks, directory, script=self.hook_script)
-            if session.worktree and profile.hooks == "claude" and self.git is not None:
+            if session.worktree and profile.hooks == "claude":
                 # settings.local.json is per-user and never committed; in a worktree it must
                 # not show up as the agent's change (or a collision between hooked agents)
                 self.git.exclude_locally(session.worktree["path"], "/.claude/settings.local.json")
@@ -372,7 +363,7 @@ class SessionManager:
         if session.pane_id is None:
             raise BadRequest(f"session {name!r} has no pane (started outside Hive Lab)")
         if self.tracker.get(name).name == EXITED and session.exit_status is not None:
-            raise Conflict(f"session {name!r} has exited (status {session.exit_status})")
+            raise SessionExited(f"session {name!r} has exited (status {session.exit_status})")
         return session
 
     async def kill(self, name: str, cleanup: str | None = None, force: bool = False) -> dict[str, Any]:
@@ -380,7 +371,7 @@ class SessionManager:
         session = self.get(name)
         if cleanup not in (None, "worktree"):
             raise BadRequest("cleanup must be 'worktree' or absent")
-        if cleanup == "worktree" and session.worktree and self.git is not None:
+        if cleanup == "worktree" and session.worktree:
             # refuse before anything is stopped: an unmerged branch keeps its agent running
             self.git.remove_worktree(self.git.Worktree.from_json(session.worktree), force=force,
                                      dry_run=True)
@@ -395,7 +386,7 @@ class SessionManager:
         result: dict[str, Any] = {"name": name, "killed": sorted(pids - survivors),
                                   "survivors": sorted(survivors), "worktree_removed": False}
         self._uninstall_hooks(session)
-        if cleanup == "worktree" and session.worktree and self.git is not None:
+        if cleanup == "worktree" and session.worktree:
             removal = self.git.remove_worktree(self.git.Worktree.from_json(session.worktree),
                                                force=force)
             result["worktree_removed"] = removal.removed_worktree
@@ -409,8 +400,7 @@ class SessionManager:
         self._dead_since.pop(name, None)
         for tag in [t for t in self._answered if t[0] == name]:
             del self._answered[tag]
-        for callback in self.on_removed:
-            callback(session)
+        self.signals.removed.emit(session)
         return result
 
     # -- restart ---------------------------------------------------------------------------
@@ -465,8 +455,7 @@ class SessionManager:
                 session.last_activity = pane.activity
                 to_capture[pane.pane_id] = session
             if active:
-                for callback in self.on_activity:
-                    callback(session)
+                self.signals.activity.emit(session)
         if to_capture:
             screens = self.tmux.capture_many(list(to_capture), heights=heights)
             for pane_id, text in screens.items():

@@ -12,45 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .events import STATE_CHANGED, Event
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    name        TEXT PRIMARY KEY,
-    agent       TEXT NOT NULL,
-    created     REAL NOT NULL,
-    meta        TEXT NOT NULL,
-    state       TEXT,
-    removed     REAL
-);
-CREATE TABLE IF NOT EXISTS events (
-    id               INTEGER PRIMARY KEY AUTOINCREMENT,
-    key              TEXT NOT NULL UNIQUE,
-    session          TEXT NOT NULL,
-    agent            TEXT NOT NULL,
-    event            TEXT NOT NULL,
-    tool             TEXT,
-    tool_use_id      TEXT,
-    agent_session_id TEXT,
-    summary          TEXT NOT NULL DEFAULT '',
-    fired            REAL NOT NULL,
-    received         REAL NOT NULL,
-    payload          TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_session ON events (session, id);
-CREATE INDEX IF NOT EXISTS events_by_name ON events (event, id);
-CREATE TABLE IF NOT EXISTS transitions (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id    INTEGER NOT NULL,
-    session     TEXT NOT NULL,
-    name        TEXT NOT NULL,
-    reason      TEXT,
-    tool        TEXT,
-    source      TEXT NOT NULL,
-    since       REAL NOT NULL,
-    exit_status INTEGER
-);
-CREATE INDEX IF NOT EXISTS transitions_by_session ON transitions (session, id);
-"""
+from .schema import MIGRATIONS, migrate
 
 _EVENT_COLUMNS = ("id, key, session, agent, event, tool, tool_use_id, agent_session_id, "
                   "summary, fired, received, payload")
@@ -66,7 +28,7 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
-        self.db.executescript(SCHEMA)
+        self.version = migrate(self.db, MIGRATIONS)
 
     def close(self) -> None:
         self.db.close()

@@ -18,6 +18,7 @@ from . import events as ev
 from .events import Event
 from .recorder import Recorder
 from .sessions import SessionManager
+from .signals import Signals
 from .store import Store
 from ..usage.parse import Pricing, TranscriptFollower, UsageLedger, UsageRow, totals
 from ..usage.report import usage_report
@@ -27,15 +28,16 @@ log = logging.getLogger("hive_lab.usage")
 
 class UsageMonitor:
     def __init__(self, sessions: SessionManager, recorder: Recorder, store: Store,
-                 pricing: Pricing) -> None:
+                 pricing: Pricing, signals: Signals) -> None:
         self.sessions = sessions
+        self.signals = signals
         self.recorder = recorder
         self.pricing = pricing
         self.followers: dict[tuple[str, str], TranscriptFollower] = {}
         self.ledgers: dict[str, UsageLedger] = {}
         self._last: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
-        recorder.listeners.append(self._on_event)
+        signals.stored.connect(self._on_event)
         for session, path in store.transcript_paths():
             self.register(session, path)
 
@@ -71,6 +73,7 @@ class UsageMonitor:
                 if rows:
                     changed.add(session)
             for session in sorted(changed):
+                self.signals.usage.emit(session)
                 total = totals(self.ledgers[session].rows())
                 if total != self._last.get(session):
                     self._last[session] = total

@@ -11,7 +11,7 @@ from traitlets import Dict, Float, Unicode, default, validate
 from .._version import __version__
 from ..core.agents import load_profiles
 from ..core.facade import Hive, HiveConfig
-from ..core.names import NAME_RE
+from ..wire import NAME_RE
 
 
 class HiveLab(ExtensionApp):

@@ -1,10 +1,9 @@
 """WebSocket ``{base}hive_lab/api/events/stream?after=ID``: replay, then live, with no gap.
 
-The handler subscribes to the live bus *before* replaying from the store, and skips live events
-it already sent, so a client reconnecting with its last id sees every event exactly once.
-Event messages are event objects (they have an ``id``); control messages have a ``type``:
-``hello``, ``live`` (replay done), ``heartbeat``, ``resync`` (you fell behind: reconnect with
-``after``), ``error``.
+The ordering logic lives in the core (:func:`hive_lab.core.feed.event_feed`); this handler
+authenticates, parses the query, and writes what the feed yields. Event messages are event
+objects (they have an ``id``); control messages have a ``type``: ``hello``, ``live`` (replay
+done), ``heartbeat``, ``resync`` (you fell behind: reconnect with ``after``), ``error``.
 """
 from __future__ import annotations
 
@@ -18,12 +17,11 @@ from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from ..core.bus import Lagging
-from ..core.facade import Hive, parse_int
 from ..core.errors import HiveError
-from .handlers import AUTH_RESOURCE
+from ..core.facade import Hive
+from ..wire import AUTH_RESOURCE, MSG_RESYNC
+from .base import parse_int
 
-REPLAY_PAGE = 500
 QUEUE_SIZE = 2000
 
 
@@ -62,66 +60,25 @@ class EventStreamHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):  # t
         if task is not None:
             task.cancel()
 
-    async def _send(self, data: str | dict[str, Any]) -> None:
-        await self.write_message(data if isinstance(data, str) else json.dumps(data))
-
-    async def _replay(self, last: int) -> int:
-        store = self.hive.store
-        while True:
-            rows = store.events(after=last, limit=REPLAY_PAGE, **self.filters)
-            if not rows:
-                return last
-            for event in rows:
-                await self._send(json.dumps(event.to_json(), ensure_ascii=False))
-                last = event.id or last
-
-    def _wanted(self, text: str) -> bool:
-        if not self.filters:
-            return True
-        data = json.loads(text)
-        return all(data.get(k) == v for k, v in self.filters.items())
-
     async def _pump(self) -> None:
-        bus = self.hive.bus
-        last = self.after
+        feed = self.hive.feed(self.after, self.filters, self.queue_size, self.heartbeat)
         try:
-            await self._send({"type": "hello", "after": last,
-                              "last_id": self.hive.store.last_event_id()})
-            while True:  # replay; if we fall behind while replaying, replay again
-                sub = bus.subscribe(self.queue_size)
-                last = await self._replay(last)
-                if not sub.lagging:
-                    break
-                bus.unsubscribe(sub)
-            await self._send({"type": "live", "last_id": last})
-            while True:
-                item = await sub.get(timeout=self.heartbeat)
-                if item is None:
-                    await self._send({"type": "heartbeat", "last_id": last})
+            async for item in feed:
+                if item.control is not None:
+                    await self.write_message(json.dumps(item.control))
+                    if item.control["type"] == MSG_RESYNC:
+                        self.close(4000, "resync")
+                        return
                     continue
                 # Write everything already queued, and wait for the socket once per batch:
                 # awaiting every message gave one message per loop pass (seconds behind).
-                batch = [item, *sub.drain()]
-                pending = None
-                for event_id, text in batch:
-                    if event_id <= last:
-                        continue
-                    if self._wanted(text):
-                        pending = self.write_message(text)
-                    last = event_id
-                if pending is not None:
+                pending = self.write_message(item.text or "")
+                if item.batch_end:
                     await pending
-        except Lagging:
-            await self._send({"type": "resync", "after": last,
-                              "detail": "client fell behind; reconnect with after"})
-            self.close(4000, "resync")
         except (WebSocketClosedError, asyncio.CancelledError):
             pass
         finally:
-            try:
-                bus.unsubscribe(sub)
-            except UnboundLocalError:
-                pass
+            await feed.aclose()
 
 
 async def _maybe_await(value: Any) -> Any:

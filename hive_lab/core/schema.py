@@ -1,0 +1,88 @@
+"""The store's schema as ordered migrations, tracked by SQLite's ``PRAGMA user_version``.
+
+Migration N brings a database from version N-1 to N; each runs in its own transaction
+together with the version bump, so a crash leaves the old version or the new one. A
+database from before versioning has user_version 0 and the tables of migration 1 (which
+uses ``IF NOT EXISTS`` for exactly that reason). New tables (orchestration, budgets, ...) are
+appended here as new migrations; an existing migration is never edited.
+"""
+from __future__ import annotations
+
+import sqlite3
+from typing import Sequence
+
+from .errors import HiveError
+
+
+class SchemaTooNew(HiveError):
+    """The database was written by a newer Hive Lab; refusing to guess at its meaning."""
+
+    error = "schema_too_new"
+
+
+V1_BASE = """
+CREATE TABLE IF NOT EXISTS sessions (
+    name        TEXT PRIMARY KEY,
+    agent       TEXT NOT NULL,
+    created     REAL NOT NULL,
+    meta        TEXT NOT NULL,
+    state       TEXT,
+    removed     REAL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    key              TEXT NOT NULL UNIQUE,
+    session          TEXT NOT NULL,
+    agent            TEXT NOT NULL,
+    event            TEXT NOT NULL,
+    tool             TEXT,
+    tool_use_id      TEXT,
+    agent_session_id TEXT,
+    summary          TEXT NOT NULL DEFAULT '',
+    fired            REAL NOT NULL,
+    received         REAL NOT NULL,
+    payload          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_session ON events (session, id);
+CREATE INDEX IF NOT EXISTS events_by_name ON events (event, id);
+CREATE TABLE IF NOT EXISTS transitions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id    INTEGER NOT NULL,
+    session     TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    reason      TEXT,
+    tool        TEXT,
+    source      TEXT NOT NULL,
+    since       REAL NOT NULL,
+    exit_status INTEGER
+);
+CREATE INDEX IF NOT EXISTS transitions_by_session ON transitions (session, id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    V1_BASE,
+)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (our scripts hold no ``;`` in literals)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def migrate(db: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) -> int:
+    """Apply every migration after the database's version; returns the version reached."""
+    current = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if current > len(migrations):
+        raise SchemaTooNew(f"the store is at schema version {current}, this Hive Lab knows "
+                           f"{len(migrations)}: upgrade Hive Lab or use another data_dir")
+    for version in range(current + 1, len(migrations) + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(migrations[version - 1]):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {version:d}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return len(migrations)

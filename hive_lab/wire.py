@@ -1,0 +1,51 @@
+"""The wire vocabulary both sides of the API share: paths, headers, event and state names.
+
+A leaf module (imports nothing from the package) so the server, the kernel-side client, the
+frames and the tests all spell these the same way. The hook client (:mod:`hive_lab.hook`) keeps
+its own stdlib-only copy of the header names and the name rule; a test checks they agree.
+"""
+from __future__ import annotations
+
+import re
+
+# -- names ---------------------------------------------------------------------------------------
+# The documented alphabet ^[A-Za-z0-9_-]{1,64}$, minus a leading "-": such a name would read as
+# an option to tmux, git or a CLI parser. Sessions, agents, tasks, tmux sockets: one rule.
+NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}"
+NAME_RE = re.compile(NAME_PATTERN)
+NAME_RULE = "1-64 characters from A-Z a-z 0-9 _ - (not starting with -)"
+
+# -- paths ---------------------------------------------------------------------------------------
+API_PREFIX = "hive_lab/api"  # under the Jupyter base_url
+HOOKS_PATH = "hooks"
+STREAM_PATH = "events/stream"
+AUTH_RESOURCE = "hive_lab"  # the Jupyter authorizer's resource name
+
+# -- hook protocol headers -------------------------------------------------------------------
+HEADER_SESSION = "X-Hive-Session"
+HEADER_INSTALL = "X-Hive-Install"
+HEADER_SECRET = "X-Hive-Secret"
+HEADER_KEY = "X-Hive-Key"
+HEADER_FIRED = "X-Hive-Fired"
+HEADER_AGENT = "X-Hive-Agent"
+
+# -- session states --------------------------------------------------------------------------
+STARTING, WORKING, WAITING, IDLE, EXITED, ERROR = (
+    "starting", "working", "waiting", "idle", "exited", "error")
+STATES = (STARTING, WORKING, WAITING, IDLE, EXITED, ERROR)
+
+# -- events Hive Lab emits itself (agent "hive") -------------------------------------------------
+HIVE_AGENT = "hive"
+STATE_CHANGED = "StateChanged"
+SESSION_CREATED = "SessionCreated"
+SESSION_REMOVED = "SessionRemoved"
+GIT_CHANGED = "GitChanged"
+CONFLICT_PREDICTED = "ConflictPredicted"
+USAGE_UPDATED = "UsageUpdated"
+SCREEN_ANSWERED = "ScreenAnswered"  # Hive Lab pressed keys on an agent's start-up screen
+HIVE_EVENTS = (STATE_CHANGED, SESSION_CREATED, SESSION_REMOVED, GIT_CHANGED, CONFLICT_PREDICTED,
+               USAGE_UPDATED, SCREEN_ANSWERED)
+
+# -- stream control messages -----------------------------------------------------------------
+MSG_HELLO, MSG_LIVE, MSG_HEARTBEAT, MSG_RESYNC, MSG_ERROR = (
+    "hello", "live", "heartbeat", "resync", "error")
