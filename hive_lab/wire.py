@@ -43,8 +43,9 @@ GIT_CHANGED = "GitChanged"
 CONFLICT_PREDICTED = "ConflictPredicted"
 USAGE_UPDATED = "UsageUpdated"
 SCREEN_ANSWERED = "ScreenAnswered"  # Hive Lab pressed keys on an agent's start-up screen
+HOOK_DECIDED = "HookDecided"  # a policy answered a blocking hook with deny or ask
 HIVE_EVENTS = (STATE_CHANGED, SESSION_CREATED, SESSION_REMOVED, GIT_CHANGED, CONFLICT_PREDICTED,
-               USAGE_UPDATED, SCREEN_ANSWERED)
+               USAGE_UPDATED, SCREEN_ANSWERED, HOOK_DECIDED)
 
 # -- stream control messages -----------------------------------------------------------------
 MSG_HELLO, MSG_LIVE, MSG_HEARTBEAT, MSG_RESYNC, MSG_ERROR = (

@@ -19,7 +19,7 @@ MAX_PAYLOAD = 1024 * 1024
 
 # Events Hive Lab itself puts on the stream (agent "hive"): wire vocabulary.
 from ..wire import (  # noqa: E402,F401  (re-exported for the core's callers)
-    CONFLICT_PREDICTED, GIT_CHANGED, HIVE_AGENT, SCREEN_ANSWERED, SESSION_CREATED, SESSION_REMOVED,
+    CONFLICT_PREDICTED, GIT_CHANGED, HIVE_AGENT, HOOK_DECIDED, SCREEN_ANSWERED, SESSION_CREATED, SESSION_REMOVED,
     STATE_CHANGED, USAGE_UPDATED,
 )
 

@@ -24,6 +24,7 @@ from . import gitwatch, installers, spool
 from .agents import AgentProfile
 from .bus import Broadcaster
 from .datadir import DataDir, atomic_write, write_secret
+from .decisions import Deciders
 from .errors import BadRequest, HiveError
 from .feed import FeedItem, event_feed
 from .gitmonitor import GitMonitor
@@ -71,10 +72,11 @@ class Hive:
         self.recorder = Recorder(self.store, self.bus, self.tracker, self.signals)
         self.tmux = Tmux(config.tmux_socket, self.paths.tmux_conf)
         self.tmux.write_config()
+        self.deciders = Deciders()  # policies answering blocking hooks (orchestration)
         self.sessions = SessionManager(
             self.tmux, self.store, self.recorder, self.tracker, config.profiles, self.paths,
             config.default_cwd, self.signals, git=gitwatch, worktree_root=config.worktree_root,
-            hook_script=installers.compile_client(self.data_dir))
+            hook_script=installers.compile_client(self.data_dir), deciders=self.deciders)
         self.git = GitMonitor(self.sessions, self.recorder, self.signals)
         self.usage = UsageMonitor(self.sessions, self.recorder, self.store,
                                   Pricing.load(overrides=config.pricing_overrides or None),

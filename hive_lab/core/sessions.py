@@ -22,6 +22,7 @@ from . import events as ev
 from . import gitwatch, installers, procs
 from .agents import AgentProfile, validate_command, validate_env
 from .datadir import DataDir, atomic_write, read_secret, write_secret
+from .decisions import Deciders, HookContext, Verdict, hook_answer
 from .errors import (BadRequest, Forbidden, HiveError, SessionExists, SessionExited, TooLarge,
                      UnknownSession)
 from .events import Event, iso
@@ -138,7 +139,7 @@ class SessionManager:
     def __init__(self, tmux: Tmux, store: Store, recorder: Recorder, tracker: Tracker,
                  profiles: dict[str, AgentProfile], paths: DataDir, default_cwd: Path,
                  signals: Signals, *, git: Any = gitwatch, worktree_root: Path | None = None,
-                 hook_script: Path | None = None) -> None:
+                 hook_script: Path | None = None, deciders: Deciders | None = None) -> None:
         self.tmux = tmux
         self.store = store
         self.recorder = recorder
@@ -151,6 +152,7 @@ class SessionManager:
         self.git = git  # the one git caller (hive_lab.core.gitwatch, or a stand-in in tests)
         self.worktree_root = worktree_root or paths.worktrees
         self.hook_script = hook_script  # the precompiled hook client agents' hooks run
+        self.deciders = deciders if deciders is not None else Deciders()
         self.sessions: dict[str, Session] = {}
         self._secrets: dict[str, str] = {}
         self._screens: dict[str, str] = {}
@@ -578,11 +580,34 @@ class SessionManager:
             raise Forbidden(f"unknown session {name!r}")
         validate_name(name, "session")
         event = ev.from_hook(payload, key=key, session=name, agent=agent_name, fired=fired_at)
+        verdict = None if trusted else self._decide(name, event)
         event_id, duplicate = await self.recorder.record(event)
         if not duplicate and name in self.sessions:
             self._note_hook(self.sessions[name], event)
-        return {"id": event_id, "duplicate": duplicate, "output": None, "exit_code": 0,
-                "stderr": ""}
+        kind = self._hook_kind(name)
+        if verdict is not None and verdict.action != "allow" and not duplicate:
+            self.recorder.record_now([ev.internal(
+                name, ev.HOOK_DECIDED, {"verdict": verdict.to_json(), "event_id": event_id,
+                                        "hook": event.event, "tool": event.tool},
+                f"{verdict.action} {event.tool or event.event}: {verdict.reason}"[:200])])
+        answer = hook_answer(kind, event.event, verdict)
+        return {"id": event_id, "duplicate": duplicate, "output": answer.output,
+                "exit_code": answer.exit_code, "stderr": answer.stderr}
+
+    def _hook_kind(self, name: str) -> str | None:
+        session = self.sessions.get(name)
+        if session is None:
+            return None
+        kind = (session.hooks or {}).get("kind")
+        return kind if isinstance(kind, str) else None
+
+    def _decide(self, name: str, event: Event) -> Verdict | None:
+        """Ask the registered policies (scope guard, budgets) before the agent goes on."""
+        session = self.sessions.get(name)
+        if session is None or not len(self.deciders):
+            return None
+        return self.deciders.decide(HookContext(name, self._hook_kind(name), event.event,
+                                                event.payload, session.cwd))
 
     def _note_hook(self, session: Session, event: Event) -> None:
         changed = False
