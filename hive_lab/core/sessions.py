@@ -26,7 +26,7 @@ from .errors import BadRequest, Conflict, Forbidden, HiveError, NotFound, TooLar
 from .events import Event, iso
 from .names import validate_name
 from .recorder import Recorder
-from .status import EXITED, STARTING, State, Tracker
+from .status import EXITED, STARTING, WAITING, State, Tracker
 from .store import Store
 from .tmux import PaneInfo, Tmux, validate_keys
 
@@ -358,6 +358,39 @@ class SessionManager:
         keys = validate_keys(keys)
         self.tmux.send_keys(session.pane_id, keys)
         return keys
+
+    def approve(self, name: str) -> dict[str, Any]:
+        """Answer the permission dialog with "yes" (Claude Code: ``1``), or refuse."""
+        return self._answer(name, "approve")
+
+    def deny(self, name: str) -> dict[str, Any]:
+        """Answer the permission dialog with "no" (Claude Code: Escape), or refuse."""
+        return self._answer(name, "deny")
+
+    def _answer(self, name: str, kind: str) -> dict[str, Any]:
+        """Press the profile's answer keys only if state *and* screen say a permission dialog
+        is open: a key typed into an idle prompt is a message to the agent, not an answer."""
+        session = self._live(name)
+        profile = self.profiles.get(session.agent)
+        keys = profile.answers.get(kind) if profile else None
+        if not keys:
+            raise BadRequest(f"agent {session.agent!r} has no {kind} keys "
+                             f"(set 'answers' in its profile)")
+        state = self.tracker.get(name)
+        seen = {"state": state.to_json()}
+        if state.name != WAITING or state.reason != "permission":
+            what = state.name + (f" ({state.reason})" if state.reason else "")
+            raise Conflict(f"session {name!r} is not waiting for permission (it is {what}); "
+                           f"nothing was typed", extra=seen)
+        if not profile.cues.permission:
+            raise Conflict(f"agent {session.agent!r} has no permission cue to check the screen "
+                           f"against; nothing was typed", extra=seen)
+        if not profile.cues.find("permission", self.tmux.capture(session.pane_id)):
+            raise Conflict(f"session {name!r} shows no permission dialog on screen (answered "
+                           f"in the terminal?); nothing was typed", extra=seen)
+        self.tmux.send_keys(session.pane_id, list(keys))
+        log.info("session %s: %s with %s (tool %s)", name, kind, keys, state.tool)
+        return {"name": name, "answer": kind, "keys": list(keys), "tool": state.tool}
 
     def screen(self, name: str, lines: int | None = None) -> str:
         session = self.get(name)
