@@ -433,6 +433,10 @@ class SessionManager:
                                                force=force)
             result["worktree_removed"] = removal.removed_worktree
             result["branch_removed"] = removal.removed_branch
+        elif session.worktree and self.git is not None:
+            # An agent that left no trace takes its worktree and branch with it: otherwise
+            # every spawn in a repository leaves a hive/<name> branch behind.
+            result.update(await asyncio.to_thread(self._remove_untouched, session.worktree))
         del self.sessions[name]
         self.store.mark_removed(name, time.time())
         self.recorder.record_now([ev.internal(name, ev.SESSION_REMOVED, result, "removed")])
@@ -445,6 +449,15 @@ class SessionManager:
         for callback in self.on_removed:
             callback(session)
         return result
+
+    def _remove_untouched(self, worktree: dict[str, Any]) -> dict[str, Any]:
+        try:
+            removal, note = self.git.remove_if_untouched(self.git.Worktree.from_json(worktree))
+        except HiveError as exc:
+            removal, note = None, f"kept: {exc.detail}"
+        return {"worktree_removed": bool(removal and removal.removed_worktree),
+                "branch_removed": bool(removal and removal.removed_branch),
+                "worktree_note": note}
 
     # -- restart ---------------------------------------------------------------------------
     def adopt(self) -> list[str]:
