@@ -119,12 +119,14 @@ class HiveClient:
     def keys(self, name: str, keys: Iterable[str]) -> list[str]:
         return self.request("POST", f"sessions/{_q(name)}/keys", {"keys": list(keys)})["keys"]
 
-    def approve(self, name: str) -> list[str]:
-        """Answer a permission prompt with its first option (Claude Code: ``1. Yes``)."""
-        return self.keys(name, ["1"])
+    def approve(self, name: str) -> dict[str, Any]:
+        """Answer the permission dialog "yes". The server refuses (409) unless the session is
+        waiting for permission and the dialog is on screen: nothing is typed blindly."""
+        return self.request("POST", f"sessions/{_q(name)}/approve", {})
 
-    def deny(self, name: str) -> list[str]:
-        return self.keys(name, ["Escape"])
+    def deny(self, name: str) -> dict[str, Any]:
+        """Answer the permission dialog "no" (same checks as :meth:`approve`)."""
+        return self.request("POST", f"sessions/{_q(name)}/deny", {})
 
     def interrupt(self, name: str) -> list[str]:
         return self.keys(name, ["Escape"])

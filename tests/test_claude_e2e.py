@@ -464,6 +464,50 @@ def test_first_run_screens_are_answered(hive: HiveServer, api: FakeAnthropic,
 
 @pytest.mark.e2e
 @pytest.mark.timeout(900)
+def test_approve_and_deny_only_answer_an_open_dialog(hive: HiveServer, api: FakeAnthropic,
+                                                     tmp_path: Path) -> None:
+    """B2 on the real CLI: approve/deny on an idle Claude Code are refused (409) and type
+    nothing into its prompt; on an open permission dialog they press 1 / Escape."""
+    name = "cc-answers"
+    project, env, _, _ = make_project(tmp_path, api)
+    spawn_claude(hive, name, project, env)
+    try:
+        wait_state(hive, name, "idle", STARTUP)
+        for kind in ("approve", "deny"):
+            status, body = hive.request("POST", f"sessions/{name}/{kind}", {})
+            assert status == 409, body
+            assert "not waiting for permission" in body["detail"] and body["state"]["name"] == "idle"
+        # Nothing was typed: the next prompt reaches the model exactly as written (a stray
+        # "1" would have been its first character).
+        mark = last_event_id(hive)
+        prompt = "SCENARIO:write approved.txt yes"
+        type_prompt(hive, name, prompt)
+        submitted = wait(stored(hive, name, "UserPromptSubmit", after=mark), STEP, "prompt")
+        assert submitted["payload"]["prompt"] == prompt
+        wait_state(hive, name, "waiting", reason="permission", tool="Write")
+        wait(lambda: "Do you want to create approved.txt?" in rest_screen(hive, name), STEP,
+             "the dialog on screen")
+        status, body = hive.request("POST", f"sessions/{name}/approve", {})
+        assert status == 200, body
+        assert body == {"name": name, "answer": "approve", "keys": ["1"], "tool": "Write"}
+        wait(lambda: (project / "approved.txt").is_file(), STEP, "approved.txt written")
+        assert (project / "approved.txt").read_text() == "yes"
+        wait_state(hive, name, "idle")
+
+        type_prompt(hive, name, "SCENARIO:write denied.txt no")
+        wait_state(hive, name, "waiting", reason="permission", tool="Write")
+        wait(lambda: "Do you want to create denied.txt?" in rest_screen(hive, name), STEP,
+             "the second dialog on screen")
+        assert hive.client().deny(name)["keys"] == ["Escape"]
+        wait_state(hive, name, "idle", source="screen")
+        assert "User rejected write to denied.txt" in rest_screen(hive, name)
+        assert not (project / "denied.txt").exists()
+    finally:
+        hive.request("DELETE", f"sessions/{name}")
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(900)
 def test_claude_worktree_flag_works_with_our_hooks(hive: HiveServer, api: FakeAnthropic,
                                                    tmp_path: Path) -> None:
     """``claude --worktree NAME`` in a Hive Lab session. A command hook registered for

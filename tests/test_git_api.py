@@ -170,11 +170,14 @@ def test_cleanup_refuses_unmerged_then_succeeds_after_merge(server: HiveServer, 
 def test_orphans_listed_and_cleaned_safely(server: HiveServer, repo: Path) -> None:
     merged = agent(server, "orphan-merged", repo)
     kept = agent(server, "orphan-kept", repo)
-    type_in(server, "orphan-kept", "echo wip > wip.txt && git add wip.txt && git commit -qm wip "
-                                   "&& echo ok")
-    wait_for(lambda: (git_of(server, "orphan-kept") or {}).get("ahead") == 1, what="commit")
+    for name in ("orphan-merged", "orphan-kept"):  # work: the kill keeps their worktrees
+        type_in(server, name, f"echo wip > {name}.txt && git add {name}.txt && "
+                              "git commit -qm wip && echo ok")
+        wait_for(lambda n=name: (git_of(server, n) or {}).get("ahead") == 1, what="commit")
+    git(repo, "merge", "-q", "--no-edit", "hive/orphan-merged")
     for name in ("orphan-merged", "orphan-kept"):
-        assert server.request("DELETE", f"sessions/{name}")[0] == 200  # no cleanup: orphans
+        status, body = server.request("DELETE", f"sessions/{name}")  # no cleanup: orphans
+        assert status == 200 and not body["worktree_removed"], body
     orphans = {o["session"] for o in server.get("git/orphans")["orphans"]}
     assert {"orphan-merged", "orphan-kept"} <= orphans
     listing = server.cli("cleanup")
@@ -186,6 +189,44 @@ def test_orphans_listed_and_cleaned_safely(server: HiveServer, repo: Path) -> No
     assert not Path(merged["worktree"]["path"]).exists()
     assert Path(kept["worktree"]["path"]).exists()
     assert "hive/orphan-kept" in git(repo, "branch", "--list")
+
+
+def test_untouched_worktree_and_branch_go_with_the_session(server: HiveServer, repo: Path) -> None:
+    """B5: spawning in a repository makes hive/<name>; stopping an agent that did nothing
+    there takes both away (no pile of stray branches in the user's repository)."""
+    before = git(repo, "branch", "--list")
+    sessions = [agent(server, "idle-wt", repo),
+                spawn(server, "hooked-wt", None, cwd=repo, agent="hooked")]  # our hook settings
+    for session in sessions:
+        name, path = session["name"], Path(session["worktree"]["path"])
+        assert path.is_dir() and f"hive/{name}" in git(repo, "branch", "--list")
+        status, body = server.request("DELETE", f"sessions/{name}")
+        assert status == 200, body
+        assert body["worktree_removed"] and body["branch_removed"], body
+        assert body["worktree_note"].startswith("removed"), body
+        assert not path.exists()
+    assert git(repo, "branch", "--list") == before
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+@pytest.mark.parametrize("work,why", [
+    ("echo w > w.txt && git add w.txt && git commit -qm w && echo done", "1 commit beyond"),
+    ("echo more >> shared.txt && echo done", "1 uncommitted or untracked change"),
+    ("echo new > new.txt && echo done", "1 uncommitted or untracked change"),
+])
+def test_worktree_with_work_stays_when_stopped(server: HiveServer, repo: Path, work: str,
+                                               why: str) -> None:
+    session = agent(server, "worker", repo)
+    path = Path(session["worktree"]["path"])
+    type_in(server, "worker", work)
+    wait_for(lambda: "done" in server.get("sessions/worker/screen")["text"].split(work)[-1],
+             what="the work is done")
+    status, body = server.request("DELETE", "sessions/worker")
+    assert status == 200 and not body["worktree_removed"] and not body["branch_removed"], body
+    assert body["worktree_note"].startswith("kept: ") and why in body["worktree_note"], body
+    assert path.is_dir() and "hive/worker" in git(repo, "branch", "--list")
+    git(repo, "worktree", "remove", "--force", str(path))
+    git(repo, "branch", "-D", "hive/worker")
 
 
 @pytest.mark.parametrize("base", ["--upload-pack=touch PWNED", "-b", "a..b", "HEAD;rm -rf x",

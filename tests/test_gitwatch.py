@@ -710,6 +710,51 @@ def test_cleanup_of_untouched_worktree(repo: Path, root: Path) -> None:
     assert branches(repo) == ["main"]
 
 
+def test_untouched_worktree_removed_even_after_the_base_moved(repo: Path, root: Path) -> None:
+    """B5: nothing committed, nothing changed: worktree and branch go (the base may move on)."""
+    wt = gw.create_worktree(repo, "s1", None, root)
+    (repo / "g.txt").write_text("main moved on\n")
+    commit_all(repo, "main moves")
+    removal, note = gw.remove_if_untouched(wt)
+    assert removal is not None and removal.removed_worktree and removal.removed_branch
+    assert note.startswith("removed")
+    assert not Path(wt.path).exists() and branches(repo) == ["main"]
+    assert registered(repo) == [str(repo.resolve())]
+
+
+@pytest.mark.parametrize("work,why", [
+    ("commit", "1 commit beyond its base"),
+    ("edit", "1 uncommitted or untracked change"),
+    ("untracked", "1 uncommitted or untracked change"),
+    ("detached", "1 commit beyond its base"),
+    ("merged", "1 commit beyond its base"),   # merged work is for cleanup=worktree to judge
+])
+def test_worktree_with_any_work_is_kept(repo: Path, root: Path, work: str, why: str) -> None:
+    wt = gw.create_worktree(repo, "s1", None, root)
+    path = Path(wt.path)
+    if work == "edit":
+        (path / "g.txt").write_text("edited\n")
+    elif work == "untracked":
+        (path / "docs" / "new.md").write_text("new\n")
+    else:
+        if work == "detached":
+            git(path, "checkout", "-q", "--detach")
+        (path / "f.txt").write_text("work\n")
+        commit_all(path, "work")
+        if work == "merged":
+            git(repo, "merge", "-q", "--no-ff", "-m", "merge", "hive/s1")
+    removal, note = gw.remove_if_untouched(wt)
+    assert removal is None and note == f"kept: {why}"
+    assert path.is_dir() and "hive/s1" in branches(repo)
+
+
+def test_untouched_check_keeps_a_locked_worktree(repo: Path, root: Path) -> None:
+    wt = gw.create_worktree(repo, "s1", None, root)
+    git(repo, "worktree", "lock", wt.path)
+    assert gw.remove_if_untouched(wt) == (None, "kept: the worktree is locked")
+    assert Path(wt.path).is_dir()
+
+
 def test_cleanup_refuses_uncommitted_changes_unless_forced(repo: Path, root: Path) -> None:
     wt = gw.create_worktree(repo, "s1", None, root)
     (Path(wt.path) / "scratch.txt").write_text("unsaved work\n")

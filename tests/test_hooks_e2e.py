@@ -82,6 +82,32 @@ def test_sample_replay_gives_events_in_order_and_states(server: HiveServer, work
     assert [c["payload"]["state"]["name"] for c in changes][-1] == "exited"
 
 
+def test_idle_prompt_notification_is_idle_not_waiting(server: HiveServer, workdir: Path) -> None:
+    """B6: an agent that finished its turn is idle, even after Claude Code's 60 s idle_prompt
+    notification; it is not listed as waiting beside real permission prompts."""
+    spawn(server, "idler", None, cwd=workdir, agent="hooked")
+    sid = {"session_id": "idle-sid-1", "cwd": str(workdir)}
+    for payload in ({"hook_event_name": "SessionStart", "source": "startup", **sid},
+                    {"hook_event_name": "UserPromptSubmit", "prompt": "hi", **sid},
+                    {"hook_event_name": "Stop", "stop_hook_active": False, **sid},
+                    {"hook_event_name": "Notification", "notification_type": "idle_prompt",
+                     "message": "Claude is waiting for your input", **sid}):
+        assert fire_hook(server, "idler", payload).returncode == 0
+    wait_for(lambda: len(hook_events(server, "idler")) == 4, what="four hooks stored")
+    state = server.get("sessions/idler")["state"]
+    assert state["name"] == "idle", state
+    assert [t[0] for t in transitions(server, "idler")] == ["starting", "idle", "working", "idle"]
+    # A real permission dialog is still waiting, and a later idle notice does not hide it.
+    for payload in ({"hook_event_name": "PreToolUse", "tool_name": "Write", **sid},
+                    {"hook_event_name": "PermissionRequest", "tool_name": "Write", **sid},
+                    {"hook_event_name": "Notification", "notification_type": "idle_prompt",
+                     "message": "Claude is waiting for your input", **sid}):
+        assert fire_hook(server, "idler", payload).returncode == 0
+    state = server.get("sessions/idler")["state"]
+    assert (state["name"], state.get("reason"), state.get("tool")) == ("waiting", "permission", "Write")
+    server.request("DELETE", "sessions/idler")
+
+
 def test_unknown_event_names_are_stored(server: HiveServer, workdir: Path) -> None:
     spawn(server, "novel", None, cwd=workdir, agent="hooked")
     result = fire_hook(server, "novel", {"hook_event_name": "BrandNewEvent2027", "x": 1})

@@ -365,3 +365,34 @@ def test_dead_pane_waits_for_its_exit_status(tmp_path: Path) -> None:
     manager._apply_pane(other, p, now=200.0)
     manager._apply_pane(other, p, now=200.0 + STATUS_GRACE + 0.1)
     assert tracker.get("t").name == "exited" and tracker.get("t").exit_status is None
+
+
+def test_tmux_server_started_by_someone_else_first(tmp_path: Path) -> None:
+    """B4: a tmux server already running on Hive Lab's socket never reads Hive Lab's ``-f``
+    config. Its options must still hold: quick exits stay visible with their exit status."""
+    srv = HiveServer(tmp_path)
+    pre = subprocess.run(["tmux", "-L", srv.socket_name, "-f", "/dev/null", "new-session", "-d",
+                          "-s", "someone-else"], capture_output=True, text=True)
+    assert pre.returncode == 0, pre.stderr
+    assert srv.tmux("show-options", "-gwv", "remain-on-exit").stdout.strip() == "off"
+    srv.start()
+    try:
+        workdir = srv.root / "w"
+        workdir.mkdir()
+        for name in ("ex0", "ex3"):
+            code = name[-1]
+            status, body = srv.request("POST", "sessions", {
+                "name": name, "agent": "shell", "command": ["sh", "-c", f"exit {code}"],
+                "cwd": str(workdir)})
+            assert status == 201, body
+        for name, code in (("ex0", 0), ("ex3", 3)):
+            wait_for(lambda n=name: srv.get(f"sessions/{n}")["exit_status"] is not None,
+                     timeout=30, what=f"{name} exit status")
+            state = state_of(srv, name)
+            assert (state["name"], state.get("exit_status"), state["source"]) == \
+                ("exited", code, "pane"), state
+        # the session someone else made is left alone
+        assert "someone-else" in srv.tmux_sessions()
+    finally:
+        srv.stop()
+        srv.kill_tmux()

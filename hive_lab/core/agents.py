@@ -35,6 +35,9 @@ class AgentProfile:
     # How an initial prompt reaches the agent: typed into its UI once it is ready.
     ready_timeout: float = 30.0
     description: str = ""
+    # Keys that answer its permission dialog: {"approve": (...), "deny": (...)}. Pressed only
+    # once the session waits for permission and the ``permission`` cue is on screen.
+    answers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def program(self) -> str | None:
@@ -55,6 +58,7 @@ class AgentProfile:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "command": list(self.command), "hooks": self.hooks,
                 "description": self.description,
+                "answers": {kind: list(keys) for kind, keys in self.answers.items()},
                 "installed": bool(self.program and shutil.which(self.program))}
 
 
@@ -87,20 +91,32 @@ AIDER_CUES = ScreenCues(
     idle=(r"^[\w./-]*> ?$",),
 )
 
+# Permission answers. Claude Code 2.1.197: "1. Yes" / Escape (checked, FACTS.md). The others
+# are reported, not checked here: Codex's approval modal takes y / Esc, Gemini CLI's radio
+# list has "1. Yes, allow once" and Esc cancels, Aider's "(Y)es/(N)o" reads a line.
+ANSWER_KINDS = ("approve", "deny")
+CLAUDE_ANSWERS = {"approve": ("1",), "deny": ("Escape",)}
+CODEX_ANSWERS = {"approve": ("y",), "deny": ("Escape",)}
+GEMINI_ANSWERS = {"approve": ("1",), "deny": ("Escape",)}
+AIDER_ANSWERS = {"approve": ("y", "Enter"), "deny": ("n", "Enter")}
+
 BUILTIN: dict[str, AgentProfile] = {
     "claude": AgentProfile("claude", ("claude",), hooks="claude", cues=CLAUDE_CUES,
+                           answers=CLAUDE_ANSWERS,
                            description="Claude Code (hooks for every event)"),
     "codex": AgentProfile("codex", ("codex",), hooks="codex", cues=CODEX_CUES,
+                          answers=CODEX_ANSWERS,
                           description="OpenAI Codex CLI (notify hook + screen cues)"),
     "gemini": AgentProfile("gemini", ("gemini",), hooks="gemini", cues=GEMINI_CUES,
+                           answers=GEMINI_ANSWERS,
                            description="Gemini CLI (hooks in .gemini/settings.json)"),
-    "aider": AgentProfile("aider", ("aider",), cues=AIDER_CUES,
+    "aider": AgentProfile("aider", ("aider",), cues=AIDER_CUES, answers=AIDER_ANSWERS,
                           description="Aider (screen cues; no hooks)"),
     "shell": AgentProfile("shell", (), description="Any program: give its argv as 'command'",
                           ready_timeout=0.0),
 }
 
-_PROFILE_KEYS = {"command", "hooks", "cues", "env", "ready_timeout", "description"}
+_PROFILE_KEYS = {"command", "hooks", "cues", "env", "answers", "ready_timeout", "description"}
 _CUE_KEYS = {"permission", "question", "working", "idle", "permission_tool", "first_run"}
 
 
@@ -131,10 +147,25 @@ def profile_from_config(name: str, spec: Mapping[str, Any],
             k: (v if k == "permission_tool" else _first_run(v, name) if k == "first_run"
                 else tuple(_str_list(v, f"{name}.cues.{k}")))
             for k, v in cues.items()})
+    if "answers" in spec:
+        changes["answers"] = _answers(spec["answers"], name, profile.answers)
     for key in ("ready_timeout", "description"):
         if key in spec:
             changes[key] = spec[key]
     return replace(profile, **changes)
+
+
+def _answers(value: object, name: str, base: Mapping[str, tuple[str, ...]]
+             ) -> dict[str, tuple[str, ...]]:
+    """``{"approve": [keys], "deny": [keys]}`` (either may be left out: the base's stays)."""
+    from .tmux import validate_keys
+
+    if not isinstance(value, Mapping) or set(value) - set(ANSWER_KINDS):
+        raise BadRequest(f"profile {name!r}: answers keys are {list(ANSWER_KINDS)}")
+    out = dict(base)
+    for kind, keys in value.items():
+        out[kind] = tuple(validate_keys(keys))
+    return out
 
 
 def _first_run(value: object, name: str) -> tuple[tuple[str, tuple[str, ...]], ...]:

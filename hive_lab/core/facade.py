@@ -199,6 +199,13 @@ class Hive:
     def screen(self, name: str, lines: int | None = None) -> str:
         return self.sessions.screen(name, lines)
 
+    def approve(self, name: str) -> dict[str, Any]:
+        """Answer an open permission dialog with yes; refused (NotWaiting) if none is open."""
+        return self.sessions.approve(name)
+
+    def deny(self, name: str) -> dict[str, Any]:
+        return self.sessions.deny(name)
+
     # -- git -------------------------------------------------------------------------------
     def git_states(self) -> dict[str, Any]:
         states = self.git.states

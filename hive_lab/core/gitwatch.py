@@ -1216,6 +1216,40 @@ def remove_worktree(wt: Worktree, force: bool = False, dry_run: bool = False) ->
                    removed_worktree=mine is not None, removed_branch=removed_branch)
 
 
+def remove_if_untouched(wt: Worktree) -> tuple[Removal | None, str]:
+    """Remove a stopped session's worktree and branch if the agent left nothing in them: no
+    commit beyond the base it started from, nothing uncommitted or untracked, not locked.
+
+    Returns (the removal, why) or (None, why it was kept). A worktree with any trace of work
+    stays for the user (``cleanup=worktree`` or ``git/orphans`` decide about it later).
+    """
+    if wt.base_sha is None:
+        return None, "kept: its base commit was never recorded"
+    base_sha = validate_sha(wt.base_sha)
+    if not os.path.isdir(wt.repo):
+        return None, f"kept: repository {wt.repo} does not exist"
+    g = _Git(wt.repo)
+    head = _rev(g, f"refs/heads/{wt.branch}")
+    mine = _find_entry(_worktree_list(g), wt.path)
+    if head is None and mine is None:
+        return None, "nothing left to remove"
+    for tip in {h for h in (head, mine.head if mine else None) if h}:
+        ahead = _count(g, tip, "--not", base_sha)
+        if ahead:
+            return None, f"kept: {ahead} commit{'s' * (ahead != 1)} beyond its base"
+    if mine is not None:
+        if mine.locked:
+            return None, "kept: the worktree is locked"
+        dirty = _uncommitted(mine.path)
+        if dirty:
+            return None, f"kept: {dirty} uncommitted or untracked change{'s' * (dirty != 1)}"
+    try:
+        removal = remove_worktree(wt)
+    except HiveError as exc:  # e.g. its base was rewound: keep it, say why
+        return None, f"kept: {exc.detail}"
+    return removal, "removed: no commits beyond its base and no changes"
+
+
 def _short_ref(ref: str) -> str:
     for prefix in ("refs/heads/", "refs/remotes/"):
         if ref.startswith(prefix):

@@ -23,13 +23,13 @@ from . import gitwatch, installers, procs
 from .agents import AgentProfile, validate_command, validate_env
 from .datadir import DataDir, atomic_write, read_secret, write_secret
 from .decisions import Deciders, HookContext, Verdict, hook_answer
-from .errors import (BadRequest, Forbidden, HiveError, SessionExists, SessionExited, TooLarge,
+from .errors import (BadRequest, Forbidden, HiveError, NotWaiting, SessionExists, SessionExited, TooLarge,
                      UnknownSession)
 from .events import Event, iso
 from .names import is_name, validate_name
 from .recorder import Recorder
 from .signals import Signals
-from .status import EXITED, STARTING, State, Tracker
+from .status import EXITED, STARTING, WAITING, State, Tracker
 from .store import Store
 from .tmux import PaneInfo, Tmux, validate_keys
 
@@ -352,6 +352,39 @@ class SessionManager:
         self.tmux.send_keys(session.pane_id, keys)
         return keys
 
+    def approve(self, name: str) -> dict[str, Any]:
+        """Answer the permission dialog with "yes" (Claude Code: ``1``), or refuse."""
+        return self._answer(name, "approve")
+
+    def deny(self, name: str) -> dict[str, Any]:
+        """Answer the permission dialog with "no" (Claude Code: Escape), or refuse."""
+        return self._answer(name, "deny")
+
+    def _answer(self, name: str, kind: str) -> dict[str, Any]:
+        """Press the profile's answer keys only if state *and* screen say a permission dialog
+        is open: a key typed into an idle prompt is a message to the agent, not an answer."""
+        session = self._live(name)
+        profile = self.profiles.get(session.agent)
+        keys = profile.answers.get(kind) if profile else None
+        if not keys:
+            raise BadRequest(f"agent {session.agent!r} has no {kind} keys "
+                             f"(set 'answers' in its profile)")
+        state = self.tracker.get(name)
+        seen = {"state": state.to_json()}
+        if state.name != WAITING or state.reason != "permission":
+            what = state.name + (f" ({state.reason})" if state.reason else "")
+            raise NotWaiting(f"session {name!r} is not waiting for permission (it is {what}); "
+                           f"nothing was typed", extra=seen)
+        if not profile.cues.permission:
+            raise NotWaiting(f"agent {session.agent!r} has no permission cue to check the screen "
+                           f"against; nothing was typed", extra=seen)
+        if not profile.cues.find("permission", self.tmux.capture(session.pane_id)):
+            raise NotWaiting(f"session {name!r} shows no permission dialog on screen (answered "
+                           f"in the terminal?); nothing was typed", extra=seen)
+        self.tmux.send_keys(session.pane_id, list(keys))
+        log.info("session %s: %s with %s (tool %s)", name, kind, keys, state.tool)
+        return {"name": name, "answer": kind, "keys": list(keys), "tool": state.tool}
+
     def screen(self, name: str, lines: int | None = None) -> str:
         session = self.get(name)
         if session.pane_id is None:
@@ -393,6 +426,10 @@ class SessionManager:
                                                force=force)
             result["worktree_removed"] = removal.removed_worktree
             result["branch_removed"] = removal.removed_branch
+        elif session.worktree and self.git is not None:
+            # An agent that left no trace takes its worktree and branch with it: otherwise
+            # every spawn in a repository leaves a hive/<name> branch behind.
+            result.update(await asyncio.to_thread(self._remove_untouched, session.worktree))
         del self.sessions[name]
         self.store.mark_removed(name, time.time())
         self.recorder.record_now([ev.internal(name, ev.SESSION_REMOVED, result, "removed")])
@@ -404,6 +441,15 @@ class SessionManager:
             del self._answered[tag]
         self.signals.removed.emit(session)
         return result
+
+    def _remove_untouched(self, worktree: dict[str, Any]) -> dict[str, Any]:
+        try:
+            removal, note = self.git.remove_if_untouched(self.git.Worktree.from_json(worktree))
+        except HiveError as exc:
+            removal, note = None, f"kept: {exc.detail}"
+        return {"worktree_removed": bool(removal and removal.removed_worktree),
+                "branch_removed": bool(removal and removal.removed_branch),
+                "worktree_note": note}
 
     # -- restart ---------------------------------------------------------------------------
     def adopt(self) -> list[str]:

@@ -28,6 +28,9 @@ ACTIVITY_SECONDS = 3.0
 # PostToolUse; a spooled event drained later) is stored but cannot revive or re-exit it.
 # An exit a hook decided (SessionEnd) is not: the same process may start a new session.
 FINAL_EXIT_SOURCES = ("pane", "kill", "server")
+# An agent that finished its turn and sits at its prompt is idle, not waiting: "waiting" is
+# kept for what blocks it (a permission dialog, a question).
+IDLE_PROMPT_DETAIL = "at its prompt, ready for the next instruction (idle_prompt)"
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,11 @@ def decide_from_hook(event: str, payload: dict[str, Any], prev: State, memory: H
         if kind == "permission_prompt":
             return State(WAITING, src, now, reason="permission", tool=memory.last_tool)
         if kind == "idle_prompt":
-            return State(WAITING, src, now, reason="input")
+            # Claude Code's "waiting for your input" after ~60 s at its prompt: the turn is
+            # over, nothing blocks the agent. It never closes a dialog (the screen does).
+            if prev.name == WAITING and prev.reason in ("permission", "question"):
+                return None
+            return State(IDLE, src, now, detail=IDLE_PROMPT_DETAIL)
         if kind in ("elicitation_dialog", "question"):
             return State(WAITING, src, now, reason="question")
         if kind == "ToolPermission":  # Gemini CLI

@@ -26,18 +26,44 @@ from .names import validate_name
 
 META_OPTION = "@hive_meta"
 
-CONFIG = """\
-# Hive Lab's private tmux server. Written by hive_lab; edits are overwritten.
-set -g remain-on-exit on
-set -g history-limit 10000
-set -g exit-empty off
-set -g destroy-unattached off
-set -g default-terminal "tmux-256color"
-set -s escape-time 10
-set -g status off
-# Apps that ask for focus events get them (Claude Code shows a hint otherwise).
-set -g focus-events on
-"""
+# The options Hive Lab relies on: (set-option flag, name, value). ``-f`` loads them only when
+# *this* client starts the server; a server someone else started on the socket first never
+# reads it (remain-on-exit off: quick exits vanish, exit codes are lost). So they are also
+# re-applied: globally before every new session (history-limit and default-terminal only
+# count when a pane is made) and on the new session and window themselves, in the same tmux
+# command list (tmux runs it before it notices the child's exit).
+SERVER_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("-g", "remain-on-exit", "on"),
+    ("-g", "history-limit", "10000"),
+    ("-s", "exit-empty", "off"),
+    ("-g", "destroy-unattached", "off"),
+    ("-g", "default-terminal", "tmux-256color"),
+    ("-s", "escape-time", "10"),
+    ("-g", "status", "off"),
+    # Apps that ask for focus events get them (Claude Code shows a hint otherwise).
+    ("-s", "focus-events", "on"),
+)
+# Set on each session ("") or its window ("-w") right after it is made.
+SESSION_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("-w", "remain-on-exit", "on"),
+    ("", "destroy-unattached", "off"),
+    ("", "status", "off"),
+)
+
+CONFIG = "# Hive Lab's private tmux server. Written by hive_lab; edits are overwritten.\n" + "".join(
+    f"set {flag} {opt} {json.dumps(value) if '-' in value else value}\n"
+    for flag, opt, value in SERVER_OPTIONS)
+
+
+def global_option_commands() -> list[list[str]]:
+    return [["set-option", flag, opt, value] for flag, opt, value in SERVER_OPTIONS]
+
+
+def session_option_commands(name: str) -> list[list[str]]:
+    target = f"={validate_name(name)}:"
+    return [["set-option", *([flag] if flag else []), "-t", target, opt, value]
+            for flag, opt, value in SESSION_OPTIONS]
+
 
 # Key names accepted by POST sessions/{name}/keys: tmux's own names, optionally with
 # C-/M-/S- modifiers, or one letter, digit or a few safe punctuation characters.
@@ -159,9 +185,12 @@ class Tmux:
         return proc.stdout.decode(errors="replace").strip()
 
     def write_config(self) -> None:
+        """Write the ``-f`` config, and re-apply it to a server that is already running (it
+        would never read the file)."""
         if self.config_path is not None:
             self.config_path.parent.mkdir(parents=True, exist_ok=True)
             self.config_path.write_text(CONFIG)
+        self.run(*global_option_commands(), check=False)  # no server yet: nothing to do
 
     # -- sessions -------------------------------------------------------------------------
     def new_session(self, name: str, argv: Sequence[str], cwd: str, env: dict[str, str],
@@ -177,7 +206,8 @@ class Tmux:
         # tmux runs a lone argument through `sh -c`; `env --` makes it always exec argv.
         new += ["--", "env", "--", *argv]
         meta_json = json.dumps(meta, separators=(",", ":"))
-        proc = self.run(new, ["set-option", "-t", f"={name}:", META_OPTION, meta_json], check=False)
+        proc = self.run(*global_option_commands(), new, *session_option_commands(name),
+                        ["set-option", "-t", f"={name}:", META_OPTION, meta_json], check=False)
         if proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip()
             if "duplicate session" in err:

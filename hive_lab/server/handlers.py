@@ -74,6 +74,18 @@ class KeysHandler(HiveHandler):
         self.reply({"keys": self.hive.send_keys(name, body["keys"])})
 
 
+class ApproveHandler(HiveHandler):
+    @api
+    def post(self, name: str) -> None:
+        self.reply(self.hive.approve(name))
+
+
+class DenyHandler(HiveHandler):
+    @api
+    def post(self, name: str) -> None:
+        self.reply(self.hive.deny(name))
+
+
 class ScreenHandler(HiveHandler):
     @api
     def get(self, name: str) -> None:
@@ -214,6 +226,8 @@ def handlers() -> list[tuple[str, type]]:
         (rf"{API}/sessions/{NAME}", SessionHandler),
         (rf"{API}/sessions/{NAME}/input", InputHandler),
         (rf"{API}/sessions/{NAME}/keys", KeysHandler),
+        (rf"{API}/sessions/{NAME}/approve", ApproveHandler),
+        (rf"{API}/sessions/{NAME}/deny", DenyHandler),
         (rf"{API}/sessions/{NAME}/screen", ScreenHandler),
         (rf"{API}/events", EventsHandler),
         (rf"{API}/{STREAM_PATH}", EventStreamHandler),
