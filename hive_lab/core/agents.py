@@ -38,6 +38,13 @@ class AgentProfile:
     # Keys that answer its permission dialog: {"approve": (...), "deny": (...)}. Pressed only
     # once the session waits for permission and the ``permission`` cue is on screen.
     answers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # What tasks it can take (orchestration matches a task's ``requires`` against these), how
+    # many of its sessions may run at once (None: no cap of its own), and how a task's prompt
+    # is sent: "full" (with its scope and what to do when done or stuck) or "raw" (as given:
+    # for programs that are not chat agents, e.g. a shell).
+    capabilities: frozenset[str] = frozenset()
+    max_sessions: int | None = None
+    task_prompt: str = "full"
 
     @property
     def program(self) -> str | None:
@@ -59,7 +66,13 @@ class AgentProfile:
         return {"name": self.name, "command": list(self.command), "hooks": self.hooks,
                 "description": self.description,
                 "answers": {kind: list(keys) for kind, keys in self.answers.items()},
-                "installed": bool(self.program and shutil.which(self.program))}
+                "capabilities": sorted(self.capabilities), "max_sessions": self.max_sessions,
+                "task_prompt": self.task_prompt,
+                "installed": self.installed}
+
+    @property
+    def installed(self) -> bool:
+        return bool(self.program and shutil.which(self.program))
 
 
 # Cues read off Claude Code 2.1.197's screens (tests/claude_support/NOTES.md).
@@ -100,23 +113,27 @@ CODEX_ANSWERS = {"approve": ("y",), "deny": ("Escape",)}
 GEMINI_ANSWERS = {"approve": ("1",), "deny": ("Escape",)}
 AIDER_ANSWERS = {"approve": ("y", "Enter"), "deny": ("n", "Enter")}
 
+CODING = frozenset({"implement", "review", "tests", "code"})
+
 BUILTIN: dict[str, AgentProfile] = {
     "claude": AgentProfile("claude", ("claude",), hooks="claude", cues=CLAUDE_CUES,
-                           answers=CLAUDE_ANSWERS,
+                           answers=CLAUDE_ANSWERS, capabilities=CODING,
                            description="Claude Code (hooks for every event)"),
     "codex": AgentProfile("codex", ("codex",), hooks="codex", cues=CODEX_CUES,
-                          answers=CODEX_ANSWERS,
+                          answers=CODEX_ANSWERS, capabilities=CODING,
                           description="OpenAI Codex CLI (notify hook + screen cues)"),
     "gemini": AgentProfile("gemini", ("gemini",), hooks="gemini", cues=GEMINI_CUES,
-                           answers=GEMINI_ANSWERS,
+                           answers=GEMINI_ANSWERS, capabilities=CODING,
                            description="Gemini CLI (hooks in .gemini/settings.json)"),
     "aider": AgentProfile("aider", ("aider",), cues=AIDER_CUES, answers=AIDER_ANSWERS,
+                          capabilities=frozenset({"implement", "tests", "code"}),
                           description="Aider (screen cues; no hooks)"),
     "shell": AgentProfile("shell", (), description="Any program: give its argv as 'command'",
-                          ready_timeout=0.0),
+                          ready_timeout=0.0, task_prompt="raw"),
 }
 
-_PROFILE_KEYS = {"command", "hooks", "cues", "env", "answers", "ready_timeout", "description"}
+_PROFILE_KEYS = {"command", "hooks", "cues", "env", "answers", "ready_timeout", "description",
+                 "capabilities", "max_sessions", "task_prompt"}
 _CUE_KEYS = {"permission", "question", "working", "idle", "permission_tool", "first_run"}
 
 
@@ -149,6 +166,20 @@ def profile_from_config(name: str, spec: Mapping[str, Any],
             for k, v in cues.items()})
     if "answers" in spec:
         changes["answers"] = _answers(spec["answers"], name, profile.answers)
+    if "capabilities" in spec:
+        changes["capabilities"] = frozenset(
+            validate_name(c, f"{name}.capabilities item")
+            for c in _str_list(spec["capabilities"], f"{name}.capabilities"))
+    if "max_sessions" in spec:
+        value = spec["max_sessions"]
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not 1 <= value <= 1000):
+            raise BadRequest(f"profile {name!r}: max_sessions must be 1-1000 or null")
+        changes["max_sessions"] = value
+    if "task_prompt" in spec:
+        if spec["task_prompt"] not in ("full", "raw"):
+            raise BadRequest(f"profile {name!r}: task_prompt must be 'full' or 'raw'")
+        changes["task_prompt"] = spec["task_prompt"]
     for key in ("ready_timeout", "description"):
         if key in spec:
             changes[key] = spec[key]

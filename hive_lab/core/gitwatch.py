@@ -671,6 +671,21 @@ def create_worktree(repo: Path | str, session: str, base: str | None, root: Path
                     base_sha=sha, base_ref=base_ref)
 
 
+def open_worktree(repo: Path | str, name: str) -> Worktree | None:
+    """The existing worktree of branch ``hive/<name>`` in ``repo`` (a task's earlier attempt
+    left it with its work), or None when there is no such branch checked out anywhere."""
+    name = validate_name(name, "worktree name")
+    ident = _repo_id(repo)
+    g = _Git(ident.main)
+    branch = BRANCH_PREFIX + name
+    entry = next((e for e in _worktree_list(g) if e.branch == f"refs/heads/{branch}"), None)
+    if entry is None or not os.path.isdir(entry.path):
+        return None
+    sha, ref = _recorded_bases(g).get(branch, (None, None))
+    return Worktree(session=name, repo=str(ident.main), path=entry.path, branch=branch,
+                    base_sha=sha, base_ref=ref)
+
+
 def _undo_create(g: _Git, path: Path, ref: str | None, sha: str, branch: str,
                  slug_dir: Path | None) -> None:
     """Best effort: remove what a failed ``create_worktree`` made, and only that: the worktree

@@ -60,6 +60,7 @@ class Session:
     agent_session_id: str | None = None
     transcript_path: str | None = None
     env_keys: list[str] = field(default_factory=list)
+    task: str | None = None  # the orchestration task this session works on
     last_activity: int = 0
 
     def meta(self) -> dict[str, Any]:
@@ -68,7 +69,8 @@ class Session:
                 "cwd": self.cwd, "created": self.created, "spawn_id": self.spawn_id,
                 "worktree": self.worktree, "hooks": self.hooks, "external": self.external,
                 "agent_session_id": self.agent_session_id,
-                "transcript_path": self.transcript_path, "env_keys": self.env_keys}
+                "transcript_path": self.transcript_path, "env_keys": self.env_keys,
+                "task": self.task}
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> "Session":
@@ -80,6 +82,7 @@ class Session:
             hooks=meta.get("hooks"), external=bool(meta.get("external")),
             agent_session_id=meta.get("agent_session_id"),
             transcript_path=meta.get("transcript_path"), env_keys=list(meta.get("env_keys") or []),
+            task=meta.get("task") if isinstance(meta.get("task"), str) else None,
         )
 
     def to_json(self, state: State) -> dict[str, Any]:
@@ -89,6 +92,7 @@ class Session:
             "state": state.to_json(), "exit_status": self.exit_status,
             "worktree": self.worktree, "external": self.external,
             "agent_session_id": self.agent_session_id, "transcript_path": self.transcript_path,
+            "task": self.task,
         }
 
 
@@ -104,6 +108,12 @@ class SpawnRequest:
     prompt: str | None = None
     worktree: bool | None = None
     base: str | None = None
+    # Set by orchestration, never from a request body: the task this session works on, extra
+    # argv after the profile's command (Claude Code's --session-id / --resume), and whether an
+    # existing worktree of branch hive/<name> (an earlier attempt's work) is taken up again.
+    task: str | None = None
+    args: tuple[str, ...] = ()
+    reuse_worktree: bool = False
 
     @classmethod
     def parse(cls, body: Any) -> "SpawnRequest":
@@ -216,14 +226,14 @@ class SessionManager:
             raise BadRequest(f"unknown agent {req.agent!r}; known: {sorted(self.profiles)}")
         if req.name in self.sessions or self.tmux.has_session(req.name):
             raise SessionExists(f"session {req.name!r} already exists")
-        argv = profile.resolve_command(req.command)
+        argv = [*profile.resolve_command(req.command), *req.args]
         cwd = self._resolve_cwd(req.cwd)
         undo: list[Callable[[], Any]] = []
         try:
             worktree, cwd = self._maybe_worktree(req, cwd, undo)
             session = Session(name=req.name, agent=profile.name, command=argv, cwd=str(cwd),
                               created=time.time(), spawn_id=secrets.token_hex(12),
-                              worktree=worktree, env_keys=sorted(req.env))
+                              worktree=worktree, env_keys=sorted(req.env), task=req.task)
             self._write_secret(req.name)
             undo.append(lambda: self._forget_files(req.name))
             argv = self._install_hooks(profile, session, argv, undo)
@@ -275,6 +285,9 @@ class SessionManager:
             if req.worktree or req.base is not None:
                 raise BadRequest(f"{cwd} is not inside a git repository")
             return None, cwd
+        existing = self.git.open_worktree(repo, req.name) if req.reuse_worktree else None
+        if existing is not None:  # kept work: never removed by a failed spawn
+            return existing.to_json(), self.git.worktree_cwd(repo, cwd, existing.path)
         wt = self.git.create_worktree(repo, req.name, req.base, self.worktree_root)
         undo.append(lambda: self.git.remove_worktree(wt, force=True))
         return wt.to_json(), self.git.worktree_cwd(repo, cwd, wt.path)

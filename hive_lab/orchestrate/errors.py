@@ -6,38 +6,38 @@ from hive_lab.core.errors import BadRequest, Conflict, NotFound
 
 
 class TaskNotFound(NotFound):
-    error = "task_not_found"
+    code = "task_not_found"
 
 
 class TaskExists(Conflict):
-    error = "task_exists"
+    code = "task_exists"
 
 
 class IllegalTransition(Conflict):
     """A state change the task's state machine does not allow (e.g. done -> running)."""
 
-    error = "illegal_transition"
+    code = "illegal_transition"
 
 
 class DependencyCycle(BadRequest):
-    error = "dependency_cycle"
+    code = "dependency_cycle"
 
 
 class UnknownDependency(BadRequest):
-    error = "unknown_dependency"
+    code = "unknown_dependency"
 
 
 class StaleGeneration(Conflict):
     """A write by a starter whose claim was taken over (its generation moved on)."""
 
-    error = "stale_generation"
+    code = "stale_generation"
 
 
 class ScopeViolation(Conflict):
     """A change outside the task's scope stands in the way (e.g. of ``done``)."""
 
-    error = "scope_violation"
+    code = "scope_violation"
 
 
 class ScopeRequestNotFound(NotFound):
-    error = "scope_request_not_found"
+    code = "scope_request_not_found"
