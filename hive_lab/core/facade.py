@@ -35,6 +35,7 @@ from .status import Tracker
 from .store import Store
 from .tmux import Tmux
 from .usagemonitor import UsageMonitor
+from ..orchestrate.runtime import Orchestrator, OrchestratorConfig
 from ..usage.parse import Pricing
 from ..wire import API_PREFIX, HOOKS_PATH
 
@@ -56,6 +57,10 @@ class HiveConfig:
     spool_interval: float = 5.0
     usage_interval: float = 2.0
     pricing_overrides: dict[str, Any] = field(default_factory=dict)
+    max_agents: int | None = None  # the whole fleet's cap on live sessions (orchestration)
+    task_interval: float = 1.0  # seconds between orchestration ticks
+    check_timeout: float = 600.0
+    max_rounds: int = 3
 
 
 class Hive:
@@ -81,6 +86,11 @@ class Hive:
         self.usage = UsageMonitor(self.sessions, self.recorder, self.store,
                                   Pricing.load(overrides=config.pricing_overrides or None),
                                   self.signals)
+        self.tasks = Orchestrator(
+            self.paths.db, self.store, self.sessions, self.recorder, self.git, self.signals,
+            self.deciders, OrchestratorConfig(max_agents=config.max_agents,
+                                              max_rounds=config.max_rounds,
+                                              check_timeout=config.check_timeout))
         self._loops: list[asyncio.Task[Any]] = []
         self.started = time.time()
 
@@ -94,6 +104,7 @@ class Hive:
             asyncio.ensure_future(self._every(self.config.poll_interval, self._tick)),
             asyncio.ensure_future(self._every(self.config.spool_interval, self.drain_spool)),
             asyncio.ensure_future(self._every(self.config.usage_interval, self.usage.poll)),
+            asyncio.ensure_future(self._every(self.config.task_interval, self.tasks.tick)),
         ]
         self.git.mark_all()
 
@@ -107,6 +118,7 @@ class Hive:
                 pass
         self._loops = []
         await self.sessions.close()
+        self.tasks.close()
         self.bus.close()
         try:
             self.paths.server_file.unlink()
@@ -271,6 +283,37 @@ class Hive:
             body, headers.get(HEADER_SESSION), headers.get(HEADER_INSTALL),
             headers.get(HEADER_AGENT), headers.get(HEADER_KEY), headers.get(HEADER_FIRED),
             secret=headers.get(HEADER_SECRET))
+
+    # -- tasks (orchestration) ----------------------------------------------------------------
+    def add_task(self, body: Any) -> dict[str, Any]:
+        return self.tasks.add(body)
+
+    def list_tasks(self, state: str | None = None, repo: str | None = None,
+                   session: str | None = None) -> list[dict[str, Any]]:
+        return self.tasks.list(state=state, repo=repo, session=session)
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        return self.tasks.get(task_id)
+
+    async def patch_task(self, task_id: str, body: Any) -> dict[str, Any]:
+        return await self.tasks.patch(task_id, body)
+
+    def delete_task(self, task_id: str) -> dict[str, Any]:
+        return self.tasks.delete(task_id)
+
+    async def retry_task(self, task_id: str) -> dict[str, Any]:
+        return await self.tasks.retry(task_id)
+
+    def scope_requests(self, task_id: str | None = None,
+                       state: str | None = None) -> list[dict[str, Any]]:
+        return self.tasks.scope_requests(task_id, state)
+
+    async def decide_scope_request(self, request_id: Any, approve: Any,
+                                   note: Any = "") -> dict[str, Any]:
+        return await self.tasks.decide_scope(request_id, approve, note)
+
+    def accept_violations(self, task_id: str, paths: Any) -> dict[str, Any]:
+        return self.tasks.accept_violations(task_id, paths)
 
     # -- hooks for agents started by hand ---------------------------------------------------
     def install_hooks(self, directory: Any, agent: Any, remove: Any = False) -> dict[str, Any]:

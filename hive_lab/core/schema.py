@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Sequence
 
+from ..orchestrate.schema import MIGRATION_SQL as ORCHESTRATION_SQL
 from .errors import HiveError
 
 
@@ -59,8 +60,12 @@ CREATE TABLE IF NOT EXISTS transitions (
 CREATE INDEX IF NOT EXISTS transitions_by_session ON transitions (session, id);
 """
 
+# 2: orchestration (tasks, attempts, scope requests); the DDL lives with its code.
+V2_ORCHESTRATION = ";\n".join(ORCHESTRATION_SQL)
+
 MIGRATIONS: tuple[str, ...] = (
     V1_BASE,
+    V2_ORCHESTRATION,
 )
 
 

@@ -22,7 +22,7 @@ from . import events as ev
 from . import gitwatch, installers, procs
 from .agents import AgentProfile, validate_command, validate_env
 from .datadir import DataDir, atomic_write, read_secret, write_secret
-from .decisions import Deciders, HookContext, Verdict, hook_answer
+from .decisions import BLOCKING_EVENTS, Deciders, HookContext, Verdict, hook_answer
 from .errors import (BadRequest, Forbidden, HiveError, NotWaiting, SessionExists, SessionExited, TooLarge,
                      UnknownSession)
 from .events import Event, iso
@@ -644,6 +644,8 @@ class SessionManager:
         if not duplicate and name in self.sessions:
             self._note_hook(self.sessions[name], event)
         kind = self._hook_kind(name)
+        if trusted and not duplicate and kind and event.event in BLOCKING_EVENTS.get(kind, ()):
+            self.signals.unguarded.emit(event)
         if verdict is not None and verdict.action != "allow" and not duplicate:
             self.recorder.record_now([ev.internal(
                 name, ev.HOOK_DECIDED, {"verdict": verdict.to_json(), "event_id": event_id,

@@ -68,3 +68,6 @@ class Signals:
     activity: Signal[Any] = field(default_factory=lambda: Signal("activity"))  # a Session printed
     removed: Signal[Any] = field(default_factory=lambda: Signal("removed"))  # a Session removed
     usage: Signal[str] = field(default_factory=lambda: Signal("usage"))  # session with new rows
+    # A hook the agent waited on that reached us only later, through the spool: no policy
+    # could answer it in time (the guard failed open for it).
+    unguarded: Signal[Any] = field(default_factory=lambda: Signal("unguarded"))

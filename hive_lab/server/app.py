@@ -6,7 +6,7 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Float, Unicode, default, validate
+from traitlets import Dict, Float, Int, Unicode, default, validate
 
 from .._version import __version__
 from ..core.agents import load_profiles
@@ -36,6 +36,14 @@ class HiveLab(ExtensionApp):
     pricing = Dict(config=True, help=(
         "Overrides of the shipped pricing table (hive_lab/pricing.json), same shape: "
         "{'models': {'my-model': {'input': 3, 'output': 15}}}."))
+    max_agents = Int(None, allow_none=True, config=True,
+                     help="Cap on live agent sessions for the whole fleet (tasks wait beyond it).")
+    task_interval = Float(1.0, config=True, help="Seconds between orchestration ticks.")
+    check_timeout = Float(600.0, config=True,
+                          help="Seconds a task's check may run before it counts as failed.")
+    max_rounds = Int(3, config=True,
+                     help="Check rounds per attempt: a failing check's output goes back to the "
+                          "agent this many times before the task fails.")
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -64,6 +72,10 @@ class HiveLab(ExtensionApp):
             spool_interval=self.spool_interval,
             usage_interval=self.usage_interval,
             pricing_overrides=dict(self.pricing),
+            max_agents=self.max_agents,
+            task_interval=self.task_interval,
+            check_timeout=self.check_timeout,
+            max_rounds=self.max_rounds,
         )
         self.hive = Hive(config)
         self.settings["hive_lab"] = self.hive

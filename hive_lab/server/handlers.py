@@ -177,6 +177,60 @@ class InstallsHandler(HiveHandler):
                    status=200 if remove is True else 201)
 
 
+class TasksHandler(HiveHandler):
+    @api
+    def get(self) -> None:
+        self.reply({"tasks": self.hive.list_tasks(state=self.query("state"),
+                                                  repo=self.query("repo"),
+                                                  session=self.query("session"))})
+
+    @api
+    def post(self) -> None:
+        self.reply(self.hive.add_task(self.json_body()), status=201)
+
+
+class TaskHandler(HiveHandler):
+    @api
+    def get(self, name: str) -> None:
+        self.reply(self.hive.task(name))
+
+    @api
+    async def patch(self, name: str) -> None:
+        self.reply(await self.hive.patch_task(name, self.json_body()))
+
+    @api
+    def delete(self, name: str) -> None:
+        self.reply(self.hive.delete_task(name))
+
+
+class TaskRetryHandler(HiveHandler):
+    @api
+    async def post(self, name: str) -> None:
+        self.reply(await self.hive.retry_task(name))
+
+
+class TaskViolationsHandler(HiveHandler):
+    @api
+    def post(self, name: str) -> None:
+        body = self.json_object('{"accept": [repository-relative paths]}')
+        self.reply(self.hive.accept_violations(name, body.get("accept")))
+
+
+class ScopeRequestsHandler(HiveHandler):
+    @api
+    def get(self) -> None:
+        self.reply({"requests": self.hive.scope_requests(self.query("task"), self.query("state"))})
+
+
+class ScopeRequestHandler(HiveHandler):
+    @api
+    async def post(self, rid: str) -> None:
+        body = self.json_object('{"approve": bool, "note": str}')
+        number = parse_int(rid, "scope request id", 0, 1, 2**62)
+        self.reply(await self.hive.decide_scope_request(number, body.get("approve"),
+                                                        body.get("note", "")))
+
+
 def _usage_filters(handler: HiveHandler) -> dict[str, Any]:
     out: dict[str, Any] = {"session": handler.query("session")}
     for key in ("since", "until"):
@@ -241,4 +295,10 @@ def handlers() -> list[tuple[str, type]]:
         (rf"{API}/sessions/{NAME}/diff", DiffHandler),
         (rf"{API}/usage", UsageHandler),
         (rf"{API}/usage/rows", UsageRowsHandler),
+        (rf"{API}/tasks", TasksHandler),
+        (rf"{API}/tasks/{NAME}", TaskHandler),
+        (rf"{API}/tasks/{NAME}/retry", TaskRetryHandler),
+        (rf"{API}/tasks/{NAME}/violations", TaskViolationsHandler),
+        (rf"{API}/scope-requests", ScopeRequestsHandler),
+        (rf"{API}/scope-requests/(?P<rid>[^/]+)", ScopeRequestHandler),
     ]

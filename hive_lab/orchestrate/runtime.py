@@ -1,0 +1,597 @@
+"""The orchestrator at run time: tasks become sessions, turns become checks, writes meet scopes.
+
+Level-triggered: every :meth:`Orchestrator.tick` re-reads the tasks from the store and the
+sessions from the core, reconciles the two, asks the pure planner what to start, and starts
+it. Nothing depends on catching an edge, so a restart loses nothing: a running task finds its
+re-adopted session again, a task whose session is gone is retried, a check that was running is
+run again. A task's session is named after the task, so tmux itself refuses a second one, and
+the claim (one conditional UPDATE with a generation) decides who starts it.
+
+It plugs into the core the two documented ways: it subscribes to :class:`~hive_lab.core.
+signals.Signals` (git refreshes for the backstop audit, scope requests, unguarded hooks) and
+registers a decider for blocking hooks (the pre-tool guard). Every change of a task is a
+``TaskChanged`` event on the same stream as everything else, with its reason.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sqlite3
+import sys
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from ..core import events as ev
+from ..core.decisions import Deciders, HookContext, Verdict
+from ..core.errors import BadRequest, Conflict, HiveError
+from ..core.events import Event
+from ..core.gitmonitor import GitMonitor
+from ..core.recorder import Recorder
+from ..core.sessions import Session, SessionManager, SpawnRequest
+from ..core.signals import Signals
+from ..core.status import EXITED, IDLE, STARTING, WAITING as S_WAITING, WORKING
+from ..core.store import Store
+from . import claims, guard, prompts, taskstore
+from .audit import audit
+from .checks import CheckResult, run_check
+from .planner import Limits, ProfileInfo, RunningInfo, plan
+from .tasks import (ACTIVE, BLOCKED, CANCELED, CHECKING, DONE, FAILED, PENDING, READY, RUNNING,
+                    TERMINAL, WAITING, Attempt, Task, TaskPatch, TaskSpec, check_dependencies,
+                    transition)
+
+log = logging.getLogger("hive_lab.orchestrate")
+
+TASK_CHANGED = "TaskChanged"
+SCOPE_VIOLATION = "ScopeViolation"
+SCOPE_REQUESTED = "ScopeRequested"
+CHECK_RAN = "CheckRan"
+SCOPE_REQUEST_HOOK = "ScopeRequest"  # the hook event `hive-lab task request-scope` sends
+FILE_HOOKS = ("PreToolUse", "BeforeTool")
+DEGRADED_GAP = 60.0  # unguarded hooks closer than this join one interval
+
+
+@dataclass
+class OrchestratorConfig:
+    max_agents: int | None = None  # the whole fleet's cap (c.HiveLab.max_agents)
+    max_rounds: int = 3  # check rounds within one attempt before the task fails
+    check_timeout: float = 600.0
+    lease_seconds: float = 60.0
+    owner: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.owner:
+            self.owner = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Orchestrator:
+    """Tasks, their sessions and their scopes; the facade calls these methods."""
+
+    def __init__(self, db_path: Path, store: Store, sessions: SessionManager, recorder: Recorder,
+                 git: GitMonitor, signals: Signals, deciders: Deciders,
+                 config: OrchestratorConfig | None = None,
+                 find_repo: Callable[[str], str | None] | None = None) -> None:
+        # Its own connection, in Python's transaction mode: the task store's multi-statement
+        # writes (approve a scope request and widen the scope) are then one transaction.
+        self.conn = sqlite3.connect(str(db_path), timeout=5.0, check_same_thread=False)
+        self.conn.execute("PRAGMA busy_timeout=5000")
+        self.store = store
+        self.sessions = sessions
+        self.recorder = recorder
+        self.git = git
+        self.config = config or OrchestratorConfig()
+        self.find_repo = find_repo or _find_repo
+        self.why: dict[str, str] = {}
+        self._cache: dict[str, Task] = {t.id: t for t in taskstore.list_tasks(self.conn)}
+        self._checks: dict[str, asyncio.Task[None]] = {}
+        self._lock = asyncio.Lock()
+        deciders.register(self._guard)
+        signals.stored.connect(self._on_event)
+        signals.unguarded.connect(self._on_unguarded)
+
+    def close(self) -> None:
+        for check in self._checks.values():
+            check.cancel()
+        self.conn.close()
+
+    # -- the API -----------------------------------------------------------------------------
+    def add(self, body: Any) -> dict[str, Any]:
+        """Create a task from a ``POST tasks`` body; everything is checked before it is stored."""
+        spec = TaskSpec.parse(body, self.find_repo)
+        existing = taskstore.list_tasks(self.conn)
+        check_dependencies(spec, existing)
+        now = time.time()
+        task = spec.to_task(now)
+        done = {t.id for t in existing if t.state == DONE}
+        if all(d in done for d in task.depends_on):
+            task = replace(task, state=READY, state_reason="created; nothing to wait for")
+        else:
+            waiting = [d for d in task.depends_on if d not in done]
+            task = replace(task, state_reason="waits for task " + ", ".join(waiting))
+        taskstore.insert_task(self.conn, task)
+        self._changed(task, None, task.state_reason)
+        return self._json(task)
+
+    def list(self, state: str | None = None, repo: str | None = None,
+             session: str | None = None) -> list[dict[str, Any]]:
+        tasks = taskstore.list_tasks(self.conn, state=state, repo=repo, session=session,
+                                     with_attempts=True)
+        return [self._json(t) for t in tasks]
+
+    def get(self, task_id: str) -> dict[str, Any]:
+        return self._json(taskstore.get_task(self.conn, task_id))
+
+    async def patch(self, task_id: str, body: Any) -> dict[str, Any]:
+        patch = TaskPatch.parse(body)
+        async with self._lock:
+            task = taskstore.get_task(self.conn, task_id)
+            now = time.time()
+            updated = patch.apply(task, now)
+            taskstore.save_task(self.conn, updated, now)
+            if updated.state == CANCELED and task.state != CANCELED:
+                await self._end_session(updated, "canceled", "canceled by request", now)
+                claims.release(self.conn, updated.id, updated.generation)
+            self._changed(updated, task.state, updated.state_reason if updated.state != task.state
+                          else "changed by request")
+            return self._json(taskstore.get_task(self.conn, task_id))
+
+    def delete(self, task_id: str) -> dict[str, Any]:
+        taskstore.delete_task(self.conn, task_id)
+        self._cache.pop(task_id, None)
+        self.why.pop(task_id, None)
+        return {"id": task_id, "deleted": True}
+
+    async def retry(self, task_id: str) -> dict[str, Any]:
+        async with self._lock:
+            task = taskstore.get_task(self.conn, task_id)
+            if task.state != FAILED:
+                raise Conflict(f"task {task_id} is {task.state}; only a failed task is retried")
+            extra = replace(task, max_attempts=max(task.max_attempts, len(task.attempts) + 1))
+            self._set(extra, READY, "retried by request", time.time())
+            claims.release(self.conn, task.id, task.generation)
+            return self.get(task_id)
+
+    def scope_requests(self, task_id: str | None = None,
+                       state: str | None = None) -> list[dict[str, Any]]:
+        return [r.to_json() for r in taskstore.list_scope_requests(self.conn, task_id, state)]
+
+    async def decide_scope(self, request_id: Any, approve: Any, note: Any = "",
+                           by: str = "user") -> dict[str, Any]:
+        """A person approves (the glob joins the scope) or refuses; the agent is told."""
+        if not isinstance(request_id, int) or isinstance(request_id, bool):
+            raise BadRequest("scope request id must be an integer")
+        if not isinstance(approve, bool):
+            raise BadRequest("approve must be true or false")
+        if not isinstance(note, str) or len(note) > 2000:
+            raise BadRequest("note must be a string of at most 2000 characters")
+        async with self._lock:
+            request = taskstore.decide_scope_request(self.conn, request_id, approve, by, note,
+                                                     time.time())
+            task = taskstore.get_task(self.conn, request.task_id)
+            word = "approved" if approve else "refused"
+            self._event(task.id, SCOPE_REQUESTED, {"request": request.to_json()},
+                        f"scope request for {request.glob} {word}")
+            pending = taskstore.list_scope_requests(self.conn, task.id, "pending")
+            if task.state == BLOCKED and task.state_reason.startswith("scope") and not pending:
+                now = time.time()
+                self._set(self._new_round(task, now, same_round=True), RUNNING,
+                          f"scope request {word}: {request.glob}", now)
+                text = (f"Your scope now includes {request.glob}. Continue the task."
+                        if approve else
+                        f"Your request for {request.glob} was refused"
+                        + (f": {note}" if note else "") + ". Continue within your scope, or stop.")
+                await self._tell(task.id, text)
+            return request.to_json()
+
+    def accept_violations(self, task_id: str, paths: Any) -> dict[str, Any]:
+        """A person accepts out-of-scope changes (they no longer keep the task from done)."""
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths) or not paths:
+            raise BadRequest("paths must be a non-empty list of repository-relative paths")
+        task = taskstore.get_task(self.conn, task_id)
+        flagged = {v["path"] for v in task.flags.get("violations", [])}
+        unknown = sorted(set(paths) - flagged)
+        if unknown:
+            raise BadRequest(f"not flagged on task {task_id}: {', '.join(unknown[:10])}")
+        flags = dict(task.flags)
+        flags["accepted"] = sorted(set(flags.get("accepted", [])) | set(paths))
+        flags["violations"] = [v for v in flags.get("violations", []) if v["path"] not in paths]
+        updated = replace(task, flags=flags)
+        now = time.time()
+        taskstore.save_task(self.conn, updated, now)
+        self._changed(updated, task.state, f"accepted {len(paths)} out-of-scope change(s)")
+        if (updated.state == BLOCKED and updated.state_reason.startswith("scope_violation")
+                and not flags["violations"]):
+            self._to_checking(updated, "out-of-scope changes accepted; checking again", now)
+        return self.get(task_id)
+
+    # -- the tick ----------------------------------------------------------------------------
+    async def tick(self) -> None:
+        """Reconcile every active task with its session, then plan and start."""
+        async with self._lock:
+            now = time.time()
+            tasks = taskstore.list_tasks(self.conn, with_attempts=True)
+            self._cache = {t.id: t for t in tasks}
+            for task in tasks:
+                if task.state in ACTIVE:
+                    await self._reconcile(task, now)
+            tasks = taskstore.list_tasks(self.conn, with_attempts=True)
+            self._cache = {t.id: t for t in tasks}
+            result = plan(tasks, self._profiles(), self._running(), self._conflicts(),
+                          Limits(self.config.max_agents), now)
+            self.why = dict(result.why)
+            by_id = {t.id: t for t in tasks}
+            for task_id in result.promote:
+                task = by_id[task_id]
+                if task.state == PENDING:
+                    self._set(task, READY, "dependencies done", now)
+            for start in result.start:
+                await self._start(by_id[start.task_id], start.profile, now)
+
+    def _profiles(self) -> list[ProfileInfo]:
+        return [ProfileInfo(p.name, frozenset(p.capabilities), p.installed, p.max_sessions)
+                for p in self.sessions.profiles.values()]
+
+    def _running(self) -> list[RunningInfo]:
+        out = []
+        for session in self.sessions.sessions.values():
+            if session.external or self.sessions.tracker.get(session.name).name == EXITED:
+                continue
+            out.append(RunningInfo(session.task, session.agent))
+        return out
+
+    def _conflicts(self) -> set[frozenset[str]]:
+        """Predicted merge conflicts between task branches, as pairs of task ids."""
+        out: set[frozenset[str]] = set()
+        for prediction in self.git.collisions.conflicts:
+            names = prediction.to_json().get("sessions", [])
+            tasks = {self.sessions.sessions[n].task for n in names
+                     if n in self.sessions.sessions and self.sessions.sessions[n].task}
+            if len(tasks) == 2:
+                out.add(frozenset(t for t in tasks if t))
+        return out
+
+    async def _start(self, task: Task, profile_name: str, now: float) -> None:
+        generation = claims.claim(self.conn, task.id, self.config.owner, now,
+                                  self.config.lease_seconds)
+        if generation is None:
+            return  # someone else holds it, or it is no longer ready
+        task = replace(task, generation=generation)
+        profile = self.sessions.profiles[profile_name]
+        n = len(task.attempts) + 1
+        flags = dict(task.flags)
+        args: tuple[str, ...] = ()
+        if profile.hooks == "claude":
+            # A pre-assigned conversation id, so a later attempt resumes where this one ended.
+            sid = flags.get("agent_session_id")
+            if sid and n > 1:
+                args = ("--resume", sid)
+            else:
+                sid = flags["agent_session_id"] = str(uuid.uuid4())
+                args = ("--session-id", sid)
+        prompt = prompts.first_prompt(task) if profile.task_prompt == "full" else task.prompt
+        if n > 1 and task.attempts and profile.task_prompt == "full":
+            last = task.attempts[-1]
+            prompt = (f"This is attempt {n} of task {task.id}. The previous attempt ended: "
+                      f"{last.outcome} ({last.reason}). Pick up from the work on the branch.\n\n"
+                      + prompt)
+        flags.update(round=1, round_started=now)
+        started = replace(transition(task, RUNNING, f"started on {profile_name} (attempt {n})",
+                                     now), session=task.id, flags=flags)
+        taskstore.save_task(self.conn, started, now, generation=generation)
+        taskstore.start_attempt(self.conn, task.id, task.id, profile_name, now)
+        self._changed(started, task.state, started.state_reason)
+        request = SpawnRequest(
+            name=task.id, agent=profile_name, cwd=task.repo, prompt=prompt, worktree=True,
+            base=task.base, task=task.id, args=args, reuse_worktree=True,
+            env={"PATH": _agent_path()})
+        try:
+            session = await self.sessions.spawn(request)
+        except HiveError as exc:
+            log.warning("task %s: could not start on %s: %s", task.id, profile_name, exc.detail)
+            await self._retry_or_fail(taskstore.get_task(self.conn, task.id), "spawn_failed",
+                                      f"could not start {profile_name}: {exc.detail}", now)
+            return
+        path = (session.worktree or {}).get("path")
+        current = taskstore.get_task(self.conn, task.id)
+        taskstore.save_task(self.conn, replace(current, worktree=path), now)
+
+    async def _reconcile(self, task: Task, now: float) -> None:
+        """Bring an active task in line with what its session is doing (level-triggered)."""
+        if task.state == CHECKING:
+            if task.id not in self._checks:  # after a restart, or a check that ended oddly
+                self._begin_check(task)
+            return
+        if task.state == BLOCKED:
+            return  # a person decides
+        session = self.sessions.sessions.get(task.id)
+        if session is None or session.task != task.id:
+            await self._retry_or_fail(task, "lost", "its session is gone", now)
+            return
+        state = self.sessions.tracker.get(task.id)
+        if state.name == EXITED:
+            if state.exit_status == 0:
+                self._to_checking(task, "the agent exited with status 0", now)
+            else:
+                status = state.exit_status if state.exit_status is not None else "unknown"
+                await self._retry_or_fail(task, "died", f"the agent exited with status {status}",
+                                          now)
+            return
+        if state.name == S_WAITING:
+            reason = state.reason or "input"
+            what = f"waits for the user ({reason}{': ' + state.tool if state.tool else ''})"
+            if task.state != WAITING or task.state_reason != what:
+                self._set(task, WAITING, what, now)
+            return
+        if state.name in (WORKING, STARTING):
+            if task.state == WAITING:
+                self._set(task, RUNNING, "the user answered; the agent works again", now)
+            return
+        if state.name == IDLE and self._turn_ended(task):
+            self._to_checking(task, "the agent's turn ended", now)
+        elif state.name == IDLE and task.state == WAITING:
+            self._set(task, RUNNING, "the dialog closed", now)
+
+    def _turn_ended(self, task: Task) -> bool:
+        """Idle after having worked since this round began (not the idle before the prompt)."""
+        since = float(task.flags.get("round_started") or task.state_since or 0)
+        return any(t["name"] == WORKING and t["since"] >= since
+                   for t in self.store.transitions(session=task.id, limit=100000))
+
+    def _to_checking(self, task: Task, reason: str, now: float) -> None:
+        checking = self._set(task, CHECKING, reason, now)
+        self._begin_check(checking)
+
+    def _begin_check(self, task: Task) -> None:
+        self._checks[task.id] = asyncio.ensure_future(self._check(task))
+        self._checks[task.id].add_done_callback(lambda _: self._checks.pop(task.id, None))
+
+    async def _check(self, task: Task) -> None:
+        try:
+            if task.check:
+                cwd = task.worktree or self._worktree_of(task.id) or task.repo
+                result = await run_check(task.check, cwd, self.config.check_timeout)
+            else:
+                result = CheckResult(True, 0, "", 0.0, "no check: done when the turn ends")
+            async with self._lock:
+                await self._after_check(task.id, result)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("task %s: check failed to run", task.id)
+
+    async def _after_check(self, task_id: str, result: CheckResult) -> None:
+        now = time.time()
+        task = taskstore.get_task(self.conn, task_id)
+        if task.state != CHECKING:
+            return  # canceled or changed meanwhile
+        self._event(task.id, CHECK_RAN, {"check": list(task.check or ()), **result.to_json()},
+                    result.reason)
+        attempt = task.attempts[-1] if task.attempts else None
+        if attempt is not None:
+            attempt = replace(attempt, rounds=int(task.flags.get("round", 1)),
+                              check_tail=prompts.tail(result.output) if result.output else "")
+            taskstore.update_attempt(self.conn, attempt)
+        if result.passed:
+            open_violations = task.flags.get("violations", [])
+            if open_violations:
+                self._set(task, BLOCKED, f"scope_violation: {len(open_violations)} changed file(s) "
+                                         "outside the scope need a person (accept or revert)", now)
+                return
+            await self._finish(task, attempt, now)
+            return
+        round_no = int(task.flags.get("round", 1))
+        session = self.sessions.sessions.get(task.id)
+        alive = session is not None and self.sessions.tracker.get(task.id).name != EXITED
+        if round_no < self.config.max_rounds and alive:
+            text = prompts.next_prompt(task, result.output, result.exit_code, round_no,
+                                       self.config.max_rounds)
+            self._set(self._new_round(task, now), RUNNING,
+                      f"check failed (round {round_no} of {self.config.max_rounds}): "
+                      f"{result.reason}; its output went back to the agent", now)
+            await self._tell(task.id, text)
+        elif not alive and len(task.attempts) < task.max_attempts:
+            await self._retry_or_fail(task, "check_failed", result.reason, now)
+        else:
+            await self._end(task, FAILED, "check_failed",
+                            f"{result.reason} after {round_no} round(s)", now)
+
+    async def _finish(self, task: Task, attempt: Attempt | None, now: float) -> None:
+        if attempt is not None:
+            taskstore.update_attempt(self.conn, replace(
+                taskstore.get_task(self.conn, task.id).attempts[-1], ended=now, outcome="done",
+                reason="the check passed" if task.check else "the turn ended"))
+        self._set(task, DONE, "the check passed" if task.check else "the agent's turn ended "
+                  "(no check)", now)
+        await self._stop_session(task.id)
+
+    async def _retry_or_fail(self, task: Task, outcome: str, reason: str, now: float) -> None:
+        await self._end_session(task, outcome, reason, now)
+        used = len(task.attempts)
+        if used >= task.max_attempts:
+            self._set(taskstore.get_task(self.conn, task.id), FAILED,
+                      f"{reason}; {used} of {task.max_attempts} attempt(s) used", now)
+        else:
+            self._set(taskstore.get_task(self.conn, task.id), READY, f"will retry: {reason}", now)
+        claims.release(self.conn, task.id, taskstore.get_task(self.conn, task.id).generation)
+
+    async def _end(self, task: Task, state: str, outcome: str, reason: str, now: float) -> None:
+        await self._end_session(task, outcome, reason, now)
+        self._set(taskstore.get_task(self.conn, task.id), state, reason, now)
+
+    async def _end_session(self, task: Task, outcome: str, reason: str, now: float) -> None:
+        """Close the running attempt and stop its session (the worktree keeps its work)."""
+        attempts = taskstore.list_attempts(self.conn, task.id)
+        if attempts and attempts[-1].ended is None:
+            taskstore.update_attempt(self.conn, replace(attempts[-1], ended=now, outcome=outcome,
+                                                        reason=reason[:500]))
+        await self._stop_session(task.id)
+
+    async def _stop_session(self, name: str) -> None:
+        if name in self.sessions.sessions:
+            try:
+                await self.sessions.kill(name)
+            except HiveError as exc:
+                log.warning("stopping session %s: %s", name, exc.detail)
+
+    def _new_round(self, task: Task, now: float, same_round: bool = False) -> Task:
+        flags = dict(task.flags)
+        if not same_round:
+            flags["round"] = int(flags.get("round", 1)) + 1
+        flags["round_started"] = now
+        return replace(task, flags=flags)
+
+    async def _tell(self, session: str, text: str) -> None:
+        try:
+            await self.sessions.send_input(session, text, enter=True)
+        except HiveError as exc:
+            log.warning("telling session %s: %s", session, exc.detail)
+
+    def _worktree_of(self, name: str) -> str | None:
+        session = self.sessions.sessions.get(name)
+        return (session.worktree or {}).get("path") if session else None
+
+    # -- state changes are events ------------------------------------------------------------
+    def _set(self, task: Task, state: str, reason: str, now: float) -> Task:
+        """Move ``task`` (or, in the same state, give it the new reason), store, announce."""
+        updated = (replace(task, state_reason=reason[:500]) if state == task.state
+                   else transition(task, state, reason, now))
+        taskstore.save_task(self.conn, updated, now)
+        self._changed(updated, task.state, reason)
+        return updated
+
+    def _changed(self, task: Task, previous: str | None, reason: str) -> None:
+        self._cache[task.id] = task
+        self._event(task.id, TASK_CHANGED, {"task": self._json(task), "previous": previous,
+                                            "reason": reason},
+                    f"{task.state}: {reason}"[:200])
+
+    def _event(self, task_id: str, name: str, payload: dict[str, Any], summary: str) -> None:
+        self.recorder.record_now([ev.internal(task_id, name, payload, summary)])
+
+    def _json(self, task: Task) -> dict[str, Any]:
+        data = task.to_json()
+        if task.state in (READY, PENDING) and task.id in self.why:
+            data["why"] = self.why[task.id]
+        elif task.state not in (RUNNING, CHECKING) and task.state not in TERMINAL:
+            data["why"] = task.state_reason
+        return data
+
+    # -- the guard, the backstop and requests from agents ------------------------------------
+    def _task_of(self, session_name: str) -> tuple[Task, Session] | None:
+        session = self.sessions.sessions.get(session_name)
+        if session is None or not session.task:
+            return None
+        task = self._cache.get(session.task)
+        if task is None or task.state not in ACTIVE:
+            return None
+        return task, session
+
+    def _others(self, task: Task) -> list[Task]:
+        return [t for t in self._cache.values()
+                if t.id != task.id and t.state in ACTIVE and t.repo == task.repo]
+
+    def _guard(self, ctx: HookContext) -> Verdict | None:
+        """Before a write happens: deny outside the scope, ask for shell writes, deny wreckage."""
+        found = self._task_of(ctx.session)
+        if found is None or ctx.event not in FILE_HOOKS or not ctx.tool:
+            return None
+        task, session = found
+        worktree = (session.worktree or {}).get("path") or task.worktree or task.repo
+        cwd = ctx.payload.get("cwd") if isinstance(ctx.payload.get("cwd"), str) else ctx.cwd
+        decision = guard.decide(ctx.tool, ctx.tool_input, cwd, task, self._others(task),
+                                worktree, task.repo)
+        if decision.action == guard.ALLOW:
+            return None
+        return Verdict(decision.action, decision.reason, "scope")
+
+    def _on_event(self, event: Event) -> None:
+        if event.agent == ev.HIVE_AGENT and event.event == ev.GIT_CHANGED:
+            self._audit(event.session)
+        elif event.agent != ev.HIVE_AGENT and event.event == SCOPE_REQUEST_HOOK:
+            self._scope_request(event)
+
+    def _audit(self, session_name: str) -> None:
+        """The backstop no spelling defeats: every changed file checked against the scope."""
+        found = self._task_of(session_name)
+        state = self.git.states.get(session_name)
+        if found is None or state is None:
+            return
+        task, _ = found
+        accepted = set(task.flags.get("accepted", []))
+        found_now = [v for v in audit(state.changed_paths(), task, self._others(task))
+                     if v.path not in accepted]
+        known = {v["path"]: v for v in task.flags.get("violations", [])}
+        fresh = [v for v in found_now if v.path not in known]
+        current = {v.path for v in found_now}
+        if not fresh and set(known) == current:
+            return
+        now = time.time()
+        flags = dict(task.flags)
+        flags["violations"] = [known.get(v.path) or {**v.to_json(), "since": now}
+                               for v in found_now]
+        updated = replace(task, flags=flags)
+        taskstore.save_task(self.conn, updated, now)
+        for v in fresh:
+            self._event(task.id, SCOPE_VIOLATION, {"task": task.id, "violation": v.to_json()},
+                        v.reason)
+        self._changed(updated, task.state, f"{len(found_now)} changed file(s) outside the scope"
+                      if found_now else "out-of-scope changes reverted")
+
+    def _scope_request(self, event: Event) -> None:
+        found = self._task_of(event.session)
+        payload = event.payload
+        if found is None or payload.get("task") != found[0].id:
+            log.warning("scope request from %s for %r ignored: not its active task",
+                        event.session, payload.get("task"))
+            return
+        task = found[0]
+        now = time.time()
+        try:
+            request = taskstore.add_scope_request(self.conn, task.id, payload.get("glob"),
+                                                  payload.get("why", ""), event.session, now)
+        except HiveError as exc:
+            self._event(task.id, SCOPE_REQUESTED, {"refused": exc.detail}, exc.detail)
+            return
+        self._event(task.id, SCOPE_REQUESTED, {"request": request.to_json()},
+                    f"asks for {request.glob}: {request.why}"[:200])
+        current = taskstore.get_task(self.conn, task.id)
+        if current.state in (RUNNING, WAITING, CHECKING):
+            self._set(current, BLOCKED, f"scope: asks for {request.glob} (request "
+                                        f"{request.id}): {request.why}"[:500], now)
+
+    def _on_unguarded(self, event: Event) -> None:
+        """A blocking hook that reached us only through the spool: the guard could not answer."""
+        found = self._task_of(event.session)
+        if found is None or event.event not in FILE_HOOKS:
+            return
+        task = found[0]
+        flags = dict(task.flags)
+        spans = [dict(s) for s in flags.get("guard_degraded", [])]
+        if spans and event.time - spans[-1]["to"] <= DEGRADED_GAP:
+            spans[-1]["to"] = max(spans[-1]["to"], event.time)
+            spans[-1]["events"] = spans[-1].get("events", 1) + 1
+        else:
+            spans.append({"from": event.time, "to": event.time, "events": 1})
+        flags["guard_degraded"] = spans[-20:]
+        updated = replace(task, flags=flags)
+        taskstore.save_task(self.conn, updated, time.time())
+        self._changed(updated, task.state, "the guard was away for a tool call (server "
+                      "restarting); the audit checks what it missed")
+
+
+def _agent_path() -> str:
+    """PATH for a task's agent: our own bin first, so `hive-lab task request-scope` resolves."""
+    ours = str(Path(sys.executable).parent)
+    rest = os.environ.get("PATH", "")
+    return ours if not rest else f"{ours}{os.pathsep}{rest}"
+
+
+def _find_repo(directory: str) -> str | None:
+    from ..core import gitwatch
+
+    found = gitwatch.find_repo(Path(directory))
+    return str(found) if found is not None else None

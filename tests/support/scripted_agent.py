@@ -1,0 +1,139 @@
+"""A scripted stand-in for a coding agent, for tests that need an agent without a model.
+
+It reads its terminal line by line, like a chat agent reads prompts, and acts only on lines
+that start with ``@`` (everything else, the prose of a task prompt, is read and ignored):
+
+    @write PATH TEXT      write TEXT (\\n for newlines) to PATH, relative to the cwd; when the
+                          session has Claude-style hooks (HIVE_LAB_SESSION set and --hooked),
+                          a real PreToolUse goes through the real hook client first and a
+                          "deny" answer is obeyed (the file is not written)
+    @commit MESSAGE       git add -A && git commit
+    @run COMMAND...       run a command through sh (e.g. hive-lab task request-scope ...)
+    @await WORD           hold the @ lines that follow until an input line contains WORD
+    @sleep SECONDS        a long step (prints a progress line every 0.5 s, like a spinner)
+    @exit CODE            exit with CODE (a crash when CODE != 0)
+
+Every action prints a line, so the screen shows activity; silence means "idle". With
+``--hooked`` it also fires the hooks Claude Code fires around a turn (SessionStart at start,
+UserPromptSubmit when input arrives, Stop when a burst of input has been handled), through
+the real hook client. It stands in for the model, which these tests cannot reach; the real
+Claude Code CLI has tests of its own.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HOOKED = "--hooked" in sys.argv
+
+
+def hook(event: str, **fields: object) -> subprocess.CompletedProcess[bytes] | None:
+    """Fire ``event`` through the real hook client, as Claude Code would (--hooked only)."""
+    data_dir, session = os.environ.get("HIVE_LAB_DIR"), os.environ.get("HIVE_LAB_SESSION")
+    if not (HOOKED and data_dir and session):
+        return None
+    client = Path(data_dir) / "bin" / "hive_lab_hook.pyc"
+    payload = {"hook_event_name": event, "session_id": f"scripted-{session}",
+               "cwd": os.getcwd(), **fields}
+    return subprocess.run([sys.executable, "-S", "-E", "-s", str(client), "--agent", "scripted"],
+                          input=json.dumps(payload).encode(), capture_output=True, timeout=30)
+
+
+def pre_tool(path: str) -> tuple[bool, str]:
+    """Ask Hive Lab's guard the way Claude Code does; (allowed, reason)."""
+    proc = hook("PreToolUse", tool_name="Write",
+                tool_input={"file_path": os.path.abspath(path), "content": "..."},
+                tool_use_id="toolu_" + secrets.token_hex(8))
+    if proc is None:
+        return True, ""
+    if proc.returncode == 2:
+        return False, proc.stderr.decode(errors="replace")
+    try:
+        answer = json.loads(proc.stdout or b"{}")
+    except ValueError:
+        return True, ""
+    out = answer.get("hookSpecificOutput", {}) if isinstance(answer, dict) else {}
+    return out.get("permissionDecision") != "deny", out.get("permissionDecisionReason", "")
+
+
+def act(line: str) -> None:
+    verb, _, rest = line[1:].partition(" ")
+    if verb == "write":
+        path, _, text = rest.partition(" ")
+        ok, reason = pre_tool(path)
+        if not ok:
+            print(f"denied: {reason}", flush=True)
+            return
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text.replace("\\n", "\n") + "\n")
+        print(f"wrote {path}", flush=True)
+    elif verb == "commit":
+        subprocess.run(["git", "add", "-A"], check=False)
+        proc = subprocess.run(["git", "commit", "-qm", rest or "work"], capture_output=True, text=True)
+        print(f"commit: {proc.returncode} {proc.stdout.strip()} {proc.stderr.strip()}", flush=True)
+    elif verb == "run":
+        proc = subprocess.run(rest, shell=True, capture_output=True, text=True)
+        print(f"ran: {proc.returncode} {proc.stdout.strip()} {proc.stderr.strip()}", flush=True)
+    elif verb == "sleep":  # a long step shows activity, as a real agent's spinner does
+        end = time.monotonic() + float(rest or "1")
+        while time.monotonic() < end:
+            print("working...", flush=True)
+            time.sleep(min(0.5, max(0.0, end - time.monotonic())))
+        print("slept", flush=True)
+    elif verb == "exit":
+        print(f"exiting {rest}", flush=True)
+        sys.exit(int(rest or "0"))
+
+
+def lines():
+    """Input lines; with --hooked, a turn's hooks around each burst of input."""
+    in_turn = False
+    while True:
+        ready, _, _ = select.select([sys.stdin], [], [], 0.5)
+        if not ready:
+            if in_turn:
+                hook("Stop", stop_hook_active=False)
+                in_turn = False
+            continue
+        raw = sys.stdin.readline()
+        if not raw:
+            return
+        if not in_turn:
+            hook("UserPromptSubmit", prompt=raw[:200])
+            in_turn = True
+        yield raw
+
+
+def main() -> None:
+    print("scripted agent ready", flush=True)
+    hook("SessionStart", source="startup")
+    waiting_for: str | None = None
+    held: list[str] = []
+    for raw in lines():
+        line = raw.strip()
+        if waiting_for is not None:
+            if waiting_for in line:
+                waiting_for = None
+                print(f"resuming {len(held)} held step(s)", flush=True)
+                for step in held:
+                    act(step)
+                held = []
+            elif line.startswith("@"):
+                held.append(line)
+            continue
+        if line.startswith("@await "):
+            waiting_for = line[len("@await "):].strip()
+            print(f"awaiting {waiting_for!r}", flush=True)
+            continue
+        if line.startswith("@"):
+            act(line)
+
+
+if __name__ == "__main__":
+    main()
