@@ -56,7 +56,8 @@ def check_start(name: str, agent: str, command: str, cwd: str, prompt: str, env:
     if not NAME_RE.fullmatch(name):
         raise FormError("Name: use up to 64 letters, digits, _ or -, not starting with -")
     profile = profiles.get(agent)
-    if profile is not None and not profile.get("installed", True) and not command.strip():
+    if profile is not None and profile.get("command") and not profile.get("installed", True) \
+            and not command.strip():
         program = (profile.get("command") or [agent])[0]
         raise FormError(f"Agent: {agent} is not installed on this machine ({program!r} is not "
                         "on the server's PATH); install it or pick another agent")
