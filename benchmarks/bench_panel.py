@@ -10,7 +10,8 @@ and ``Stop`` (-> idle): ``--rate`` state changes per second in total. A kernel s
 server itself (as JupyterLab does) builds ``SessionsPanel()`` with its live stream.
 
 While the load runs, every 0.5 s a ``1+1`` cell is executed and timed (wall time from
-execute_request to the idle status), and the panel's lag is sampled: the age of the oldest
+execute_request to the idle status), ``GET git/conflicts`` and ``GET usage`` are timed, and the
+panel's lag is sampled: the age of the oldest
 event the panel has not drawn yet (0 when it has drawn everything the server holds), plus the
 event count behind. After the load stops, it measures how long the panel takes to catch up.
 
@@ -182,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             cells: list[float] = []
             lags: list[float] = []
             behind: list[int] = []
+            rest: dict[str, list[float]] = {"git/conflicts": [], "usage?by=session": []}
             end = time.monotonic() + args.seconds
             while time.monotonic() < end:
                 t = time.monotonic()
@@ -191,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
                 seconds, count, _ = lag(server, kernel)
                 lags.append(seconds)
                 behind.append(count)
+                for path, times in rest.items():
+                    t1 = time.monotonic()
+                    server.get(path)
+                    times.append(time.monotonic() - t1)
                 time.sleep(max(0.0, 0.5 - (time.monotonic() - t)))
             driver.halt.set()
             driver.join()
@@ -199,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"driver: {driver.sent} hook events in {args.seconds:.0f} s "
                   f"({sent_rate:.1f}/s), {driver.errors} errors")
             print(f"1+1 under load:          {stats(cells)}")
+            for path, times in rest.items():
+                print(f"GET {path + ':':<20} {stats(times)}")
             print(f"panel lag under load:    {stats(lags, 's', 1.0)}; "
                   f"events behind p95 {pct(behind, 0.95) if behind else 0}, max {max(behind, default=0)}")
 
