@@ -2,6 +2,8 @@
 
     python benchmarks/bench_panel.py [--agents 20] [--rate 10] [--seconds 30] [--strict]
 
+Also times ``hive-lab ls`` finding the server itself against ``--url`` (same server).
+
 One real ``jupyter server`` with Hive Lab (private tmux socket, temp dir), a git repository as
 the sessions' cwd, ``--agents`` sessions of the "hooked" profile (Claude Code hooks installed,
 the agent is ``cat``), each in its own worktree. A driver thread posts real hook events to the
@@ -41,7 +43,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.dont_write_bytecode = True
 
 from kernel_exec import RemoteKernel  # noqa: E402
-from server_process import HiveServer, wait_for  # noqa: E402
+from server_process import BIN, HiveServer  # noqa: E402
 
 TARGET_CELL_P95_MS = 100.0
 TARGET_LAG_S = 1.0
@@ -127,6 +129,23 @@ def lag(server: HiveServer, kernel: RemoteKernel) -> tuple[float, int, float]:
     return (max(0.0, now - oldest) if oldest else 0.0), last - drawn, probe
 
 
+def time_ls(server: HiveServer, runs: int = 7) -> dict[str, float]:
+    """Median wall time of `hive-lab ls`, finding the server itself vs given --url."""
+    out = {}
+    for mode in ("found", "--url"):
+        argv = [str(BIN / "hive-lab")]
+        if mode == "--url":
+            argv += ["--url", server.url, "--token", server.token]
+        times = []
+        for _ in range(runs):
+            t = time.monotonic()
+            done = subprocess.run([*argv, "ls"], env=server.env, capture_output=True, text=True)
+            times.append(time.monotonic() - t)
+            assert done.returncode == 0, done.stderr
+        out[mode] = statistics.median(times)
+    return out
+
+
 def git_repo(path: Path) -> Path:
     path.mkdir(parents=True)
     run = lambda *a: subprocess.run(["git", *a], cwd=path, check=True, capture_output=True)  # noqa: E731
@@ -162,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                     "name": name, "agent": "hooked", "cwd": str(repo), "worktree": True})
                 assert status == 201, body
             print(f"{len(names)} sessions in worktrees of {repo}")
+            ls = time_ls(server)
+            print(f"hive-lab ls, median of 7: {ls['found'] * 1000:.0f} ms finding the server, "
+                  f"{ls['--url'] * 1000:.0f} ms with --url (x{ls['found'] / ls['--url']:.2f})")
 
             asyncio.set_event_loop(asyncio.new_event_loop())
             kernel = RemoteKernel(server)
