@@ -1,5 +1,6 @@
 # Hive Lab: two commands on a fresh machine.
 #   make lab    set everything up and open JupyterLab on notebooks/HiveOS.ipynb
+#               (as root too; more Jupyter flags: make lab LAB_ARGS="--no-browser --port 9000")
 #   make test   set everything up and run the whole test suite
 .PHONY: lab test setup setup-test bench clean
 
@@ -10,7 +11,7 @@ setup-test:
 	@scripts/setup.sh --test
 
 lab: setup
-	.venv/bin/hive-lab lab
+	.venv/bin/hive-lab lab $(LAB_ARGS)
 
 test: setup-test
 	.venv/bin/python -m pytest

@@ -18,7 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ORDER = ["tick", "planner", "hook", "git", "usage", "events"]
+ORDER = ["tick", "planner", "hook", "git", "usage", "events", "panel"]
 
 
 def discover() -> list[str]:
@@ -28,7 +28,7 @@ def discover() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", help="comma-separated names (tick, planner, hook, git, usage, events)")
+    ap.add_argument("--only", help="comma-separated names (" + ", ".join(ORDER) + ")")
     ap.add_argument("--skip", default="", help="comma-separated names to leave out")
     args = ap.parse_args(argv)
     names = discover()

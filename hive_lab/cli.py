@@ -123,19 +123,37 @@ def cmd_usage(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
-    """Open JupyterLab on the HiveOS notebook."""
-    notebook = Path(args.notebook or _default_notebook())
-    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or shutil.which("jupyter")
-    if jupyter is None:
+    """Open JupyterLab on the HiveOS notebook; every other flag goes to Jupyter as given."""
+    argv = lab_argv(args.notebook, [*args.jupyter_args, *args.command],
+                    root=_effective_uid() == 0)
+    if argv is None:
         print("hive-lab: jupyter is not installed in this environment", file=sys.stderr)
         return 2
-    argv = [jupyter, "lab"]
-    if notebook.exists():
-        argv += [f"--ServerApp.root_dir={notebook.parent.parent}",
-                 f"--LabApp.default_url=/lab/tree/{notebook.parent.name}/{notebook.name}"]
-    argv += args.jupyter_args
-    os.execv(jupyter, argv)
+    if "--allow-root" in argv and "--allow-root" not in [*args.jupyter_args, *args.command]:
+        print("hive-lab: running as root, so passing --allow-root to Jupyter", file=sys.stderr)
+    sys.stderr.flush()
+    os.execv(argv[0], argv)
     return 0  # pragma: no cover
+
+
+def _effective_uid() -> int:
+    return os.geteuid() if hasattr(os, "geteuid") else -1
+
+
+def lab_argv(notebook: str | None, extra: list[str], root: bool) -> list[str] | None:
+    """The ``jupyter lab`` command line: notebook first, then the user's flags (they win)."""
+    path = Path(notebook or _default_notebook())
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or shutil.which("jupyter")
+    if jupyter is None:
+        return None
+    argv = [jupyter, "lab"]
+    if path.exists():
+        path = path.resolve()
+        argv += [f"--ServerApp.root_dir={path.parent.parent}",
+                 f"--LabApp.default_url=/lab/tree/{path.parent.name}/{path.name}"]
+    if root and "--allow-root" not in extra:
+        argv.append("--allow-root")
+    return argv + extra
 
 
 def _default_notebook() -> str:
@@ -149,10 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", help="Jupyter token (default: found automatically)")
     sub = parser.add_subparsers(dest="verb", required=True)
 
-    p = sub.add_parser("lab", help="open JupyterLab on notebooks/HiveOS.ipynb")
+    p = sub.add_parser("lab", help="open JupyterLab on notebooks/HiveOS.ipynb",
+                       epilog="Any other flag goes to Jupyter: hive-lab lab --no-browser --port 9000 "
+                              "(as root, --allow-root is added for you)")
     p.add_argument("--notebook")
-    p.add_argument("jupyter_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_lab)
+    p.set_defaults(func=cmd_lab, jupyter_args=[])
 
     p = sub.add_parser("ls", help="list sessions")
     p.add_argument("--json", action="store_true")
@@ -217,6 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _verb(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """The subcommand in ``argv`` (after the global --url/--token options)."""
+    i = 0
+    while i < len(argv):
+        if argv[i] in ("--url", "--token"):
+            i += 2
+        elif argv[i].startswith(("--url=", "--token=")):
+            i += 1
+        else:
+            return argv[i]
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["usage"]:
@@ -226,7 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         cut = argv.index("--")
         argv, command = argv[:cut], argv[cut + 1:]
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if _verb(parser, argv) == "lab":
+        # `lab` passes whatever it does not know to Jupyter (flags and their values)
+        args, unknown = parser.parse_known_args(argv)
+        args.jupyter_args = unknown
+    else:
+        args = parser.parse_args(argv)
     args.command = command
     try:
         return int(args.func(args) or 0)

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from datetime import datetime
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -56,7 +58,7 @@ class LiveFigure(go.FigureWidget):
                  interval: float = 0.5, start: bool = True) -> None:
         last_id = int(client.status().get("last_event_id", 0))  # before the fetch: no gap
         frame = fetch(None)
-        super().__init__(_keep_ui(render(frame)))
+        super().__init__(_for_widget(_keep_ui(render(frame))))
         self._hive_client, self._hive_fetch, self._hive_render = client, fetch, render
         self._hive_triggers = frozenset(triggers) if triggers is not None else None
         self._hive_session, self._hive_interval = session, interval
@@ -95,7 +97,7 @@ class LiveFigure(go.FigureWidget):
 
     def redraw(self, frame: pd.DataFrame) -> None:
         """Show ``frame`` (call on the loop's thread only)."""
-        fig = _keep_ui(self._hive_render(frame))
+        fig = _for_widget(_keep_ui(self._hive_render(frame)))
         with self.batch_update():
             self.data = []
             self.add_traces(list(fig.data))
@@ -136,6 +138,26 @@ def _loop() -> asyncio.AbstractEventLoop:
             return asyncio.get_event_loop()
 
 
+def _for_widget(fig: go.Figure) -> go.Figure:
+    """The figure with its times as plotly's own date strings, as a static figure has them.
+
+    A ``FigureWidget`` hands datetime values to the kernel's JSON packer, which writes naive
+    ones as local time with a ``Z`` suffix; plotly.js cannot read those as dates, so a
+    timeline's bar bases fell to 0 and the axis showed 1970. Times become the naive strings
+    ``fig.to_json()`` writes for a static figure.
+    """
+    for trace in fig.data:
+        for key in ("x", "y", "base"):
+            value = trace[key] if key in trace else None
+            if isinstance(value, np.ndarray) and value.dtype.kind == "M":
+                trace[key] = np.datetime_as_string(value, unit="us")
+            elif isinstance(value, (np.ndarray, list, tuple)) and any(
+                    isinstance(v, datetime) for v in value):
+                trace[key] = [v.replace(tzinfo=None).isoformat() if isinstance(v, datetime) else v
+                              for v in value]
+    return fig
+
+
 def _keep_ui(fig: go.Figure) -> go.Figure:
     """Redraws keep the user's zoom and legend toggles."""
     fig.update_layout(uirevision="hive-lab")
@@ -171,8 +193,10 @@ def _labels(values: pd.Series, missing: str = "(none)") -> pd.Series:
 
 
 def _empty(fig: go.Figure, text: str) -> go.Figure:
-    fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
-                       font={"size": 14, "color": "#6b7280"})
+    """Say ``text`` in the middle of the (first) plot area, clear of any subplot title."""
+    domain = fig.layout.yaxis.domain or (0.0, 1.0)
+    fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5,
+                       y=(domain[0] + domain[1]) / 2, font={"size": 14, "color": "#6b7280"})
     return fig
 
 

@@ -48,7 +48,11 @@ hive.status()
 *Sessions* shows every agent with its state (`starting`, `working`, `waiting`, `idle`, `exited`,
 `error`) and **where that state came from** (`hook:PreToolUse`, `screen`, `pane`...).
 *Waiting for you* lists agents stuck at a permission prompt or a question. Use the forms to start
-an agent and to type into it; *Approve (1)* / *Deny (Esc)* answer Claude Code's permission dialog.
+an agent and to type into it (*Env* takes `KEY=value` lines; agents whose CLI is missing say
+*not installed*); *Approve (1)* / *Deny (Esc)* answer Claude Code's permission dialog. *Stop*
+asks before it ends an agent, and stopped sessions stay listed under the table. The panel
+redraws at most four times a second and fetches in the background, so cells stay responsive
+however busy the fleet is.
 """),
         code("""
 from hive_lab.widgets import SessionsPanel

@@ -284,8 +284,12 @@ def test_panel_buttons_start_drive_and_stop_a_real_session(dashboard: dict[str, 
     wait_for(lambda: re.search(r"^\s*2\s+1$", screen(), re.M), timeout=20,
              what="keys from the Approve and Enter buttons reaching `cat -n`")
 
-    # and Stop ends it
+    # and Stop ends it, once confirmed
     button(page, "Stop").click()
+    button(page, "Yes, stop it").wait_for(timeout=20_000)
+    assert "from-button" in session_names(server)
+    button(page, "Yes, stop it").click()
     wait_for(lambda: "from-button" not in session_names(server), timeout=20, what="session stopped")
     session_row(page, "from-button").wait_for(state="detached", timeout=20_000)
+    page.locator(".hive-stopped li", has_text="from-button").wait_for(timeout=20_000)
     assert "from-button" not in server.tmux_sessions()

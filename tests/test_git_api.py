@@ -289,3 +289,25 @@ def test_hook_settings_are_not_an_agents_change(server: HiveServer, repo: Path) 
     for name in ("hooked-a", "hooked-b"):  # and cleanup is not blocked by it either
         status, body = server.request("DELETE", f"sessions/{name}?cleanup=worktree")
         assert status == 200, body
+
+
+def test_cached_collisions_follow_changes_and_removals(server: HiveServer, repo: Path) -> None:
+    """git/conflicts answers from the monitor's summary (no git per request): it must still
+    show a new overlap once the agents' commits are seen, and drop a session that is gone."""
+    for name in ("cache-a", "cache-b"):
+        agent(server, name, repo)
+        type_in(server, name, f"echo {name} >> shared.txt && git commit -qam '{name}' && echo ok")
+    for name in ("cache-a", "cache-b"):
+        wait_for(lambda n=name: (git_of(server, n) or {}).get("ahead") == 1,
+                 what=f"{name} committed")
+
+    def overlap() -> list[str]:
+        found = [o for o in server.get("git/conflicts")["overlaps"] if o["path"] == "shared.txt"]
+        return sorted(found[0]["sessions"]) if found else []
+
+    wait_for(lambda: overlap() == ["cache-a", "cache-b"], what="the overlap in git/conflicts")
+    status, _ = server.request("DELETE", "sessions/cache-b?cleanup=worktree&force=true")
+    assert status == 200
+    assert overlap() == []
+    assert not any("cache-b" in c["sessions"] for c in server.get("git/conflicts")["conflicts"])
+    server.request("DELETE", "sessions/cache-a?cleanup=worktree&force=true")

@@ -373,3 +373,44 @@ def test_live_timeline_updates_inside_a_kernel(server: HiveServer, kernel: Remot
     stopped = kernel.run("lt.stop()\nimport asyncio\nawait asyncio.sleep(0.1)\nprint(lt.running)")
     assert stopped.stdout.strip() == "False", stopped
     server.request("DELETE", "sessions/pl-kernel")
+
+
+def test_empty_cost_message_is_clear_of_the_subplot_titles() -> None:
+    """'no usage yet' was drawn at y=0.5, over the 'Cumulative tokens' title (y=0.46)."""
+    fig = plots.cost_over_time(frames.empty("usage_rows"))
+    notes = {a.text: a.y for a in fig.layout.annotations}
+    message = notes.pop("no usage yet")
+    assert notes and all(abs(message - y) > 0.1 for y in notes.values()), (message, notes)
+    top = fig.layout.yaxis.domain
+    assert top[0] < message < top[1]  # inside the cost plot's own area
+
+
+def test_live_timeline_sends_the_dates_a_static_figure_has(server: HiveServer) -> None:
+    """A live timeline showed a 1970 axis: its bar bases reached plotly.js as '...Z' strings."""
+    import json
+
+    from jupyter_client.jsonutil import json_default
+    from plotly.serializers import _py_to_js
+
+    since = pd.to_datetime(["2026-12-01T10:00:00Z", "2026-12-01T10:00:05Z"], utc=True)
+    trans = pd.DataFrame({
+        "id": [1, 2], "session": ["a", "a"], "state": ["starting", "idle"], "since": since,
+        "until": pd.Series([since[1], pd.NaT], dtype=since.dtype), "reason": [None, None],
+        "tool": [None, None], "source": ["spawn", "hook:Stop"],
+        "duration": [pd.Timedelta(seconds=5), pd.NaT]})
+    static = json.loads(plots.timeline(trans, now="2026-12-01T10:00:09Z").to_json())
+    expected = sorted(b for t in static["data"] for b in t["base"])
+    assert expected[0].startswith("2026-12-01T10:00:00")
+
+    def as_sent(widget: go.FigureWidget) -> list[str]:
+        """The traces' bases exactly as the kernel's JSON packer writes them to the page."""
+        sent = json.loads(json.dumps(_py_to_js(widget._data, None), default=json_default))
+        return sorted(b for t in sent for b in t["base"])
+
+    render = lambda t: plots._timeline_figure(t, pd.Timestamp("2026-12-01T10:00:09Z"))  # noqa: E731
+    live = plots.LiveFigure(server.client(), lambda prev: trans, render, {"StateChanged"},
+                            start=False)
+    assert as_sent(live) == expected
+    live.redraw(trans)
+    assert as_sent(live) == expected
+    assert live.layout.xaxis.type == "date"

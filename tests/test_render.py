@@ -1,6 +1,8 @@
 """Widget HTML: agent strings are escaped wherever they appear."""
 from __future__ import annotations
 
+import pytest
+
 from hive_lab.widgets import render
 
 EVIL = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
@@ -63,3 +65,50 @@ def test_conflict_is_not_repeated_as_an_overlap() -> None:
         "overlaps": [{"path": "src/auth.py", "sessions": ["b", "a"]},
                      {"path": "README.md", "sessions": ["a", "c"]}]})
     assert out.count("src/auth.py") == 1 and "README.md changed by a, c" in out
+
+
+def test_exit_status_0_and_42_have_different_badges() -> None:
+    ok = render.badge({"name": "exited", "source": "pane", "exit_status": 0})
+    failed = render.badge({"name": "exited", "source": "pane", "exit_status": 42})
+    colour = lambda html: html.split("background:")[1].split('"')[0]  # noqa: E731
+    assert colour(ok) != colour(failed)
+    assert colour(failed) == render.STATE_COLOURS["error"]
+    assert colour(ok) == render.STATE_COLOURS["exited"]
+    assert "status 42" in failed
+    assert colour(render.badge({"name": "exited", "exit_status": None})) == render.STATE_COLOURS["exited"]
+
+
+def test_screen_is_headed_by_its_session_and_errors_show_no_screen() -> None:
+    shown = render.screen_html("hello", "a<b>")
+    assert "a&lt;b&gt;" in shown and "hello" in shown and "<b>a<b>" not in shown
+    failed = render.screen_error_html(EVIL, EVIL)
+    assert "class=\"hive-screen\"" not in failed and "<script>" not in failed
+
+
+def test_stopped_list_escapes_and_is_empty_when_nothing_stopped() -> None:
+    assert render.stopped_html([]) == ""
+    out = render.stopped_html([{"name": EVIL, "agent": "shell", "at": "10:00:00",
+                                "state": {"name": "working", "tool": EVIL}}])
+    assert "<script>" not in out and "stopped at 10:00:00" in out
+
+
+def test_form_checks_speak_the_forms_language() -> None:
+    from hive_lab.widgets import forms
+
+    profiles = {"shell": {"name": "shell", "command": [], "installed": False},
+                "claude": {"name": "claude", "command": ["claude"], "installed": False}}
+    check = lambda **kw: forms.check_start(**{"name": "n", "agent": "shell", "command": "",  # noqa: E731
+                                              "cwd": "", "prompt": "", "env": "", **kw},
+                                           profiles=profiles)
+    for kwargs, words in (({}, "Command: shell runs the program"),
+                          ({"name": ""}, "Name: give"), ({"name": "-x"}, "Name: use"),
+                          ({"command": "'open"}, "Command: No closing quotation"),
+                          ({"agent": "claude"}, "Agent: claude is not installed"),
+                          ({"command": "cat", "env": "A=1\nbad"}, "Environment, line 2")):
+        with pytest.raises(forms.FormError, match=words):
+            check(**kwargs)
+    form = check(command="cat -n", env="A=1\n# c\n\nB= two=2 ", cwd=" /tmp ")
+    assert (form.command, form.env, form.cwd) == (["cat", "-n"], {"A": "1", "B": " two=2"}, "/tmp")
+    assert forms.spawn_error("conflict", "session 'n' already exists", form).startswith("Name:")
+    assert "argv" not in forms.spawn_error(
+        "bad_request", "agent 'shell' needs a command (a list of argv strings)", form)

@@ -37,6 +37,7 @@ class UsageMonitor:
         self.ledgers: dict[str, UsageLedger] = {}
         self._last: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
+        self._reports: dict[str, dict[str, Any]] = {}  # unfiltered reports, by grouping
         signals.stored.connect(self._on_event)
         for session, path in store.transcript_paths():
             self.register(session, path)
@@ -72,6 +73,8 @@ class UsageMonitor:
                     continue
                 if rows:
                     changed.add(session)
+            if changed:
+                self._reports.clear()
             for session in sorted(changed):
                 self.signals.usage.emit(session)
                 total = totals(self.ledgers[session].rows())
@@ -108,6 +111,19 @@ class UsageMonitor:
                 for name, row in self.rows(**filters)]
 
     def report(self, by: str, **filters: Any) -> dict[str, Any]:
-        """``hive-lab usage --json`` shape, grouped by Hive Lab session (not agent id)."""
+        """``hive-lab usage --json`` shape, grouped by Hive Lab session (not agent id).
+
+        Unfiltered reports are kept until a poll reads new rows: the panel asks for one on
+        every redraw, and recomputing it from every row each time grows with the history.
+        The dict returned is shared: callers must not change it.
+        """
+        if not any(v is not None for v in filters.values()):
+            cached = self._reports.get(by)
+            if cached is None:
+                cached = self._reports[by] = self._report(by)
+            return cached
+        return self._report(by, **filters)
+
+    def _report(self, by: str, **filters: Any) -> dict[str, Any]:
         rows = [replace(row, session_id=name) for name, row in self.rows(**filters)]
         return usage_report(rows, by, self.pricing)  # type: ignore[arg-type]

@@ -42,8 +42,21 @@ def state_label(state: dict[str, Any]) -> str:
     return state.get("name", "?") + (f" ({detail})" if detail else "")
 
 
+# An exit with a non-zero status is a failure, not a quiet end: it gets the error colour.
+FAILED_EXIT_COLOUR = STATE_COLOURS["error"]
+
+
+def state_colour(state: dict[str, Any]) -> str:
+    """The badge colour; ``exited`` is grey for status 0 (or none) and red otherwise."""
+    name = state.get("name", "")
+    status = state.get("exit_status")
+    if name == "exited" and isinstance(status, int) and status != 0:
+        return FAILED_EXIT_COLOUR
+    return STATE_COLOURS.get(name, "#6b7280")
+
+
 def badge(state: dict[str, Any]) -> str:
-    colour = STATE_COLOURS.get(state.get("name", ""), "#6b7280")
+    colour = state_colour(state)
     return f'<span class="hive-badge" style="background:{colour}">{esc(state_label(state))}</span>'
 
 
@@ -135,8 +148,26 @@ def waiting_list(sessions: Iterable[dict[str, Any]]) -> str:
     return STYLE + f'<ul class="hive-list">{items}</ul>'
 
 
-def screen_html(text: str) -> str:
-    return STYLE + f'<div class="hive-screen">{esc(text)}</div>'
+def screen_html(text: str, name: str | None = None) -> str:
+    """A session's screen, headed by the session it belongs to."""
+    head = f'<div class="hive-muted">screen of <b>{esc(name)}</b></div>' if name else ""
+    return STYLE + head + f'<div class="hive-screen">{esc(text)}</div>'
+
+
+def screen_error_html(name: str, text: str) -> str:
+    """What the screen box shows when a screen could not be read: never an older screen."""
+    return (STYLE + f'<div class="hive-empty" style="color:#dc2626">no screen for '
+            f'<b>{esc(name)}</b>: {esc(text)}</div>')
+
+
+def stopped_html(stopped: Iterable[dict[str, Any]]) -> str:
+    """Sessions that ended while the panel watched: name, what it was doing, when it went."""
+    items = "".join(
+        f"<li><b>{esc(s.get('name'))}</b> ({esc(s.get('agent'))}) stopped at "
+        f"{esc(s.get('at'))}, last {badge(s.get('state') or {})}</li>" for s in stopped)
+    if not items:
+        return ""
+    return STYLE + f'<div class="hive-muted">Stopped</div><ul class="hive-list hive-stopped">{items}</ul>'
 
 
 def events_table(events: Iterable[dict[str, Any]]) -> str:
