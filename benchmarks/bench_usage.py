@@ -108,6 +108,25 @@ def lognorm_size(rng: random.Random, median: float, sigma: float, lo: int, hi: i
     return int(min(hi, max(lo, rng.lognormvariate(0, sigma) * median)))
 
 
+@dataclass(frozen=True)
+class Shape:
+    """How sessions look: ``large`` = long sessions (few large files), ``short`` = many
+    one-off sessions of a turn or two (``claude -p`` in scripts, quick questions): a report
+    over them is dominated by per-file and per-session costs, not by bytes."""
+
+    name: str
+    turns: tuple[int, int]  # user turns per session
+    steps: tuple[int, int]  # API responses per user turn (until one without tool use)
+    scale: float  # multiplies the sizes of tool inputs and results
+    gap_minutes: tuple[int, int]  # between session starts
+
+
+SHAPES = {
+    "large": Shape("large", (3, 40), (1, 12), 1.0, (10, 600)),
+    "short": Shape("short", (1, 1), (1, 3), 0.25, (1, 90)),
+}
+
+
 # --------------------------------------------------------------------------------------------
 # Corpus
 # --------------------------------------------------------------------------------------------
@@ -213,11 +232,12 @@ class SessionWriter:
     def blocks(self) -> list[dict[str, Any]]:
         rng, mat = self.rng, self.mat
         out: list[dict[str, Any]] = []
+        scale = self.gen.shape.scale
         if rng.random() < 0.6:
-            out.append({"type": "thinking", "thinking": mat.text(rng.randint(200, 3_000)),
+            out.append({"type": "thinking", "thinking": mat.text(int(rng.randint(200, 3_000) * scale)),
                         "signature": mat.signature()})
         if rng.random() < 0.5:
-            out.append({"type": "text", "text": mat.text(rng.randint(40, 1_500))})
+            out.append({"type": "text", "text": mat.text(int(rng.randint(40, 1_500) * scale))})
         if rng.random() < 0.75 or not out:
             out.append(self.tool_use())
         return out
@@ -234,7 +254,7 @@ class SessionWriter:
                     "input": {"command": f"pytest -q tests/test_{rng.choice(WORDS)}.py",
                               "description": mat.text(40)}}
         if r < 0.75:
-            size = lognorm_size(rng, 2_500, 1.0, 100, 60_000)
+            size = lognorm_size(rng, 2_500 * self.gen.shape.scale, 1.0, 100, 60_000)
             return {"type": "tool_use", "id": tid, "name": "Write",
                     "input": {"file_path": f"{self.cwd}/src/{rng.choice(WORDS)}.py",
                               "content": mat.source(size)}}
@@ -257,12 +277,12 @@ class SessionWriter:
         rng, mat = self.rng, self.mat
         name = tool["name"]
         if name == "Read":
-            content = mat.source(lognorm_size(rng, 4_000, 1.1, 200, 120_000))
+            content = mat.source(lognorm_size(rng, 4_000 * self.gen.shape.scale, 1.1, 200, 120_000))
             result: Any = {"type": "text", "file": {"filePath": tool["input"]["file_path"],
                            "content": content, "numLines": content.count("\n") + 1,
                            "startLine": 1, "totalLines": content.count("\n") + 1}}
         elif name == "Bash":
-            content = mat.text(lognorm_size(rng, 1_500, 1.2, 20, 60_000))
+            content = mat.text(lognorm_size(rng, 1_500 * self.gen.shape.scale, 1.2, 20, 60_000))
             result = {"stdout": content, "stderr": "", "interrupted": False, "isImage": False}
         elif name == "Task":
             content = mat.text(rng.randint(300, 3_000))
@@ -309,7 +329,7 @@ class SessionWriter:
         self.emit({"type": "file-history-snapshot", "messageId": self.gen.uuid(),
                    "snapshot": {"messageId": self.gen.uuid(), "trackedFileBackups": {},
                                 "timestamp": self.tick()}, "isSnapshotUpdate": False})
-        for turn in range(rng.randint(3, 40)):
+        for turn in range(rng.randint(*self.gen.shape.turns)):
             if rng.random() < 0.04:
                 self.t += timedelta(hours=rng.uniform(5.5, 30))  # the user went away
             self.user_turn(first=turn == 0)
@@ -325,7 +345,7 @@ class SessionWriter:
             self.emit(self.envelope("attachment", {"attachment": {
                 "type": "todo_reminder", "content": [{"content": self.mat.text(80),
                                                        "status": "pending"}] * 3}}))
-        for step in range(rng.randint(1, 12)):
+        for step in range(rng.randint(*self.gen.shape.steps)):
             tools = self.response(self.model, first and step == 0, False, self.lines)
             if not tools:
                 break
@@ -374,8 +394,9 @@ class SessionWriter:
 class CorpusGen:
     """Builds one half: projects of sessions until ``target`` bytes are written."""
 
-    def __init__(self, root: Path, target: int, seed: int, mat: Material):
-        self.root, self.target = root, target
+    def __init__(self, root: Path, target: int, seed: int, mat: Material,
+                 shape: Shape = SHAPES["large"]):
+        self.root, self.target, self.shape = root, target, shape
         self.rng = random.Random(seed)
         self.mat = mat
         mat.rng = self.rng
@@ -412,7 +433,7 @@ class CorpusGen:
             self.expected.sessions += 1
             if self.rng.random() < 0.1:
                 self.resume(s, lines)
-            t += timedelta(minutes=self.rng.randint(10, 600))
+            t += timedelta(minutes=self.rng.randint(*self.shape.gap_minutes))
         return self.expected
 
     def resume(self, s: SessionWriter, history: list[str]) -> None:
@@ -430,22 +451,23 @@ class CorpusGen:
         self.expected.resumed += 1
 
 
-def build_corpus(half_mb: float, keep: bool) -> tuple[list[Path], Expected]:
-    """Two halves under CORPUS/{a,b}; reuse them when ``keep`` and the manifest matches."""
-    manifest = CORPUS / "manifest.json"
-    want = {"tag": VERSION_TAG, "half_mb": half_mb}
-    halves = [CORPUS / "a", CORPUS / "b"]
+def build_corpus(half_mb: float, keep: bool, shape: Shape = SHAPES["large"]) -> tuple[list[Path], Expected]:
+    """Two halves under CORPUS/<shape>/{a,b}; reuse them when ``keep`` and the manifest matches."""
+    where = CORPUS / shape.name
+    manifest = where / "manifest.json"
+    want = {"tag": VERSION_TAG, "half_mb": half_mb, "shape": shape.__dict__}
+    halves = [where / "a", where / "b"]
     if keep and manifest.exists():
         saved = json.loads(manifest.read_text())
-        if saved.get("params") == want:
+        if saved.get("params") == json.loads(json.dumps(want)):
             exp = Expected(**{k: v for k, v in saved["expected"].items()})
             return halves, exp
-    if CORPUS.exists():
-        shutil.rmtree(CORPUS)
+    if where.exists():
+        shutil.rmtree(where)
     total = Expected()
     mat = Material(random.Random(7))
     for i, half in enumerate(halves):
-        gen = CorpusGen(half, int(half_mb * 1e6), seed=1000 + i, mat=mat)
+        gen = CorpusGen(half, int(half_mb * 1e6), seed=1000 + i, mat=mat, shape=shape)
         total.merge(gen.build())
     manifest.write_text(json.dumps({"params": want, "expected": total.__dict__}))
     return halves, total

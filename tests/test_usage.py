@@ -360,10 +360,10 @@ def test_tally_gives_the_rows_of_load_usage(tmp_path: Path, monkeypatch: pytest.
     assert by_key(usage_mod.tally_usage(tmp_path).rows()) == by_key(serial)
     monkeypatch.setattr(usage_mod, "_PARALLEL_MIN", 0)
     for weight_first in (True, False):  # the parent's share first, or the child's
-        groups = usage_mod._split_by_size(usage_mod.collect_files([tmp_path]), 2)
+        groups = usage_mod._split_by_size([f.stat().st_size for f in usage_mod.collect_files([tmp_path])], 2)
         assert len(groups) == 2
         monkeypatch.setattr(usage_mod, "_split_by_size",
-                            lambda files, n, g=groups[::1 if weight_first else -1]: g)
+                            lambda sizes, n, g=groups[::1 if weight_first else -1]: g)
         forked = usage_mod.tally_usage(tmp_path, workers=2)
         assert by_key(forked.rows()) == by_key(serial)
 

@@ -8,6 +8,7 @@ extras say what ccusage cannot: 5m/1h cache writes, and which models could not b
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .jsonout import dumps_indented
 from .parse import GroupBy, Pricing, UsageRow, aggregate_with_totals, tally_usage
 
 PROG = "hive-lab usage"
@@ -250,9 +252,10 @@ def _resolve_paths(given: list[str]) -> list[Path]:
     return found
 
 
-def run(argv: list[str], out: Callable[[str], Any] = print,
+def run(argv: list[str], out: Callable[[str], Any] | None = None,
         warn: Callable[[str], Any] | None = None) -> int:
-    """Parse ``argv``, read the transcripts, print the report. Raises :class:`CliError`."""
+    """Parse ``argv``, read the transcripts, print the report (or hand it to ``out``).
+    Raises :class:`CliError`."""
     args = _parser().parse_args(argv)
     pricing = _load_pricing(args.pricing)
     paths = _resolve_paths(args.paths)
@@ -262,10 +265,35 @@ def run(argv: list[str], out: Callable[[str], Any] = print,
         warn(f"{PROG}: warning: skipped {path}: {exc.strerror or exc}")
 
     workers = min(2, os.cpu_count() or 1)  # a CLI process has no threads: forking is safe
-    tally = tally_usage(paths, pricing=pricing, on_error=skipped, workers=workers)
-    doc = usage_report(tally.rows(), args.by, pricing)
-    out(json.dumps(doc, indent=2) if args.json else render_table(doc, args.by))
+    # Nothing here makes reference cycles, but the cyclic GC would walk the growing heap of
+    # session dicts again and again (~0.4 s of 1.7 s on 15,000 sessions): off while we work.
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        tally = tally_usage(paths, pricing=pricing, on_error=skipped, workers=workers)
+        doc = usage_report(tally.rows(), args.by, pricing)
+    finally:
+        if gc_was_on:
+            gc.enable()
+    if not args.json:
+        (out or print)(render_table(doc, args.by))
+    elif out is not None:
+        out(dumps_indented(doc).decode())
+    else:
+        _write_stdout(dumps_indented(doc) + b"\n")
     return 0
+
+
+def _write_stdout(data: bytes) -> None:
+    """Bytes straight to stdout's buffer: no 13 MB str copy, no re-encoding."""
+    stream = sys.stdout
+    raw = getattr(stream, "buffer", None)
+    if raw is None:
+        stream.write(data.decode())
+        return
+    stream.flush()
+    raw.write(data)
+    raw.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
