@@ -1,9 +1,10 @@
-"""Benchmark: ``hive-lab usage --json --by session`` against ccusage 18.0.11 on >= 200 MB.
+"""Benchmark: ``hive-lab usage --json --by session`` against ccusage 18.0.11, two corpus shapes.
 
-One command: ``python benchmarks/bench_usage.py``. In one run it
+One command: ``python benchmarks/bench_usage.py``. For each shape (``large``: ~212 MB in ~800
+long sessions' files; ``short``: ~220 MB in ~14,600 files of one-turn sessions, issue 9) it
 
-1. builds a corpus of Claude Code transcripts under ``benchmarks/_work/corpus`` (gitignored):
-   two halves ``a`` and ``b`` of ~100 MB each, every half a ``<root>/projects/<slug>/`` tree
+1. builds a corpus of Claude Code transcripts under ``benchmarks/_work/corpus/<shape>``
+   (gitignored): two halves ``a`` and ``b``, every half a ``<root>/projects/<slug>/`` tree
    as Claude Code writes it. Lines follow Claude Code 2.1.x (see the sample transcript in
    ../shared/samples): one line per content block with the same ``message.id``/``requestId``
    and usage, thinking blocks with signatures, tool results echoed in ``toolUseResult``,
@@ -14,15 +15,17 @@ One command: ``python benchmarks/bench_usage.py``. In one run it
    deduplicated totals;
 2. checks that the fast line parser gives exactly the full ``json.loads`` parser's rows on
    every usage-bearing line of the corpus;
-3. runs ours on ~100 MB and ~200 MB and ccusage (``npx --yes ccusage@18.0.11`` installed into
+3. runs ours on one half and on both, and ccusage (``npx --yes ccusage@18.0.11`` installed into
    a local npm cache, then its ``dist/index.js`` run straight under node so npx start-up is
-   not counted against it) on the same 200 MB, each in its own child process, measuring wall
-   time, CPU time and that child's peak RSS (``/usr/bin/time``);
+   not counted against it) on both, interleaved, each in its own child process, measuring
+   wall time, CPU time and that child's peak RSS (``/usr/bin/time``);
 4. compares token totals (ours == ccusage == generator) and, for the models ccusage prices
-   offline, the cost per model; prints a summary. Nothing is written besides the corpus.
+   offline, the cost per model; checks our output is the same bytes in every run; prints a
+   summary. Targets: >= 15x ccusage (median/median) and peak RSS < 100 MB on every shape;
+   exit status 1 if any is missed. Nothing is written besides the corpus.
 
-``--half-mb N`` changes the corpus size, ``--keep`` reuses an existing corpus, ``--runs N``
-repeats our timing (median reported).
+``--shapes large,short`` picks shapes, ``--half-mb N`` changes the corpus size, ``--keep``
+reuses an existing corpus, ``--runs N`` repeats our timing (median reported).
 """
 from __future__ import annotations
 
@@ -106,6 +109,25 @@ class Material:
 
 def lognorm_size(rng: random.Random, median: float, sigma: float, lo: int, hi: int) -> int:
     return int(min(hi, max(lo, rng.lognormvariate(0, sigma) * median)))
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How sessions look: ``large`` = long sessions (few large files), ``short`` = many
+    one-off sessions of a turn or two (``claude -p`` in scripts, quick questions): a report
+    over them is dominated by per-file and per-session costs, not by bytes."""
+
+    name: str
+    turns: tuple[int, int]  # user turns per session
+    steps: tuple[int, int]  # API responses per user turn (until one without tool use)
+    scale: float  # multiplies the sizes of tool inputs and results
+    gap_minutes: tuple[int, int]  # between session starts
+
+
+SHAPES = {
+    "large": Shape("large", (3, 40), (1, 12), 1.0, (10, 600)),
+    "short": Shape("short", (1, 1), (1, 3), 0.25, (1, 90)),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,11 +235,12 @@ class SessionWriter:
     def blocks(self) -> list[dict[str, Any]]:
         rng, mat = self.rng, self.mat
         out: list[dict[str, Any]] = []
+        scale = self.gen.shape.scale
         if rng.random() < 0.6:
-            out.append({"type": "thinking", "thinking": mat.text(rng.randint(200, 3_000)),
+            out.append({"type": "thinking", "thinking": mat.text(int(rng.randint(200, 3_000) * scale)),
                         "signature": mat.signature()})
         if rng.random() < 0.5:
-            out.append({"type": "text", "text": mat.text(rng.randint(40, 1_500))})
+            out.append({"type": "text", "text": mat.text(int(rng.randint(40, 1_500) * scale))})
         if rng.random() < 0.75 or not out:
             out.append(self.tool_use())
         return out
@@ -234,7 +257,7 @@ class SessionWriter:
                     "input": {"command": f"pytest -q tests/test_{rng.choice(WORDS)}.py",
                               "description": mat.text(40)}}
         if r < 0.75:
-            size = lognorm_size(rng, 2_500, 1.0, 100, 60_000)
+            size = lognorm_size(rng, 2_500 * self.gen.shape.scale, 1.0, 100, 60_000)
             return {"type": "tool_use", "id": tid, "name": "Write",
                     "input": {"file_path": f"{self.cwd}/src/{rng.choice(WORDS)}.py",
                               "content": mat.source(size)}}
@@ -257,12 +280,12 @@ class SessionWriter:
         rng, mat = self.rng, self.mat
         name = tool["name"]
         if name == "Read":
-            content = mat.source(lognorm_size(rng, 4_000, 1.1, 200, 120_000))
+            content = mat.source(lognorm_size(rng, 4_000 * self.gen.shape.scale, 1.1, 200, 120_000))
             result: Any = {"type": "text", "file": {"filePath": tool["input"]["file_path"],
                            "content": content, "numLines": content.count("\n") + 1,
                            "startLine": 1, "totalLines": content.count("\n") + 1}}
         elif name == "Bash":
-            content = mat.text(lognorm_size(rng, 1_500, 1.2, 20, 60_000))
+            content = mat.text(lognorm_size(rng, 1_500 * self.gen.shape.scale, 1.2, 20, 60_000))
             result = {"stdout": content, "stderr": "", "interrupted": False, "isImage": False}
         elif name == "Task":
             content = mat.text(rng.randint(300, 3_000))
@@ -309,7 +332,7 @@ class SessionWriter:
         self.emit({"type": "file-history-snapshot", "messageId": self.gen.uuid(),
                    "snapshot": {"messageId": self.gen.uuid(), "trackedFileBackups": {},
                                 "timestamp": self.tick()}, "isSnapshotUpdate": False})
-        for turn in range(rng.randint(3, 40)):
+        for turn in range(rng.randint(*self.gen.shape.turns)):
             if rng.random() < 0.04:
                 self.t += timedelta(hours=rng.uniform(5.5, 30))  # the user went away
             self.user_turn(first=turn == 0)
@@ -325,7 +348,7 @@ class SessionWriter:
             self.emit(self.envelope("attachment", {"attachment": {
                 "type": "todo_reminder", "content": [{"content": self.mat.text(80),
                                                        "status": "pending"}] * 3}}))
-        for step in range(rng.randint(1, 12)):
+        for step in range(rng.randint(*self.gen.shape.steps)):
             tools = self.response(self.model, first and step == 0, False, self.lines)
             if not tools:
                 break
@@ -374,8 +397,9 @@ class SessionWriter:
 class CorpusGen:
     """Builds one half: projects of sessions until ``target`` bytes are written."""
 
-    def __init__(self, root: Path, target: int, seed: int, mat: Material):
-        self.root, self.target = root, target
+    def __init__(self, root: Path, target: int, seed: int, mat: Material,
+                 shape: Shape = SHAPES["large"]):
+        self.root, self.target, self.shape = root, target, shape
         self.rng = random.Random(seed)
         self.mat = mat
         mat.rng = self.rng
@@ -412,7 +436,7 @@ class CorpusGen:
             self.expected.sessions += 1
             if self.rng.random() < 0.1:
                 self.resume(s, lines)
-            t += timedelta(minutes=self.rng.randint(10, 600))
+            t += timedelta(minutes=self.rng.randint(*self.shape.gap_minutes))
         return self.expected
 
     def resume(self, s: SessionWriter, history: list[str]) -> None:
@@ -430,22 +454,23 @@ class CorpusGen:
         self.expected.resumed += 1
 
 
-def build_corpus(half_mb: float, keep: bool) -> tuple[list[Path], Expected]:
-    """Two halves under CORPUS/{a,b}; reuse them when ``keep`` and the manifest matches."""
-    manifest = CORPUS / "manifest.json"
-    want = {"tag": VERSION_TAG, "half_mb": half_mb}
-    halves = [CORPUS / "a", CORPUS / "b"]
+def build_corpus(half_mb: float, keep: bool, shape: Shape = SHAPES["large"]) -> tuple[list[Path], Expected]:
+    """Two halves under CORPUS/<shape>/{a,b}; reuse them when ``keep`` and the manifest matches."""
+    where = CORPUS / shape.name
+    manifest = where / "manifest.json"
+    want = {"tag": VERSION_TAG, "half_mb": half_mb, "shape": shape.__dict__}
+    halves = [where / "a", where / "b"]
     if keep and manifest.exists():
         saved = json.loads(manifest.read_text())
-        if saved.get("params") == want:
+        if saved.get("params") == json.loads(json.dumps(want)):
             exp = Expected(**{k: v for k, v in saved["expected"].items()})
             return halves, exp
-    if CORPUS.exists():
-        shutil.rmtree(CORPUS)
+    if where.exists():
+        shutil.rmtree(where)
     total = Expected()
     mat = Material(random.Random(7))
     for i, half in enumerate(halves):
-        gen = CorpusGen(half, int(half_mb * 1e6), seed=1000 + i, mat=mat)
+        gen = CorpusGen(half, int(half_mb * 1e6), seed=1000 + i, mat=mat, shape=shape)
         total.merge(gen.build())
     manifest.write_text(json.dumps({"params": want, "expected": total.__dict__}))
     return halves, total
@@ -565,22 +590,20 @@ def expected_cost(exp: Expected, model: str) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--half-mb", type=float, default=105.0, help="size of each corpus half")
-    ap.add_argument("--keep", action="store_true", help="reuse a matching existing corpus")
-    ap.add_argument("--runs", type=int, default=5, help="timed runs of ours (median)")
-    ap.add_argument("--cc-runs", type=int, default=2, help="timed runs of ccusage (median)")
-    ap.add_argument("--skip-fast-check", action="store_true")
-    args = ap.parse_args(argv)
-    WORK.mkdir(parents=True, exist_ok=True)
+TARGET_RATIO = 15.0  # issue 9: at least 15x faster than ccusage 18.0.11, in the same run
+TARGET_RSS_MB = 100.0
+DEFAULT_HALF_MB = {"large": 105.0, "short": 110.0}
 
+
+def bench_shape(shape: Shape, args: argparse.Namespace, cc_cmd: list[str]) -> tuple[bool, str]:
+    """Build, check and time one corpus shape; returns (targets met, one summary line)."""
     t0 = time.perf_counter()
-    halves, exp = build_corpus(args.half_mb, args.keep)
-    print(f"corpus: {exp.bytes / 1e6:.1f} MB, {exp.files} files ({exp.subagent_files} subagent, "
-          f"{exp.resumed} resumed copies), {exp.sessions} sessions, {exp.lines} lines, "
-          f"{exp.responses} API responses, {exp.duplicate_lines} duplicate usage lines "
-          f"[{time.perf_counter() - t0:.1f} s]")
+    half_mb = args.half_mb or DEFAULT_HALF_MB[shape.name]
+    halves, exp = build_corpus(half_mb, args.keep, shape)
+    print(f"\n== shape {shape.name}: {exp.bytes / 1e6:.1f} MB, {exp.files} files "
+          f"({exp.subagent_files} subagent, {exp.resumed} resumed copies), {exp.sessions} "
+          f"sessions, {exp.lines} lines, {exp.responses} API responses, {exp.duplicate_lines} "
+          f"duplicate usage lines [{time.perf_counter() - t0:.1f} s]")
     half_a_mb = sum(f.stat().st_size for f in halves[0].rglob("*.jsonl")) / 1e6
 
     if not args.skip_fast_check:
@@ -590,9 +613,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{bad} mismatches [{time.perf_counter() - t0:.1f} s]")
         if bad:
             print("FAIL: fast parser disagrees with the reference parser")
-            return 1
+            return False, f"{shape.name}: fast parser mismatch"
 
-    cc_cmd = ccusage_command()
     cc_env = {**os.environ, "CLAUDE_CONFIG_DIR": ",".join(map(str, halves)), "NO_COLOR": "1"}
     measure(ours_command([halves[0] / "projects"]), ours_env())  # warm-up: bytecode cache
     ccs: list[Run] = []
@@ -604,10 +626,9 @@ def main(argv: list[str] | None = None) -> int:
         if i < args.runs:
             ours_full.append(measure(ours_command([h / "projects" for h in halves]), ours_env()))
             ours_half.append(measure(ours_command([halves[0] / "projects"]), ours_env()))
-    cc = min(ccs, key=lambda r: r.wall)
 
-    cc_doc, our_doc = json.loads(cc.stdout), json.loads(ours_full[0].stdout)
-    assert all(json.loads(r.stdout)["totals"] == our_doc["totals"] for r in ours_full)
+    cc_doc, our_doc = json.loads(ccs[0].stdout), json.loads(ours_full[0].stdout)
+    same_output = all(r.stdout == ours_full[0].stdout for r in ours_full)
     ours_tokens, cc_tokens = token_totals(our_doc), token_totals(cc_doc)
     ok_tokens = ours_tokens == cc_tokens == exp.tokens
     our_costs, cc_costs = model_costs(our_doc), model_costs(cc_doc)
@@ -627,10 +648,12 @@ def main(argv: list[str] | None = None) -> int:
     cc_med = statistics.median(r.wall for r in ccs)
     rss_full = max(r.max_rss_mb for r in ours_full)
     rss_half = max(r.max_rss_mb for r in ours_half)
+    cc_rss = max(r.max_rss_mb for r in ccs)
     print(f"tokens  ours    {ours_tokens}")
     print(f"tokens  ccusage {cc_tokens}")
     print(f"tokens  truth   {exp.tokens}")
-    print(f"token totals agree: {ok_tokens}")
+    print(f"token totals agree: {ok_tokens}; our output identical in all {len(ours_full)} runs: "
+          f"{same_output}")
     print("cost per model ccusage prices offline (opus-4-8 is $0 there):")
     print("\n".join(cost_rows))
     print(f"ours total cost ${our_doc['totals']['totalCost']:.2f} "
@@ -638,8 +661,7 @@ def main(argv: list[str] | None = None) -> int:
           f"ccusage total ${cc_doc['totals']['totalCost']:.2f}")
     print(f"ccusage 18.0.11 on {exp.bytes / 1e6:.0f} MB: {cc_med:6.2f} s wall (median of "
           f"{len(ccs)}: {', '.join(f'{r.wall:.2f}' for r in ccs)}), "
-          f"{statistics.median(r.cpu for r in ccs):6.2f} s CPU, "
-          f"peak RSS {max(r.max_rss_mb for r in ccs):7.1f} MB")
+          f"{statistics.median(r.cpu for r in ccs):6.2f} s CPU, peak RSS {cc_rss:7.1f} MB")
     print(f"hive-lab usage  on {exp.bytes / 1e6:.0f} MB: {med:6.2f} s wall (median of "
           f"{len(ours_full)}: {', '.join(f'{r.wall:.2f}' for r in ours_full)}), "
           f"{statistics.median(r.cpu for r in ours_full):6.2f} s CPU, peak RSS {rss_full:7.1f} MB")
@@ -647,10 +669,35 @@ def main(argv: list[str] | None = None) -> int:
     ratio = cc_med / med
     best = min(r.wall for r in ccs) / min(r.wall for r in ours_full)
     print(f"speed-up vs ccusage: {ratio:.1f}x median/median, {best:.1f}x best/best "
-          f"(target >= 8x); peak RSS {rss_full:.0f} MB (target < 200 MB; "
-          f"{rss_half:.0f} MB at half the corpus; with the forked worker, the larger of the two "
-          f"processes)")
-    ok = ok_tokens and ok_costs and ratio >= 8 and rss_full < 200
+          f"(target >= {TARGET_RATIO:.0f}x); peak RSS {rss_full:.0f} MB (target < "
+          f"{TARGET_RSS_MB:.0f} MB; with the forked worker, the larger of the two processes)")
+    ok = ok_tokens and ok_costs and same_output and ratio >= TARGET_RATIO \
+        and rss_full < TARGET_RSS_MB
+    line = (f"{shape.name:5s} {exp.bytes / 1e6:5.0f} MB {exp.files:6d} files: ccusage "
+            f"{cc_med:5.2f} s {cc_rss:6.0f} MB | ours {med:5.2f} s {rss_full:5.1f} MB | "
+            f"{ratio:4.1f}x ({best:.1f}x best/best) | {'PASS' if ok else 'FAIL'}")
+    return ok, line
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shapes", default="large,short",
+                    help="corpus shapes to run, comma-separated: " + ", ".join(SHAPES))
+    ap.add_argument("--half-mb", type=float, default=None,
+                    help="size of each corpus half (default: 105 large, 110 short)")
+    ap.add_argument("--keep", action="store_true", help="reuse a matching existing corpus")
+    ap.add_argument("--runs", type=int, default=5, help="timed runs of ours (median)")
+    ap.add_argument("--cc-runs", type=int, default=2, help="timed runs of ccusage (median)")
+    ap.add_argument("--skip-fast-check", action="store_true")
+    args = ap.parse_args(argv)
+    WORK.mkdir(parents=True, exist_ok=True)
+    shapes = [SHAPES[name.strip()] for name in args.shapes.split(",") if name.strip()]
+    cc_cmd = ccusage_command()
+    results = [bench_shape(shape, args, cc_cmd) for shape in shapes]
+    print("\nsummary (targets: >= 15x ccusage 18.0.11 median/median, peak RSS < 100 MB):")
+    for _, line in results:
+        print("  " + line)
+    ok = all(good for good, _ in results)
     print("RESULT:", "PASS" if ok else "FAIL")
     return 0 if ok else 1
 

@@ -360,10 +360,10 @@ def test_tally_gives_the_rows_of_load_usage(tmp_path: Path, monkeypatch: pytest.
     assert by_key(usage_mod.tally_usage(tmp_path).rows()) == by_key(serial)
     monkeypatch.setattr(usage_mod, "_PARALLEL_MIN", 0)
     for weight_first in (True, False):  # the parent's share first, or the child's
-        groups = usage_mod._split_by_size(usage_mod.collect_files([tmp_path]), 2)
+        groups = usage_mod._split_by_size([f.stat().st_size for f in usage_mod.collect_files([tmp_path])], 2)
         assert len(groups) == 2
         monkeypatch.setattr(usage_mod, "_split_by_size",
-                            lambda files, n, g=groups[::1 if weight_first else -1]: g)
+                            lambda sizes, n, g=groups[::1 if weight_first else -1]: g)
         forked = usage_mod.tally_usage(tmp_path, workers=2)
         assert by_key(forked.rows()) == by_key(serial)
 
@@ -759,6 +759,154 @@ def test_cli_runs_as_a_module(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "hive_lab.usage.report", str(tmp_path / "x")],
                          capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and bad.stdout == ""
+
+
+# --------------------------------------------------------------------------------------------
+# Speed paths (issue 9 C): orjson writer, streamed document, aggregates from the tally
+# --------------------------------------------------------------------------------------------
+
+HOSTILE_DOC: dict[str, Any] = {
+    "sessions": [{"projectPath": "/home/dév/日本語 \"q\" \\ \n\t\u0001 🚀", "cost": 1e-05,
+                  "x": 0.1 + 0.2, "big": 1e22, "neg": -0.0, "none": None, "t": True,
+                  "empty": [], "emptyd": {}, "nested": [[1, [2, {}]], {"a": []}]}],
+    "totals": {"huge": 2**70, "n": 0},
+}
+
+
+def sample_reports() -> list[dict[str, Any]]:
+    rows = load_usage(SAMPLE)
+    return [usage_cli.usage_report(rows, by) for by in ("session", "day", "model", "block")]
+
+
+@pytest.mark.parametrize("doc", [*sample_reports(), HOSTILE_DOC])
+def test_fast_writer_gives_the_stdlib_data(doc: dict[str, Any]) -> None:
+    from hive_lab.usage.jsonout import HAVE_ORJSON, dumps_indented
+
+    assert HAVE_ORJSON  # a declared dependency: the speed targets assume it
+    stdlib = json.dumps(doc, indent=2)
+    fast = dumps_indented(doc)
+    assert json.loads(fast) == json.loads(stdlib)
+    assert dumps_indented(doc, fast=False) == stdlib.encode()
+    if fast.isascii() and b"huge" not in fast and b"1e-05" not in stdlib.encode():
+        assert fast == stdlib.encode()  # same layout, byte for byte
+
+
+def mixed_corpus(root: Path) -> Path:
+    """Both benchmark shapes, plus rows the tally stores differently: unknown model (no cost),
+    fast mode, no requestId (unkeyed), a session spread over files."""
+    bench = load_bench_module()
+    mat = bench.Material(random.Random(3))
+    bench.CorpusGen(root / "large", 600_000, seed=5, mat=mat).build()
+    bench.CorpusGen(root / "short", 300_000, seed=6, mat=mat, shape=bench.SHAPES["short"]).build()
+    lines = sample_lines()
+    extra = [edit(lines[7], message__model="claude-opus-9-unknown", message__id="msg_unknown"),
+             edit(lines[7], message__usage__speed="fast", message__id="msg_fast"),
+             edit(lines[7], requestId=None, message__id="msg_nokey")]
+    write(root / "extra" / "x.jsonl", extra + lines, mtime=5_000)
+    return root
+
+
+def test_tally_aggregates_equal_row_aggregates(tmp_path: Path) -> None:
+    from hive_lab.usage.parse import aggregate_with_totals, tally_usage
+    from hive_lab.usage.tallyagg import aggregate_tally
+
+    tally = tally_usage(mixed_corpus(tmp_path))
+    rows = list(tally.rows())
+    assert any(r.cost is None for r in rows) and any(r.speed == "fast" for r in rows)
+    assert any(r.request_id is None for r in rows)
+    for by in ("session", "day", "model"):
+        for breakdown in (False, True):
+            want = aggregate_with_totals(rows, by, breakdown=breakdown)
+            groups, grand, n = aggregate_tally(tally, by, breakdown)
+            assert (list(groups), grand) == want
+            assert n == len(want[0])
+
+
+@pytest.mark.parametrize("by", ["session", "day", "model", "block"])
+def test_streamed_report_is_the_whole_document(tmp_path: Path, by: str) -> None:
+    from hive_lab.usage.jsonout import dumps_indented
+    from hive_lab.usage.parse import UsageTally, tally_usage
+
+    tally = tally_usage(mixed_corpus(tmp_path))
+    whole = usage_cli.usage_report(list(tally.rows()), by)  # the generic path
+    for source in (tally, UsageTally()):
+        out: list[bytes] = []
+        usage_cli.write_json_report(usage_cli.report_parts(source, by), out.append, batch=7)
+        got = b"".join(out)
+        if source is tally:
+            assert got == dumps_indented(whole) + b"\n"
+            assert json.loads(got) == json.loads(json.dumps(whole, indent=2))
+        else:
+            assert json.loads(got) == json.loads(json.dumps(usage_cli.usage_report([], by), indent=2))
+
+
+def test_report_does_not_depend_on_how_files_are_split(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI parses part of the files in a forked child; costs used to be summed in row
+    order, which the split changes (last-digit differences between runs with other splits)."""
+    import hive_lab.usage.parse as usage_mod
+    from hive_lab.usage.jsonout import dumps_indented
+
+    root = mixed_corpus(tmp_path)
+    serial = dumps_indented(usage_cli.usage_report(usage_mod.tally_usage(root), "session"))
+    n = len(usage_mod.collect_files([root]))
+    monkeypatch.setattr(usage_mod, "_PARALLEL_MIN", 0)
+    for split in ([list(range(0, n, 2)), list(range(1, n, 2))],
+                  [list(range(n // 3, n)), list(range(n // 3))]):
+        monkeypatch.setattr(usage_mod, "_split_by_size", lambda sizes, w, g=split: g)
+        forked = usage_mod.tally_usage(root, workers=2)
+        assert dumps_indented(usage_cli.usage_report(forked, "session")) == serial
+
+
+def test_huge_token_counts_stay_exact() -> None:
+    """orjson reads integers beyond 64 bits as floats; such lines go to the stdlib scanner."""
+    line = edit(sample_lines()[7], message__usage__input_tokens=2**70 + 1)
+    fast = parse_claude_line(line)
+    assert fast is not None and fast.input == 2**70 + 1
+    assert fast == parse_claude_line(line, fast=False)
+
+
+def test_collect_files_walks_like_os_walk(tmp_path: Path) -> None:
+    """One stat per file now (scandir): same files, same order as the os.walk version."""
+    lines = sample_lines()
+    write(tmp_path / "p" / "a.jsonl", lines, mtime=3_000)
+    write(tmp_path / "p" / "deep" / "er" / "b.jsonl", lines, mtime=1_000)
+    write(tmp_path / "p" / "c.txt", lines, mtime=500)
+    write(tmp_path / "elsewhere" / "d.jsonl", lines, mtime=2_000)
+    write(tmp_path / "linked" / "e.jsonl", lines, mtime=100)
+    (tmp_path / "p" / "link.jsonl").symlink_to(tmp_path / "elsewhere" / "d.jsonl")
+    (tmp_path / "p" / "dirlink").symlink_to(tmp_path / "linked", target_is_directory=True)
+    (tmp_path / "p" / "broken.jsonl").symlink_to(tmp_path / "nowhere.jsonl")
+    (tmp_path / "p" / "dir.jsonl").mkdir()
+    old = []
+    for dirpath, _dirs, files in os.walk(tmp_path / "p", followlinks=False):
+        old.extend(Path(dirpath, f) for f in files if f.endswith(".jsonl"))
+    seen: dict[tuple[int, int], tuple[float, str, Path]] = {}
+    for f in old:
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        seen.setdefault((st.st_dev, st.st_ino), (st.st_mtime, str(f), f))
+    want = [f for _, _, f in sorted(seen.values())]
+    from hive_lab.usage.parse import collect_files
+
+    got = collect_files([tmp_path / "p"])
+    assert got == want
+    assert [f.name for f in got] == ["b.jsonl", "link.jsonl", "a.jsonl"]
+
+
+def test_cli_writes_utf8_json_of_the_report(tmp_path: Path) -> None:
+    """The real command: stdout is UTF-8 JSON (non-ASCII unescaped) equal to the report."""
+    line = edit(sample_lines()[7], cwd="/home/dév/プロジェクト")
+    path = write(tmp_path / "p" / "s.jsonl", [line])
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "ascii"}
+    proc = subprocess.run([sys.executable, "-m", "hive_lab.usage.report", "--json", str(path)],
+                          capture_output=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "プロジェクト".encode() in proc.stdout
+    assert json.loads(proc.stdout.decode("utf-8")) == \
+        json.loads(json.dumps(usage_cli.usage_report(load_usage(path), "session")))
 
 
 # --------------------------------------------------------------------------------------------
