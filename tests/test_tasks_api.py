@@ -237,6 +237,10 @@ def test_server_killed_mid_run_restarts_without_starting_anything_twice(server: 
     server.stop(signal.SIGKILL)
     server.start()
     done = until_state(server, "survivor", "done", "failed", timeout=60)
+    if done["state"]["name"] != "done":
+        for e in server.get("events?session=survivor&limit=10000")["events"]:
+            print(e["id"], e["agent"], e["event"], e["summary"][:150])
+        print(server.request("GET", "sessions/survivor"))
     assert done["state"]["name"] == "done", (done["state"], done["attempts"])
     assert len(done["attempts"]) == 1  # re-adopted, not started again
     created = [e for e in server.get("events?session=survivor&event=SessionCreated")["events"]]

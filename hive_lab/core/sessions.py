@@ -259,7 +259,7 @@ class SessionManager:
                                               f"{profile.name}: {' '.join(argv)[:120]}")])
         self.recorder.transition(session.name, self.tracker.get(session.name), None)
         if req.prompt:
-            self._background(self._send_when_ready(session, profile, req.prompt))
+            self._background(self.deliver_when_ready(session.name, req.prompt))
         return session
 
     def _resolve_cwd(self, cwd: str | None) -> Path:
@@ -321,8 +321,13 @@ class SessionManager:
         self._secrets.pop(name, None)
         shutil.rmtree(self.session_dir(name), ignore_errors=True)
 
-    async def _send_when_ready(self, session: Session, profile: AgentProfile, prompt: str) -> None:
-        """Type the initial prompt once the agent shows it is ready (hook or screen)."""
+    async def deliver_when_ready(self, name: str, prompt: str) -> float | None:
+        """Type ``prompt`` once the agent shows it is ready (hook or screen); returns when the
+        typing began, or None if the session went away first (the caller may try again)."""
+        session = self.sessions.get(name)
+        if session is None:
+            return None
+        profile = self.profiles.get(session.agent) or self.profiles["shell"]
         deadline = time.monotonic() + profile.ready_timeout
         while time.monotonic() < deadline:
             state = self.tracker.get(session.name)
@@ -333,10 +338,16 @@ class SessionManager:
                     if profile.cues.find("idle", self.tmux.capture(session.pane_id)):
                         break
                 except HiveError:
-                    return
+                    return None
             await asyncio.sleep(0.25)
-        if session.name in self.sessions:
-            await self.send_input(session.name, prompt, enter=True)
+        if self.sessions.get(name) is not session:
+            return None
+        began = time.time()
+        try:
+            await self.send_input(name, prompt, enter=True)
+        except HiveError:
+            return None
+        return began
 
     def _background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

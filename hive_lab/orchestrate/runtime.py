@@ -88,14 +88,15 @@ class Orchestrator:
         self.why: dict[str, str] = {}
         self._cache: dict[str, Task] = {t.id: t for t in taskstore.list_tasks(self.conn)}
         self._checks: dict[str, asyncio.Task[None]] = {}
+        self._delivering: dict[str, asyncio.Task[None]] = {}
         self._lock = asyncio.Lock()
         deciders.register(self._guard)
         signals.stored.connect(self._on_event)
         signals.unguarded.connect(self._on_unguarded)
 
     def close(self) -> None:
-        for check in self._checks.values():
-            check.cancel()
+        for job in [*self._checks.values(), *self._delivering.values()]:
+            job.cancel()
         self.conn.close()
 
     # -- the API -----------------------------------------------------------------------------
@@ -178,13 +179,13 @@ class Orchestrator:
             pending = taskstore.list_scope_requests(self.conn, task.id, "pending")
             if task.state == BLOCKED and task.state_reason.startswith("scope") and not pending:
                 now = time.time()
-                self._set(self._new_round(task, now, same_round=True), RUNNING,
-                          f"scope request {word}: {request.glob}", now)
                 text = (f"Your scope now includes {request.glob}. Continue the task."
                         if approve else
                         f"Your request for {request.glob} was refused"
                         + (f": {note}" if note else "") + ". Continue within your scope, or stop.")
-                await self._tell(task.id, text)
+                running = self._set(self._new_round(task, now, same_round=True, outbox=text),
+                                    RUNNING, f"scope request {word}: {request.glob}", now)
+                self._deliver(running)
             return request.to_json()
 
     def accept_violations(self, task_id: str, paths: Any) -> dict[str, Any]:
@@ -278,14 +279,14 @@ class Orchestrator:
             prompt = (f"This is attempt {n} of task {task.id}. The previous attempt ended: "
                       f"{last.outcome} ({last.reason}). Pick up from the work on the branch.\n\n"
                       + prompt)
-        flags.update(round=1, round_started=now)
+        flags.update(round=1, round_started=now, outbox=prompt)
         started = replace(transition(task, RUNNING, f"started on {profile_name} (attempt {n})",
                                      now), session=task.id, flags=flags)
         taskstore.save_task(self.conn, started, now, generation=generation)
         taskstore.start_attempt(self.conn, task.id, task.id, profile_name, now)
         self._changed(started, task.state, started.state_reason)
         request = SpawnRequest(
-            name=task.id, agent=profile_name, cwd=task.repo, prompt=prompt, worktree=True,
+            name=task.id, agent=profile_name, cwd=task.repo, worktree=True,
             base=task.base, task=task.id, args=args, reuse_worktree=True,
             env={"PATH": _agent_path()})
         try:
@@ -297,7 +298,9 @@ class Orchestrator:
             return
         path = (session.worktree or {}).get("path")
         current = taskstore.get_task(self.conn, task.id)
-        taskstore.save_task(self.conn, replace(current, worktree=path), now)
+        current = replace(current, worktree=path)
+        taskstore.save_task(self.conn, current, now)
+        self._deliver(current)
 
     async def _reconcile(self, task: Task, now: float) -> None:
         """Bring an active task in line with what its session is doing (level-triggered)."""
@@ -320,6 +323,9 @@ class Orchestrator:
                 await self._retry_or_fail(task, "died", f"the agent exited with status {status}",
                                           now)
             return
+        if task.flags.get("outbox") and state.name != EXITED:
+            self._deliver(task)  # a prompt not yet typed (e.g. the server died before it was)
+            return
         if state.name == S_WAITING:
             reason = state.reason or "input"
             what = f"waits for the user ({reason}{': ' + state.tool if state.tool else ''})"
@@ -336,10 +342,22 @@ class Orchestrator:
             self._set(task, RUNNING, "the dialog closed", now)
 
     def _turn_ended(self, task: Task) -> bool:
-        """Idle after having worked since this round began (not the idle before the prompt)."""
-        since = float(task.flags.get("round_started") or task.state_since or 0)
-        return any(t["name"] == WORKING and t["since"] >= since
-                   for t in self.store.transitions(session=task.id, limit=100000))
+        """Idle now, after having worked since this round's prompt was typed.
+
+        "Worked" counts the state in force when the typing began (a screen agent still busy
+        printing its start-up text takes the prompt in the same working spell) and every
+        working state after it; the idle must have begun after the typing too.
+        """
+        if task.flags.get("outbox"):
+            return False
+        began = float(task.flags.get("round_started") or task.state_since or 0)
+        state = self.sessions.tracker.get(task.id)
+        if state.name != IDLE or state.since <= began:
+            return False
+        rows = self.store.transitions(session=task.id, limit=100000)
+        before = [r["name"] for r in rows if r["since"] <= began]
+        return (bool(before) and before[-1] == WORKING) or any(
+            r["name"] == WORKING and r["since"] > began for r in rows)
 
     def _to_checking(self, task: Task, reason: str, now: float) -> None:
         checking = self._set(task, CHECKING, reason, now)
@@ -389,10 +407,10 @@ class Orchestrator:
         if round_no < self.config.max_rounds and alive:
             text = prompts.next_prompt(task, result.output, result.exit_code, round_no,
                                        self.config.max_rounds)
-            self._set(self._new_round(task, now), RUNNING,
-                      f"check failed (round {round_no} of {self.config.max_rounds}): "
-                      f"{result.reason}; its output went back to the agent", now)
-            await self._tell(task.id, text)
+            running = self._set(self._new_round(task, now, outbox=text), RUNNING,
+                                f"check failed (round {round_no} of {self.config.max_rounds}): "
+                                f"{result.reason}; its output goes back to the agent", now)
+            self._deliver(running)
         elif not alive and len(task.attempts) < task.max_attempts:
             await self._retry_or_fail(task, "check_failed", result.reason, now)
         else:
@@ -437,18 +455,40 @@ class Orchestrator:
             except HiveError as exc:
                 log.warning("stopping session %s: %s", name, exc.detail)
 
-    def _new_round(self, task: Task, now: float, same_round: bool = False) -> Task:
+    def _new_round(self, task: Task, now: float, same_round: bool = False,
+                   outbox: str | None = None) -> Task:
         flags = dict(task.flags)
         if not same_round:
             flags["round"] = int(flags.get("round", 1)) + 1
         flags["round_started"] = now
+        if outbox is not None:
+            flags["outbox"] = outbox
         return replace(task, flags=flags)
 
-    async def _tell(self, session: str, text: str) -> None:
-        try:
-            await self.sessions.send_input(session, text, enter=True)
-        except HiveError as exc:
-            log.warning("telling session %s: %s", session, exc.detail)
+    def _deliver(self, task: Task) -> None:
+        """Type the task's pending message (its outbox) into its session, once it is ready.
+
+        The outbox is stored with the task and cleared only after the text was typed, so a
+        server that dies in between types it after its restart instead of losing it.
+        """
+        if not task.flags.get("outbox") or task.id in self._delivering:
+            return
+        self._delivering[task.id] = asyncio.ensure_future(self._deliver_now(task.id))
+        self._delivering[task.id].add_done_callback(
+            lambda _: self._delivering.pop(task.id, None))
+
+    async def _deliver_now(self, task_id: str) -> None:
+        text = taskstore.get_task(self.conn, task_id).flags.get("outbox")
+        began = await self.sessions.deliver_when_ready(task_id, text) if text else None
+        if began is None:
+            return
+        async with self._lock:
+            task = taskstore.get_task(self.conn, task_id)
+            if task.flags.get("outbox") == text:
+                flags = {k: v for k, v in task.flags.items() if k != "outbox"}
+                flags["round_started"] = began  # a turn is working seen after this
+                taskstore.save_task(self.conn, replace(task, flags=flags), time.time())
+                self._cache[task_id] = replace(task, flags=flags)
 
     def _worktree_of(self, name: str) -> str | None:
         session = self.sessions.sessions.get(name)
