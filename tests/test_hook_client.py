@@ -1,7 +1,9 @@
-"""The hook client (``hive_lab/hook.py``) and the spool reader (``hive_lab/spool.py``).
+"""The hook clients (``hive_lab/hook.py`` and the C one, ``hive_lab/hookc/hive_hook.c``) and
+the spool reader (``hive_lab/core/spool.py``).
 
-Every test runs the REAL script the way an agent does (``python -S -E -s hive_lab/hook.py``,
-payload on stdin) as a subprocess. The server side is ``IngestStub``: a small stdlib HTTP
+Every client test runs twice, once per client (the ``client`` fixture): the REAL Python script
+the way an agent does (``python -S -E -s hive_lab/hook.py``, payload on stdin), and the C
+client built by ``installers.compile_client`` exactly as the server builds it. The server side is ``IngestStub``: a small stdlib HTTP
 server in a thread that stands in for the Jupyter server's ingest endpoint
 (``POST {base}hive_lab/api/hooks``, see "Hook protocol" in docs/CONTRACTS.md) until the real
 one exists; it records what it receives and answers as each test tells it to. Tests against
@@ -26,7 +28,7 @@ import pytest
 
 import hive_lab
 from hive_lab import hook
-from hive_lab.core import spool
+from hive_lab.core import installers, spool
 
 HOOK = Path(hive_lab.__file__).parent / "hook.py"
 SAMPLES = Path("/work/shared/samples/claude-code-2.1.197-hooks.jsonl")
@@ -85,15 +87,21 @@ def _make_handler(stub_box: list[IngestStub]) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(stub.raw)
                 self.close_connection = True
                 return
+            extra: list[tuple[str, str]] = []
             if stub.status == 200:
                 answer = stub.answer or {"output": None, "exit_code": 0, "stderr": ""}
-                data = json.dumps({"id": stub.next_id, "duplicate": False, **answer}).encode()
+                result = {"id": stub.next_id, "duplicate": False, **answer}
+                data = json.dumps(result).encode()
+                if self.headers.get(hook.HEADER_CLIENT) == hook.CLIENT_C1:  # like HooksHandler
+                    extra, data = hook.c1_answer(result)
                 stub.next_id += 1
             else:
                 data = json.dumps({"error": "nope", "detail": f"status {stub.status}"}).encode()
             self.send_response(stub.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            for name, value in extra:
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 
@@ -111,6 +119,38 @@ def ingest():
     yield box[0]
     server.shutdown()
     server.server_close()
+
+
+# --- the two clients -----------------------------------------------------------------------
+
+PYTHON_ONLY = {  # tests about the Python client itself (its bytecode, its imports, its helpers)
+    "test_parse_line_rejects_what_the_writer_never_writes",
+    "test_precompiled_client_behaves_the_same",
+    "test_hot_path_imports_no_heavy_modules",
+}
+_CLIENT: list[list[str]] = [[sys.executable, "-S", "-E", "-s", str(HOOK)]]
+
+
+@pytest.fixture(scope="session")
+def c_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The C client, built the way the server builds it at start-up."""
+    built = installers.compile_client(tmp_path_factory.mktemp("hookc"))
+    if not installers.is_binary(built):
+        pytest.fail("compile_client did not build the C client (is there a C compiler?)")
+    return built
+
+
+@pytest.fixture(autouse=True, params=["python", "c"])
+def client(request: pytest.FixtureRequest) -> Any:
+    """Which client ``hook_cmd``/``run_hook`` run for this test."""
+    if request.param == "c":
+        if request.node.originalname in PYTHON_ONLY:
+            pytest.skip("about the Python client only")
+        _CLIENT[0] = [str(request.getfixturevalue("c_client"))]
+    else:
+        _CLIENT[0] = [sys.executable, "-S", "-E", "-s", str(HOOK)]
+    yield request.param
+    _CLIENT[0] = [sys.executable, "-S", "-E", "-s", str(HOOK)]
 
 
 @pytest.fixture
@@ -139,7 +179,7 @@ def hook_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def hook_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-S", "-E", "-s", str(HOOK), *args]
+    return [*_CLIENT[0], *args]
 
 
 def run_hook(
@@ -217,7 +257,7 @@ def test_secret_is_not_in_argv_or_environment(ingest: IngestStub, data_dir: Path
     proc.communicate(sample_payloads()[0], timeout=20)
     assert proc.returncode == 0
     assert ingest.received[0].headers["x-hive-secret"] == SECRET  # it did travel, in the header
-    assert b"hook.py" in seen["cmdline"]  # we looked at the right process
+    assert Path(hook_cmd()[-1]).name.encode() in seen["cmdline"]  # we looked at the right process
     assert SECRET.encode() not in seen["cmdline"]
     assert SECRET.encode() not in seen["environ"]
 
@@ -275,14 +315,18 @@ def test_exit_2_with_stderr_blocks(ingest: IngestStub, data_dir: Path) -> None:
     assert result.stdout == b""
 
 
-def test_chunked_answer_is_read(ingest: IngestStub, data_dir: Path) -> None:
+def test_chunked_answer_is_read(ingest: IngestStub, data_dir: Path, client: str) -> None:
     write_server_json(data_dir, ingest.hooks_url)
-    body = json.dumps({"id": 7, "duplicate": False, "output": {"continue": False}, "exit_code": 0, "stderr": ""})
+    result = {"id": 7, "duplicate": False, "output": {"continue": False}, "exit_code": 0, "stderr": ""}
+    body, head = json.dumps(result).encode(), b""
+    if client == "c":
+        headers, body = hook.c1_answer(result)
+        head = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers)
     half = len(body) // 2
-    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part.encode()) for part in (body[:half], body[half:]))
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:half], body[half:]))
     ingest.raw = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-        + chunks + b"0\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        + head + b"\r\n" + chunks + b"0\r\n\r\n"
     )
     result = run_hook(data_dir, b"{}")
     assert result.returncode == 0

@@ -118,7 +118,8 @@ def _c_string(text: str) -> str:
 
 
 def _find_cc(cc: str | None) -> str | None:
-    for name in (cc, os.environ.get("CC"), "cc", "gcc", "clang"):
+    """``cc`` if given (only that one), else ``$CC``, ``cc``, ``gcc``, ``clang``."""
+    for name in (cc,) if cc else (os.environ.get("CC"), "cc", "gcc", "clang"):
         if name:
             found = shutil.which(name)
             if found:
