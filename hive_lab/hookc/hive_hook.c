@@ -1057,7 +1057,13 @@ static void exec_python_fallback(char **argv) {
     args[k++] = (char *)HIVE_PY_CLIENT;
     for (int i = 1; i < argc; i++) args[k++] = argv[i];
     args[k] = NULL;
-    if (access(HIVE_PY_CLIENT, R_OK) == 0) execv(HIVE_PY_EXE, args);
+    if (access(HIVE_PY_CLIENT, R_OK) == 0) {
+        signal(SIGINT, SIG_DFL); /* the Python client turns Ctrl-C into "spool, exit 0" itself */
+        signal(SIGPIPE, SIG_DFL);
+        execv(HIVE_PY_EXE, args);
+        signal(SIGINT, SIG_IGN);
+        signal(SIGPIPE, SIG_IGN);
+    }
     free(args); /* exec failed: the caller spools */
 #else
     (void)argv;
