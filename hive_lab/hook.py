@@ -22,6 +22,9 @@ Why it is written the way it is:
 - Run as a ``.py`` script the whole file is compiled at every call (~4 ms); ``compile_to()``
   writes the same client as a ``.pyc`` that ``python -S -E -s`` runs without compiling
   (benchmarks/RESULTS.md has the figures).
+- Python start-up alone is ~7 ms, over the 5 ms a guarded call may take, so the server
+  installs ``hookc/hive_hook.c`` (same protocol, same spool bytes; ~2-3 ms) when it can build
+  it; this client is the fallback, and what the C one execs for an https server.
 """
 import sys
 
