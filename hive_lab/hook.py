@@ -22,6 +22,9 @@ Why it is written the way it is:
 - Run as a ``.py`` script the whole file is compiled at every call (~4 ms); ``compile_to()``
   writes the same client as a ``.pyc`` that ``python -S -E -s`` runs without compiling
   (benchmarks/RESULTS.md has the figures).
+- Python start-up alone is ~7 ms, over the 5 ms a guarded call may take, so the server
+  installs ``hookc/hive_hook.c`` (same protocol, same spool bytes; ~2-3 ms) when it can build
+  it; this client is the fallback, and what the C one execs for an https server.
 """
 import sys
 
@@ -49,6 +52,14 @@ HEADER_SECRET = "X-Hive-Secret"
 HEADER_KEY = "X-Hive-Key"
 HEADER_FIRED = "X-Hive-Fired"
 HEADER_AGENT = "X-Hive-Agent"
+# The C client (hive_lab/hookc/hive_hook.c) sends ``X-Hive-Client: c1`` and gets its answer
+# without JSON: see ``c1_answer``.
+HEADER_CLIENT = "X-Hive-Client"
+CLIENT_C1 = "c1"
+HEADER_EXIT_CODE = "X-Hive-Exit-Code"
+HEADER_STDERR = "X-Hive-Stderr"
+HEADER_EVENT_ID = "X-Hive-Id"
+HEADER_DUPLICATE = "X-Hive-Duplicate"
 
 SERVER_JSON = "server.json"
 SPOOL_DIRNAME = "spool"
@@ -529,6 +540,30 @@ def compile_to(target: str) -> str:
 
     mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
     return py_compile.compile(__file__, cfile=target, doraise=True, invalidation_mode=mode)
+
+
+def c1_answer(result: dict) -> tuple[list[tuple[str, str]], bytes]:
+    """The ingest answer for a ``c1`` client: headers, and the body to copy to stdout.
+
+    What the Python client would do with ``result`` (``respond``), pre-chewed so the C client
+    needs no JSON parser: exit code 2 or 0, stderr as UTF-8 percent-encoded (visible ASCII
+    but ``%`` stays as is, so it is a safe header value), stdout = ``output`` as JSON + newline
+    exactly as ``dumps`` writes it, or nothing.
+    """
+    import json
+
+    output = result.get("output")
+    stderr = result.get("stderr")
+    text = stderr.encode("utf-8", "replace") if isinstance(stderr, str) else b""
+    encoded = "".join(chr(b) if 0x21 <= b <= 0x7E and b != 0x25 else "%%%02X" % b for b in text)
+    headers = [
+        (HEADER_EXIT_CODE, "2" if result.get("exit_code") == 2 else "0"),
+        (HEADER_STDERR, encoded),
+        (HEADER_EVENT_ID, str(result.get("id", ""))),
+        (HEADER_DUPLICATE, "1" if result.get("duplicate") else "0"),
+    ]
+    body = b"" if output is None else (json.dumps(output) + "\n").encode("utf-8")
+    return headers, body
 
 
 # --- the hook call --------------------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""The hook client (``hive_lab/hook.py``) and the spool reader (``hive_lab/spool.py``).
+"""The hook clients (``hive_lab/hook.py`` and the C one, ``hive_lab/hookc/hive_hook.c``) and
+the spool reader (``hive_lab/core/spool.py``).
 
-Every test runs the REAL script the way an agent does (``python -S -E -s hive_lab/hook.py``,
-payload on stdin) as a subprocess. The server side is ``IngestStub``: a small stdlib HTTP
+Every client test runs twice, once per client (the ``client`` fixture): the REAL Python script
+the way an agent does (``python -S -E -s hive_lab/hook.py``, payload on stdin), and the C
+client built by ``installers.compile_client`` exactly as the server builds it. The server side is ``IngestStub``: a small stdlib HTTP
 server in a thread that stands in for the Jupyter server's ingest endpoint
 (``POST {base}hive_lab/api/hooks``, see "Hook protocol" in docs/CONTRACTS.md) until the real
 one exists; it records what it receives and answers as each test tells it to. Tests against
@@ -26,7 +28,7 @@ import pytest
 
 import hive_lab
 from hive_lab import hook
-from hive_lab.core import spool
+from hive_lab.core import installers, spool
 
 HOOK = Path(hive_lab.__file__).parent / "hook.py"
 SAMPLES = Path("/work/shared/samples/claude-code-2.1.197-hooks.jsonl")
@@ -85,15 +87,21 @@ def _make_handler(stub_box: list[IngestStub]) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(stub.raw)
                 self.close_connection = True
                 return
+            extra: list[tuple[str, str]] = []
             if stub.status == 200:
                 answer = stub.answer or {"output": None, "exit_code": 0, "stderr": ""}
-                data = json.dumps({"id": stub.next_id, "duplicate": False, **answer}).encode()
+                result = {"id": stub.next_id, "duplicate": False, **answer}
+                data = json.dumps(result).encode()
+                if self.headers.get(hook.HEADER_CLIENT) == hook.CLIENT_C1:  # like HooksHandler
+                    extra, data = hook.c1_answer(result)
                 stub.next_id += 1
             else:
                 data = json.dumps({"error": "nope", "detail": f"status {stub.status}"}).encode()
             self.send_response(stub.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            for name, value in extra:
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 
@@ -111,6 +119,38 @@ def ingest():
     yield box[0]
     server.shutdown()
     server.server_close()
+
+
+# --- the two clients -----------------------------------------------------------------------
+
+PYTHON_ONLY = {  # tests about the Python client itself (its bytecode, its imports, its helpers)
+    "test_parse_line_rejects_what_the_writer_never_writes",
+    "test_precompiled_client_behaves_the_same",
+    "test_hot_path_imports_no_heavy_modules",
+}
+_CLIENT: list[list[str]] = [[sys.executable, "-S", "-E", "-s", str(HOOK)]]
+
+
+@pytest.fixture(scope="session")
+def c_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The C client, built the way the server builds it at start-up."""
+    built = installers.compile_client(tmp_path_factory.mktemp("hookc"))
+    if not installers.is_binary(built):
+        pytest.fail("compile_client did not build the C client (is there a C compiler?)")
+    return built
+
+
+@pytest.fixture(autouse=True, params=["python", "c"])
+def client(request: pytest.FixtureRequest) -> Any:
+    """Which client ``hook_cmd``/``run_hook`` run for this test."""
+    if request.param == "c":
+        if request.node.originalname in PYTHON_ONLY:
+            pytest.skip("about the Python client only")
+        _CLIENT[0] = [str(request.getfixturevalue("c_client"))]
+    else:
+        _CLIENT[0] = [sys.executable, "-S", "-E", "-s", str(HOOK)]
+    yield request.param
+    _CLIENT[0] = [sys.executable, "-S", "-E", "-s", str(HOOK)]
 
 
 @pytest.fixture
@@ -139,7 +179,7 @@ def hook_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def hook_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-S", "-E", "-s", str(HOOK), *args]
+    return [*_CLIENT[0], *args]
 
 
 def run_hook(
@@ -217,7 +257,7 @@ def test_secret_is_not_in_argv_or_environment(ingest: IngestStub, data_dir: Path
     proc.communicate(sample_payloads()[0], timeout=20)
     assert proc.returncode == 0
     assert ingest.received[0].headers["x-hive-secret"] == SECRET  # it did travel, in the header
-    assert b"hook.py" in seen["cmdline"]  # we looked at the right process
+    assert Path(hook_cmd()[-1]).name.encode() in seen["cmdline"]  # we looked at the right process
     assert SECRET.encode() not in seen["cmdline"]
     assert SECRET.encode() not in seen["environ"]
 
@@ -275,14 +315,18 @@ def test_exit_2_with_stderr_blocks(ingest: IngestStub, data_dir: Path) -> None:
     assert result.stdout == b""
 
 
-def test_chunked_answer_is_read(ingest: IngestStub, data_dir: Path) -> None:
+def test_chunked_answer_is_read(ingest: IngestStub, data_dir: Path, client: str) -> None:
     write_server_json(data_dir, ingest.hooks_url)
-    body = json.dumps({"id": 7, "duplicate": False, "output": {"continue": False}, "exit_code": 0, "stderr": ""})
+    result = {"id": 7, "duplicate": False, "output": {"continue": False}, "exit_code": 0, "stderr": ""}
+    body, head = json.dumps(result).encode(), b""
+    if client == "c":
+        headers, body = hook.c1_answer(result)
+        head = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers)
     half = len(body) // 2
-    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part.encode()) for part in (body[:half], body[half:]))
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:half], body[half:]))
     ingest.raw = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-        + chunks + b"0\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        + head + b"\r\n" + chunks + b"0\r\n\r\n"
     )
     result = run_hook(data_dir, b"{}")
     assert result.returncode == 0
@@ -655,3 +699,201 @@ def test_hot_path_imports_no_heavy_modules(ingest: IngestStub, data_dir: Path) -
     imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.decode().splitlines() if "|" in line}
     assert "_socket" in imported  # the log is real
     assert not imported & {"json", "socket", "os", "re", "enum", "http.client", "uuid", "site"}
+
+
+# --- the C client: same spool bytes, same drain, nothing lost against the real server ------
+
+AWKWARD_PAYLOADS = [
+    b'{"hook_event_name": "PreToolUse"}',
+    b'{"a": "\xff\xfe caf\xc3\xa9 \xed\xa0\x80 \xf0\x9f\x98\x80 \xf4\x90\x80\x80 \xc0\xaf"}',
+    bytes(range(256)),  # every byte, controls and invalid UTF-8 included
+    b'{"t": "\\u00e9 \\" \\\\ \t\r\n\x7f\x00 \xe2\x82 \xe2\x82\xac \xf0\x9f\x98"}',  # truncated sequences
+    b"",
+]
+
+
+@pytest.mark.parametrize("install", [None, "inst-1"])
+def test_spool_line_is_byte_identical_to_hook_spool_line(data_dir: Path, install: str | None) -> None:
+    """What either client writes is exactly ``hook.spool_line`` of the same call."""
+    args = ("--agent", "claude") if install is None else ("--agent", "claude", "--install", install)
+    env = {} if install is None else {"HIVE_LAB_SESSION": ""}
+    for payload in AWKWARD_PAYLOADS:
+        assert run_hook(data_dir, payload, *args, **env).returncode == 0
+    (path,) = spool_files(data_dir)
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert len(lines) == len(AWKWARD_PAYLOADS)
+    for raw, payload in zip(lines, AWKWARD_PAYLOADS):
+        obj = json.loads(raw)
+        fired_text = raw.split(b'"fired": ', 1)[1].split(b",", 1)[0].decode()
+        assert fired_text == repr(float(fired_text))  # Python's float repr
+        session = None if install else SESSION
+        assert raw == hook.spool_line(session, install, "claude", obj["key"], obj["fired"], payload)
+    got = spooled(data_dir)
+    assert [r.body for r in got] == AWKWARD_PAYLOADS
+    assert all(r.install == install and r.agent == "claude" for r in got)
+
+
+def test_stderr_and_output_survive_the_c1_encoding(ingest: IngestStub, data_dir: Path) -> None:
+    """Non-ASCII, '%', newlines and a lone surrogate in stderr; nested output JSON."""
+    write_server_json(data_dir, ingest.hooks_url)
+    stderr = "100% blocked:\nagent-2 édite «src/app.py» \ud800 ✓"
+    output = {"hookSpecificOutput": {"permissionDecision": "deny", "why": ["a", 1, None, True, 2.5, "é\n"]}}
+    ingest.answer = {"output": output, "exit_code": 2, "stderr": stderr}
+    result = run_hook(data_dir, b"{}")
+    assert result.returncode == 2
+    assert result.stderr == stderr.encode("utf-8", "replace")
+    assert result.stdout == (json.dumps(output) + "\n").encode()
+    assert not spool_files(data_dir)
+
+
+def test_server_without_c1_answer_is_spooled_not_misread(ingest: IngestStub, data_dir: Path,
+                                                         client: str) -> None:
+    """A 200 JSON answer without X-Hive-Exit-Code (a server that does not speak c1) must not be
+    copied to stdout by the C client: it spools (the key dedups the replay)."""
+    if client != "c":
+        pytest.skip("the C client's answer format")
+    write_server_json(data_dir, ingest.hooks_url)
+    body = json.dumps({"id": 1, "duplicate": False, "output": None, "exit_code": 0, "stderr": ""}).encode()
+    ingest.raw = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    result = run_hook(data_dir, b'{"x": 1}')
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
+    assert [r.key for r in spooled(data_dir)] == [ingest.received[0].headers["x-hive-key"]]
+
+
+def test_https_server_goes_through_the_python_client(data_dir: Path, client: str, c_client: Path) -> None:
+    """No TLS in C: it execs the Python client compiled in next to it, which spools here
+    (nothing listens) - the event is not lost and the agent sees exit 0."""
+    if client != "c":
+        pytest.skip("the C client's https fallback")
+    write_server_json(data_dir, f"https://127.0.0.1:{closed_port()}/hive_lab/api/hooks")
+    result = run_hook(data_dir, b'{"tls": 1}')
+    assert (result.returncode, result.stdout) == (0, b"")
+    assert [r.body for r in spooled(data_dir)] == [b'{"tls": 1}']
+    assert (c_client.parent / installers.COMPILED_NAME).exists()
+
+
+def _installed_command(cwd: Path) -> str:
+    settings = json.loads((cwd / ".claude" / "settings.local.json").read_text())
+    for group in settings["hooks"]["PreToolUse"]:
+        for entry in group["hooks"]:
+            if installers.is_ours(entry):
+                return entry["command"]
+    raise AssertionError("no Hive Lab PreToolUse hook installed")
+
+
+@pytest.mark.timeout(600)
+def test_real_server_away_loses_nothing(tmp_path: Path, client: str) -> None:
+    """Against the real Jupyter server: a delivered call, then 12 calls while the server is
+    away (6 with no server.json after a clean stop, 6 with a stale one as after a crash),
+    then a restart drains the spool: every event stored exactly once, nothing left over."""
+    from server_process import HiveServer, wait_for
+
+    srv = HiveServer(tmp_path / "srv").start()
+    name = "away-1"
+    try:
+        cwd = srv.root / name
+        cwd.mkdir()
+        status, body = srv.request("POST", "sessions", {"name": name, "agent": "hooked",
+                                                        "command": ["cat"], "cwd": str(cwd)})
+        assert status == 201, body
+        command = _installed_command(cwd)
+        assert ("/bin/" + installers.BINARY_NAME + " ") in command  # the server installed the C client
+        if client == "c":
+            argv = ["/bin/sh", "-c", command]  # exactly as Claude Code runs it
+        else:
+            argv = hook_cmd("--agent", "hooked")
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HIVE_LAB_DIR": str(srv.data_dir),
+               "HIVE_LAB_SESSION": name, "HIVE_LAB_AGENT": "hooked"}
+
+        def fire(i: int) -> subprocess.CompletedProcess[bytes]:
+            payload = json.dumps({"hook_event_name": "PreToolUse", "session_id": "cc-1",
+                                  "tool_name": "Bash", "tool_input": {"command": f"echo {i}"}, "n": i})
+            return subprocess.run(argv, input=payload.encode(), env=env, capture_output=True, timeout=30)
+
+        def stored() -> list[dict[str, Any]]:
+            events = srv.client().all_events(session=name)
+            return [e for e in events if e["agent"] != "hive"]
+
+        first = fire(0)
+        assert (first.returncode, first.stdout, first.stderr) == (0, b"", b"")  # the real allow answer
+        assert not spool.pending(srv.data_dir / "spool")
+        assert [e["payload"]["n"] for e in stored()] == [0]
+
+        server_json = (srv.data_dir / "server.json").read_text()
+        srv.stop()
+        assert not (srv.data_dir / "server.json").exists()
+        for i in range(1, 7):
+            assert fire(i).returncode == 0
+        (srv.data_dir / "server.json").write_text(server_json)  # as a crashed server leaves it
+        for i in range(7, 13):
+            assert fire(i).returncode == 0
+        lines = sum(p.read_bytes().count(b"\n") for p in spool.pending(srv.data_dir / "spool"))
+        assert lines == 12
+
+        srv.start()
+        wait_for(lambda: len(stored()) >= 13, timeout=60, what="spooled events stored")
+        wait_for(lambda: not spool.pending(srv.data_dir / "spool"), timeout=30, what="spool drained")
+        events = stored()
+        assert sorted(e["payload"]["n"] for e in events) == list(range(13))  # none lost, none twice
+        assert spool.bad_files(srv.data_dir / "spool") == []
+    finally:
+        srv.stop()
+        srv.kill_tmux()
+
+
+# --- building and installing the C client ---------------------------------------------------
+
+
+def test_compile_client_caches_and_falls_back(tmp_path: Path, client: str,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    if client != "c":
+        pytest.skip("once is enough")
+    built = installers.compile_client(tmp_path / "a")
+    assert built == tmp_path / "a" / "bin" / installers.BINARY_NAME and os.access(built, os.X_OK)
+    before = built.stat()
+    assert installers.compile_client(tmp_path / "a") == built
+    assert built.stat().st_ino == before.st_ino  # cached: not rebuilt
+    stamp = built.with_name(installers.BINARY_NAME + ".sha256")
+    stamp.write_text("stale\n")
+    assert installers.compile_client(tmp_path / "a") == built
+    assert built.stat().st_ino != before.st_ino  # rebuilt, by rename
+    assert not [p for p in built.parent.iterdir() if p.name.startswith(".build-")]
+
+    installers._warned_no_c = False
+    with caplog.at_level("WARNING"):
+        for cc in ("no-such-compiler", "false", "false"):
+            fallback = installers.compile_client(tmp_path / "b", cc=cc)
+            assert fallback == tmp_path / "b" / "bin" / installers.COMPILED_NAME
+    assert sum("Python client" in r.getMessage() for r in caplog.records) == 1  # logged once
+    assert not (tmp_path / "b" / "bin" / installers.BINARY_NAME).exists()
+    assert installers.hook_command("claude", script=fallback).startswith("test -f ")
+
+
+def test_install_and_uninstall_recognise_both_clients(tmp_path: Path, client: str, c_client: Path) -> None:
+    if client != "c":
+        pytest.skip("once is enough")
+    project = tmp_path / "p"
+    (project / ".claude").mkdir(parents=True)
+    mine = {"type": "command", "command": "echo hive_lab_hook-is-not-a-path-of-ours"}
+    old = {"type": "command", "command": installers.hook_command(
+        "claude", script=c_client.parent / installers.COMPILED_NAME)}
+    (project / ".claude" / "settings.local.json").write_text(json.dumps(
+        {"hooks": {"Stop": [{"hooks": [mine]}], "PreToolUse": [{"hooks": [old]}]}}))
+    installers.install("claude", project, script=c_client)
+    settings = json.loads((project / ".claude" / "settings.local.json").read_text())
+    commands = [h["command"] for g in settings["hooks"]["PreToolUse"] for h in g["hooks"]]
+    assert commands == [old["command"], f"test -x {c_client} && exec {c_client} --agent claude"]
+    assert all(installers.is_ours({"command": c}) for c in commands)
+    assert not installers.is_ours(mine)
+    installers.uninstall("claude", project)
+    left = json.loads((project / ".claude" / "settings.local.json").read_text())
+    assert left == {"hooks": {"Stop": [{"hooks": [mine]}]}}
+
+
+def test_missing_c_client_never_blocks(tmp_path: Path, client: str) -> None:
+    """The installed command with its binary gone exits 1 (non-blocking), never 2."""
+    if client != "c":
+        pytest.skip("once is enough")
+    command = installers.hook_command("claude", script=tmp_path / "bin" / installers.BINARY_NAME)
+    done = subprocess.run(["/bin/sh", "-c", command], input=b"{}", capture_output=True, timeout=30)
+    assert done.returncode == 1

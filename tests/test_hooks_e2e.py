@@ -43,9 +43,9 @@ def test_hooks_installed_in_project_settings_and_removed(server: HiveServer, wor
     data = json.loads(settings.read_text())
     assert data["permissions"] == mine["permissions"]
     stop_cmds = [h["command"] for g in data["hooks"]["Stop"] for h in g["hooks"]]
-    assert "echo mine" in stop_cmds and any("hive_lab_hook.pyc" in c for c in stop_cmds)
+    assert "echo mine" in stop_cmds and any("/bin/hive_lab_hook" in c for c in stop_cmds)
     for event in ("SessionStart", "PreToolUse", "PermissionRequest", "Notification", "SessionEnd"):
-        assert any("hive_lab_hook.pyc" in h["command"] for g in data["hooks"][event]
+        assert any("/bin/hive_lab_hook" in h["command"] for g in data["hooks"][event]
                    for h in g["hooks"]), event
     status, _ = server.request("DELETE", "sessions/installer")
     assert status == 200

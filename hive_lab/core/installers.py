@@ -8,9 +8,13 @@ command line, so nothing is written for it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import shlex
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,9 +22,15 @@ from typing import Any
 from .datadir import atomic_write
 from .errors import BadRequest
 
+log = logging.getLogger(__name__)
+
 HOOK_SCRIPT = Path(__file__).resolve().parent.parent / "hook.py"
+C_SOURCE = Path(__file__).resolve().parent.parent / "hookc" / "hive_hook.c"
 COMPILED_NAME = "hive_lab_hook.pyc"  # written by the server into <data_dir>/bin at start-up
-MARKERS = ("hive_lab/hook.py", COMPILED_NAME)
+BINARY_NAME = "hive_lab_hook"  # the C client, built next to it when a compiler is there
+MARKERS = ("hive_lab/hook.py", COMPILED_NAME, "/bin/" + BINARY_NAME)
+CC_FLAGS = ("-O2", "-std=c99", "-DHIVE_HOOK_CONFIG")
+_warned_no_c = False  # "no C client" is logged once per process, not at every start
 
 CLAUDE_EVENTS = (
     "SessionStart", "Setup", "UserPromptSubmit", "UserPromptExpansion", "PreToolUse",
@@ -44,12 +54,17 @@ GEMINI_EVENTS = (
 
 def hook_argv(agent: str, install: str | None = None, argv_payload: bool = False,
               script: Path | None = None) -> list[str]:
-    """The hook client's argv: our interpreter without site imports, for speed.
+    """The hook client's argv.
 
-    ``script`` is the precompiled client (``<data_dir>/bin/hive_lab_hook.pyc``, ~4 ms faster
-    per call than compiling ``hook.py`` each time); the plain source is the fallback.
+    ``script`` is what ``compile_client`` built: the C client (``<data_dir>/bin/hive_lab_hook``,
+    run directly: no interpreter start-up), or the precompiled Python client
+    (``hive_lab_hook.pyc``, ~4 ms faster per call than compiling ``hook.py`` each time), run
+    by our interpreter without site imports; the plain source is the last fallback.
     """
-    argv = [sys.executable, "-S", "-E", "-s", str(script or HOOK_SCRIPT), "--agent", agent]
+    if script is not None and is_binary(script):
+        argv = [str(script), "--agent", agent]
+    else:
+        argv = [sys.executable, "-S", "-E", "-s", str(script or HOOK_SCRIPT), "--agent", agent]
     if install:
         argv += ["--install", install]
     if argv_payload:
@@ -60,26 +75,109 @@ def hook_argv(agent: str, install: str | None = None, argv_payload: bool = False
 def hook_command(agent: str, install: str | None = None, script: Path | None = None) -> str:
     """The hook client as one shell command line (Claude and Gemini run hooks through sh).
 
-    Guarded by ``test -f``: if the client file is gone (package removed, data dir wiped),
-    python would exit 2, which Claude Code reads as "block this tool call".
+    Guarded by ``test -f`` (``test -x`` for the C client): if the client file is gone (package
+    removed, data dir wiped), python would exit 2, which Claude Code reads as "block this tool
+    call"; a failed ``test`` exits 1, a non-blocking error.
     """
     argv = hook_argv(agent, install, script=script)
+    if script is not None and is_binary(script):
+        return f"test -x {shlex.quote(argv[0])} && exec {shlex.join(argv)}"
     return f"test -f {shlex.quote(argv[4])} && exec {shlex.join(argv)}"
+
+
+def is_binary(script: Path | str) -> bool:
+    """The C client (run as is) rather than a Python script (run by the interpreter)."""
+    return Path(script).name == BINARY_NAME
 
 
 def is_ours(entry: Any) -> bool:
     return isinstance(entry, dict) and any(m in str(entry.get("command", "")) for m in MARKERS)
 
 
-def compile_client(data_dir: Path) -> Path:
-    """Write the precompiled hook client for this interpreter; returns its path."""
+def compile_client(data_dir: Path, cc: str | None = None) -> Path:
+    """Build the hook clients into ``<data_dir>/bin``; returns the one to install.
+
+    Always writes the precompiled Python client (the fallback, and what the C client execs
+    for an https server); then builds the C client, which is returned when it built.
+    """
     from .. import hook
 
     target = Path(data_dir) / "bin" / COMPILED_NAME
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = target.with_suffix(".tmp")
     hook.compile_to(str(tmp))
     os.replace(tmp, target)
+    binary = build_c_client(target.parent, target, cc)
+    return binary or target
+
+
+def _c_string(text: str) -> str:
+    """A C string literal for any path (every byte but [A-Za-z0-9/._-] as an octal escape)."""
+    safe = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-"
+    return '"' + "".join(chr(b) if b in safe else "\\%03o" % b for b in os.fsencode(text)) + '"'
+
+
+def _find_cc(cc: str | None) -> str | None:
+    """``cc`` if given (only that one), else ``$CC``, ``cc``, ``gcc``, ``clang``."""
+    for name in (cc,) if cc else (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name:
+            found = shutil.which(name)
+            if found:
+                return found
+    return None
+
+
+def _no_c_client(reason: str) -> None:
+    global _warned_no_c
+    if not _warned_no_c:
+        _warned_no_c = True
+        log.warning("hook client: using the Python client (~10 ms per call, not ~1-3 ms): %s", reason)
+
+
+def build_c_client(bin_dir: Path, pyc: Path, cc: str | None = None) -> Path | None:
+    """Compile ``hookc/hive_hook.c`` into ``bin_dir/hive_lab_hook``; None if it cannot be.
+
+    Cached by a hash of the source, the compiler, its flags and the built-in fallback paths
+    (``<binary>.sha256``), so a restart costs nothing. The binary is written to a temporary
+    name and renamed: an agent running the old one keeps its inode, never a half-written file.
+    """
+    compiler = _find_cc(cc)
+    if compiler is None:
+        _no_c_client("no C compiler (cc, gcc or clang) on PATH")
+        return None
+    try:
+        source = C_SOURCE.read_bytes()
+    except OSError as exc:
+        _no_c_client(f"cannot read {C_SOURCE}: {exc}")
+        return None
+    config = (f"#define HIVE_PY_EXE {_c_string(sys.executable)}\n"
+              f"#define HIVE_PY_CLIENT {_c_string(str(pyc))}\n")
+    digest = hashlib.sha256(b"\0".join([source, config.encode(), compiler.encode(),
+                                         " ".join(CC_FLAGS).encode()])).hexdigest()
+    target = Path(bin_dir) / BINARY_NAME
+    stamp = target.with_name(BINARY_NAME + ".sha256")
+    try:
+        if os.access(target, os.X_OK) and stamp.read_text().strip() == digest:
+            return target
+    except OSError:
+        pass
+    with tempfile.TemporaryDirectory(dir=bin_dir, prefix=".build-") as tmp:
+        (Path(tmp) / "hive_hook_config.h").write_text(config)
+        out = Path(tmp) / BINARY_NAME
+        try:
+            done = subprocess.run([compiler, *CC_FLAGS, "-I", tmp, "-o", str(out), str(C_SOURCE)],
+                                  capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.SubprocessError) as exc:
+            _no_c_client(f"{compiler} failed to run: {exc}")
+            return None
+        if done.returncode != 0 or not out.is_file():
+            _no_c_client(f"{compiler} exited {done.returncode}: {done.stderr.strip()[-2000:]}")
+            return None
+        os.chmod(out, 0o700)
+        os.replace(out, target)
+        stamp_tmp = stamp.with_name(stamp.name + ".tmp")
+        stamp_tmp.write_text(digest + "\n")
+        os.replace(stamp_tmp, stamp)
     return target
 
 

@@ -264,6 +264,14 @@ class HooksHandler(web.RequestHandler):
             self.set_status(error_status(exc))
             self.finish(json.dumps(error_body(exc)))
             return
+        if h.get("X-Hive-Client") == "c1":  # the C hook client: answer in headers, no JSON
+            from ..hook import c1_answer
+
+            headers, body = c1_answer(result)
+            for name, value in headers:
+                self.set_header(name, value)
+            self.finish(body)
+            return
         self.finish(json.dumps(result))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
