@@ -28,6 +28,8 @@ HEADER_SECRET = "X-Hive-Secret"
 HEADER_KEY = "X-Hive-Key"
 HEADER_FIRED = "X-Hive-Fired"
 HEADER_AGENT = "X-Hive-Agent"
+HEADER_CLIENT = "X-Hive-Client"  # "c1": the C client, answered in headers (no JSON parser)
+CLIENT_C1 = "c1"
 
 # -- session states --------------------------------------------------------------------------
 STARTING, WORKING, WAITING, IDLE, EXITED, ERROR = (

@@ -14,7 +14,8 @@ from tornado import web
 
 from ..core.errors import BadRequest, HiveError
 from ..core.facade import Hive
-from ..wire import API_PREFIX, HOOKS_PATH, STREAM_PATH
+from ..hook import c1_answer
+from ..wire import API_PREFIX, CLIENT_C1, HEADER_CLIENT, HOOKS_PATH, STREAM_PATH
 from .base import HiveHandler, api, error_body, error_status, parse_bool, parse_int, parse_time
 from .stream import EventStreamHandler
 
@@ -264,10 +265,8 @@ class HooksHandler(web.RequestHandler):
             self.set_status(error_status(exc))
             self.finish(json.dumps(error_body(exc)))
             return
-        if h.get("X-Hive-Client") == "c1":  # the C hook client: answer in headers, no JSON
-            from ..hook import c1_answer
-
-            headers, body = c1_answer(result)
+        if self.request.headers.get(HEADER_CLIENT) == CLIENT_C1:  # the C hook client:
+            headers, body = c1_answer(result)  # the answer in headers, no JSON to parse
             for name, value in headers:
                 self.set_header(name, value)
             self.finish(body)

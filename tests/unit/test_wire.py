@@ -9,8 +9,9 @@ from hive_lab.core.names import validate_name
 
 
 def test_hook_client_headers_are_the_wire_headers() -> None:
-    for name in ("SESSION", "INSTALL", "SECRET", "KEY", "FIRED", "AGENT"):
+    for name in ("SESSION", "INSTALL", "SECRET", "KEY", "FIRED", "AGENT", "CLIENT"):
         assert getattr(hook, f"HEADER_{name}") == getattr(wire, f"HEADER_{name}")
+    assert hook.CLIENT_C1 == wire.CLIENT_C1
 
 
 @pytest.mark.parametrize("name", [
