@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from .events import iso
 
-from ..wire import EXITED, ERROR, IDLE, STARTING, STATES as NAMES, WAITING, WORKING  # noqa: E402
+from ..wire import EXITED, ERROR, IDLE, STARTING, STATES as NAMES, WAITING, WORKING  # noqa: E402,F401
 
 # How long hook evidence is trusted before the screen may overrule it.
 HOOK_TRUST_SECONDS = 3.0
