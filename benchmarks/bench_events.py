@@ -661,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
     # A SIGTERM (e.g. run_all.py stopped) still stops our server and tmux socket.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    print(f"# bench_events: Hive Lab hook events against a real Jupyter server")
+    print("# bench_events: Hive Lab hook events against a real Jupyter server")
     print(f"date {time.strftime('%Y-%m-%d %H:%M')}; {machine()}")
     print(f"at start: {load()}", flush=True)
     if load_note():

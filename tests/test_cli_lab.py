@@ -75,7 +75,7 @@ def test_lab_command_line_keeps_every_jupyter_flag() -> None:
     argv = cli.lab_argv(str(NOTEBOOK), ["--no-browser", "--port", "9000"], root=True)
     assert argv is not None and argv[1] == "lab"
     assert argv[-4:] == ["--allow-root", "--no-browser", "--port", "9000"]
-    assert f"--LabApp.default_url=/lab/tree/notebooks/HiveOS.ipynb" in argv
+    assert "--LabApp.default_url=/lab/tree/notebooks/HiveOS.ipynb" in argv
     assert "--allow-root" not in cli.lab_argv(str(NOTEBOOK), [], root=False)
     given = cli.lab_argv(str(NOTEBOOK), ["--allow-root"], root=True)
     assert given.count("--allow-root") == 1

@@ -72,9 +72,9 @@ def test_spawn_in_repo_makes_worktree_on_hive_branch(server: HiveServer, repo: P
 
 
 def test_live_state_diff_overlap_and_predicted_conflict(server: HiveServer, repo: Path) -> None:
-    a = agent(server, "edit-a", repo)
-    b = agent(server, "edit-b", repo)
-    c = agent(server, "edit-c", repo)
+    agent(server, "edit-a", repo)
+    agent(server, "edit-b", repo)
+    agent(server, "edit-c", repo)
     start = server.get("status")["last_event_id"]
     type_in(server, "edit-a", "sed -i 's/line two/line two by A/' shared.txt && "
                               "git commit -qam 'A edits shared' && echo done-a")
