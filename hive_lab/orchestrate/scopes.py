@@ -22,6 +22,8 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from hive_lab.core.errors import BadRequest
 
+from .edge import parse_list
+
 MAX_PATTERNS = 200
 MAX_PATTERN_LEN = 1024
 _GLOB_CHARS = frozenset("*?[")
@@ -41,18 +43,7 @@ class Scoped(Protocol):
 
 def validate_patterns(value: Any, what: str = "scope") -> tuple[str, ...]:
     """Check a list of globs from a request body; return them NFC-normalised, in order, unique."""
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise BadRequest(f"{what} must be a list of glob strings")
-    if len(value) > MAX_PATTERNS:
-        raise BadRequest(f"{what} has {len(value)} patterns; at most {MAX_PATTERNS}")
-    out: list[str] = []
-    for item in value:
-        pattern = validate_pattern(item, what)
-        if pattern not in out:
-            out.append(pattern)
-    return tuple(out)
+    return parse_list(value, what, MAX_PATTERNS, validate_pattern, "glob strings")
 
 
 def validate_pattern(item: Any, what: str = "scope") -> str:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Mapping
 from hive_lab.core.errors import BadRequest
 from hive_lab.core.names import validate_name
 
+from .edge import parse_list
 from .errors import DependencyCycle, IllegalTransition, UnknownDependency
 from .scopes import validate_patterns
 
@@ -216,18 +217,7 @@ def parse_int(value: Any, what: str, lo: int, hi: int) -> int:
 
 
 def parse_names(value: Any, what: str, cap: int) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise BadRequest(f"{what} must be a list of names")
-    if len(value) > cap:
-        raise BadRequest(f"{what} has {len(value)} entries; at most {cap}")
-    out: list[str] = []
-    for item in value:
-        name = validate_name(item, what)
-        if name not in out:
-            out.append(name)
-    return tuple(out)
+    return parse_list(value, what, cap, validate_name, "names")
 
 
 def parse_check(value: Any) -> tuple[str, ...] | None:
