@@ -115,7 +115,7 @@ def loads(text: str):
     try:
         import _json
 
-        scan = _json.make_scanner(_ScanContext)
+        scan = _json.make_scanner(_ScanContext)  # type: ignore[arg-type]
     except Exception:  # a Python without the C accelerator
         import json
 
@@ -167,7 +167,7 @@ def _env(name: str) -> str | None:
 
 
 def _read_fd(fd: int) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         chunk = posix.read(fd, 1 << 16)
         if not chunk:
@@ -428,7 +428,7 @@ def _read_response(sock, deadline: float) -> tuple[int, bytes]:
 
 def _dechunk(data: bytes) -> bytes | None:
     """Body of a complete chunked message, or None while incomplete."""
-    out = []
+    out: list[bytes] = []
     pos = 0
     while True:
         line_end = data.find(b"\r\n", pos)
@@ -539,7 +539,8 @@ def compile_to(target: str) -> str:
     import py_compile
 
     mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
-    return py_compile.compile(__file__, cfile=target, doraise=True, invalidation_mode=mode)
+    compiled = py_compile.compile(__file__, cfile=target, doraise=True, invalidation_mode=mode)
+    return compiled or target
 
 
 def c1_answer(result: dict) -> tuple[list[tuple[str, str]], bytes]:

@@ -18,7 +18,7 @@ import asyncio
 import warnings
 from datetime import datetime
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import TypeAlias, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,7 @@ PALETTE = px.colors.qualitative.Plotly
 BUCKETS = ("1s", "10s", "1min", "5min", "15min", "1h", "6h", "1D")
 MAX_BUCKETS = 500
 TOKEN_KINDS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
-Data = pd.DataFrame | HiveClient
+Data: TypeAlias = "pd.DataFrame | HiveClient"
 Fetch = Callable[[pd.DataFrame | None], pd.DataFrame]
 Render = Callable[[pd.DataFrame], go.Figure]
 
@@ -99,7 +99,7 @@ class LiveFigure(go.FigureWidget):
         """Show ``frame`` (call on the loop's thread only)."""
         fig = _for_widget(_keep_ui(self._hive_render(frame)))
         with self.batch_update():
-            self.data = []
+            self.data = []  # type: ignore[var-annotated]
             self.add_traces(list(fig.data))
             self.layout = fig.layout
         self._hive_frame = frame

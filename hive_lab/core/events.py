@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
+import time as _time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -47,7 +47,7 @@ class Event:
     event: str
     payload: dict[str, Any]
     time: float
-    received: float = field(default_factory=time.time)
+    received: float = field(default_factory=_time.time)
     tool: str | None = None
     tool_use_id: str | None = None
     agent_session_id: str | None = None
@@ -123,7 +123,7 @@ def from_hook(payload: dict[str, Any], *, key: str, session: str, agent: str,
               fired: float | None, received: float | None = None) -> Event:
     """Build an :class:`Event` from a validated hook payload."""
     name = event_name(payload)
-    received = received if received is not None else time.time()
+    received = received if received is not None else _time.time()
     tool = payload.get("tool_name")
     tool_use_id = payload.get("tool_use_id")
     agent_sid = payload.get("session_id") or payload.get("thread-id") or payload.get("thread_id")
@@ -144,6 +144,6 @@ def from_hook(payload: dict[str, Any], *, key: str, session: str, agent: str,
 
 def internal(session: str, name: str, payload: dict[str, Any], summary: str = "") -> Event:
     """An event Hive Lab itself emits (state changes, git, usage...)."""
-    now = time.time()
+    now = _time.time()
     return Event(key=new_key("hive-"), session=session, agent="hive", event=name,
                  payload=payload, time=now, received=now, summary=summary)

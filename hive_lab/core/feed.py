@@ -50,7 +50,8 @@ async def event_feed(store: Store, bus: Broadcaster, after: int, filters: dict[s
         while True:  # replay; if we fell behind while replaying, replay again
             sub = bus.subscribe(queue_size)
             while True:
-                rows = store.events(after=last, limit=REPLAY_PAGE, **filters)
+                rows = store.events(after=last, limit=REPLAY_PAGE, session=filters.get("session"),
+                                    event=filters.get("event"))
                 if not rows:
                     break
                 for event in rows:

@@ -918,10 +918,12 @@ def _range(g: _Git, repo: str, tip: str, head: str, cache: GitCache) -> _Range:
         if mb and ahead:
             names = g.out("diff", "--name-only", "-z", "--no-renames", "--end-of-options", mb, head)
             committed = tuple(sorted(_dec(n) for n in names.split(b"\0") if n))
+        conflicts: tuple[str, ...] = ()
+        clean: bool | None
         if mb is None:
-            clean, conflicts = None, ()
+            clean = None
         elif ahead == 0 or behind == 0:
-            clean, conflicts = True, ()  # nothing to merge, or a fast-forward
+            clean = True  # nothing to merge, or a fast-forward
         else:
             conflict, paths, _, _ = _merge_tree(g, tip, head)
             clean = None if conflict is None else not conflict

@@ -68,7 +68,7 @@ class Store:
         if cur.rowcount == 0:
             row = cur.execute("SELECT id FROM events WHERE key = ?", (event.key,)).fetchone()
             return int(row[0]), True
-        event.id = int(cur.lastrowid)
+        event.id = int(cur.lastrowid or 0)
         if event.event == STATE_CHANGED:
             self._insert_transition(cur, event)
         for extra in (on_inserted(event) if on_inserted else None) or ():
@@ -90,7 +90,8 @@ class Store:
                limit: int = 1000, before: int | None = None, since: float | None = None,
                until: float | None = None, agent: str | None = None) -> list[Event]:
         """Events with ``id > after`` in id order, filtered in SQL."""
-        where, args = ["id > ?"], [after]
+        where: list[str] = ["id > ?"]
+        args: list[Any] = [after]
         for column, value in (("session", session), ("event", event), ("agent", agent)):
             if value is not None:
                 where.append(f"{column} = ?")

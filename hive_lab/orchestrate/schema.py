@@ -6,6 +6,8 @@ out cannot write over the one that took the task over.
 """
 from __future__ import annotations
 
+import sqlite3
+
 MIGRATION_SQL: list[str] = [
     """CREATE TABLE IF NOT EXISTS tasks (
         id TEXT PRIMARY KEY,
@@ -68,7 +70,7 @@ MIGRATION_SQL: list[str] = [
 ]
 
 
-def apply(conn: "sqlite3.Connection") -> None:  # noqa: F821 - for tests and scripts
+def apply(conn: sqlite3.Connection) -> None:  # for tests and scripts
     """Run the DDL on ``conn`` (idempotent). The server uses its own migration runner."""
     with conn:
         for stmt in MIGRATION_SQL:

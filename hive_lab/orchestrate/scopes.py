@@ -329,14 +329,14 @@ def locate(path: str, worktree: str, repo_root: str, *, cwd: str | None = None,
         roots.append((_real(wt), OTHER_WORKTREE, task_id))
     roots.append((_real(repo_root), MAIN_CHECKOUT, None))
     roots.sort(key=lambda r: len(r[0]), reverse=True)
-    for root, kind, task_id in roots:
+    for root, kind, owner in roots:
         rel = _under(real, root)
         if rel is None:
             continue
         rel = nfc(rel)
         if rel == ".git" or rel.startswith(".git/"):
-            return Location(GIT_DIR, rel, real, task_id)
-        return Location(kind, rel, real, task_id)
+            return Location(GIT_DIR, rel, real, owner)
+        return Location(kind, rel, real, owner)
     return Location(OUTSIDE, None, real)
 
 

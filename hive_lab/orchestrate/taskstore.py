@@ -136,7 +136,7 @@ def update_attempt(conn: sqlite3.Connection, attempt: Attempt) -> None:
 
 
 def list_attempts(conn: sqlite3.Connection, task_id: str | None = None) -> list[Attempt]:
-    sql, args = "SELECT * FROM attempts", ()
+    sql, args = "SELECT * FROM attempts", tuple[str, ...]()
     if task_id is not None:
         sql, args = sql + " WHERE task_id = ?", (task_id,)
     return [Attempt.from_row(r) for r in _conn(conn).execute(sql + " ORDER BY task_id, n", args)]
@@ -177,7 +177,7 @@ def add_scope_request(conn: sqlite3.Connection, task_id: str, glob: Any, why: An
         cur = conn.execute(
             "INSERT INTO scope_requests (task_id, glob, why, session, created) VALUES (?,?,?,?,?)",
             (task_id, pattern, why, session, now))
-    return get_scope_request(conn, int(cur.lastrowid))
+    return get_scope_request(conn, int(cur.lastrowid or 0))
 
 
 def get_scope_request(conn: sqlite3.Connection, req_id: int) -> ScopeRequest:

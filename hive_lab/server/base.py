@@ -147,4 +147,4 @@ def api(method: Callable[..., Any]) -> Callable[..., Awaitable[None]]:
         except E.HiveError as exc:
             self.fail(exc)
 
-    return web.authenticated(authorized(wrapper))
+    return web.authenticated(authorized(wrapper))  # type: ignore[return-value]

@@ -18,7 +18,7 @@ from typing import Any
 try:  # a declared dependency; the fallback keeps the CLI working in a bare environment
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised by the fallback test through the flag
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]
 
 HAVE_ORJSON = _orjson is not None
 

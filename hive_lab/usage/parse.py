@@ -292,11 +292,11 @@ def _parse_time(value: Any) -> datetime | None:
 # Claude Code transcript lines
 # --------------------------------------------------------------------------------------------
 
-_scan = json.JSONDecoder().scan_once  # the C scanner without json.loads' per-call overhead
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner without json.loads' per-call overhead
 try:  # twice as fast on the cut lines, and reads bytes (no decode); optional
     from orjson import loads as _orjson_loads
 except ImportError:  # pragma: no cover - the stdlib scanner does the same work
-    _orjson_loads = None
+    _orjson_loads = None  # type: ignore[assignment]
 _USAGE = b'"usage":{'
 _MESSAGE = b'"message":{'
 _CONTENT = b',"content":'
@@ -441,7 +441,7 @@ def _tokens(usage: dict) -> Tokens | None:
         return None  # same rule as ccusage: a usage without both counts is no usage
     read = get("cache_read_input_tokens")
     w5, w1h = _cache_writes(usage)
-    return int(inp), int(out), w5, w1h, read if type(read) is int else _num(read)
+    return int(inp), int(out), w5, w1h, read if type(read) is int else _num(read)  # type: ignore[arg-type]
 
 
 def _ids(root: dict, msg: dict) -> tuple[str | None, str | None]:
@@ -681,7 +681,7 @@ class _CodexState:
         return None
 
     def _meta(self, payload: dict) -> None:
-        meta = payload.get("meta") if isinstance(payload.get("meta"), dict) else payload
+        meta: dict = payload["meta"] if isinstance(payload.get("meta"), dict) else payload
         if isinstance(meta.get("id"), str) and meta["id"]:
             self.session_id = meta["id"]
         if isinstance(meta.get("cwd"), str):
@@ -699,6 +699,7 @@ class _CodexState:
         if not isinstance(info, dict) or when is None:
             return None
         total = _codex_usage(info.get("total_token_usage"))
+        delta: dict[str, int] | None
         if total is not None:
             delta = _codex_delta(total, self.prev)
             self.prev = total
@@ -1038,8 +1039,8 @@ class UsageTally:
         """The counted rows, rebuilt one at a time."""
         strings = self._strings
         for key, packed in self._by_key.items():
-            _, mid, rid = key.split("\0")
-            yield _unpacked_row(packed, strings, mid, rid)
+            _, key_mid, key_rid = key.split("\0")
+            yield _unpacked_row(packed, strings, key_mid, key_rid)
         for mid, rid, packed in self._unkeyed:
             yield _unpacked_row(packed, strings, mid, rid)
 

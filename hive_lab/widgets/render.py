@@ -114,8 +114,8 @@ def sessions_table(sessions: Iterable[dict[str, Any]], now: datetime | None = No
             f"<td>{esc(s.get('agent'))}</td>"
             f"<td>{badge(state)} <span class='hive-muted'>via {esc(state.get('source'))}</span></td>"
             f"<td class='hive-muted'>{esc(ago(state.get('since'), now))}</td>"
-            f"<td>{git_cell(git.get(s.get('name')))}</td>"
-            f"<td>{cost_cell(usage.get(s.get('name')))}</td>"
+            f"<td>{git_cell(git.get(str(s.get('name'))))}</td>"
+            f"<td>{cost_cell(usage.get(str(s.get('name'))))}</td>"
             "</tr>")
     if not rows:
         return STYLE + '<div class="hive-empty">No sessions yet: start one below.</div>'
