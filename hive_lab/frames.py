@@ -572,17 +572,14 @@ def tasks(client: HiveClient, state: str | None = None, repo: str | None = None,
 
 
 def _attempt_record(task_id: str, a: Mapping[str, Any]) -> dict[str, Any]:
-    started, ended = a.get("started"), a.get("ended")
-    span = (pd.Timedelta(seconds=ended - started)
-            if isinstance(started, (int, float)) and isinstance(ended, (int, float)) else None)
-    return {**a, "task": a.get("task_id", task_id), "duration": span,
-            "outcome": a.get("outcome"), "check_tail": a.get("check_tail") or None}
+    return {**a, "task": a.get("task_id", task_id), "check_tail": a.get("check_tail") or None}
 
 
 def attempts_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Task JSON (``GET tasks``) -> the :func:`attempts` frame (oldest attempt first)."""
     rows = [_attempt_record(t["id"], a) for t in records for a in t.get("attempts") or []]
     frame = _build(rows, "attempts")
+    frame["duration"] = (frame["ended"] - frame["started"]).astype(SPAN)  # NaT while it runs
     return frame.sort_values(["started", "task", "n"], kind="stable", ignore_index=True)
 
 
