@@ -359,3 +359,48 @@ def test_an_agent_asks_for_scope_and_a_person_approves_it_with_the_cli(
     again = subprocess.run([*base, "approve", str(request["id"])], capture_output=True,
                            text=True, env=env)
     assert again.returncode == 1 and "already approved" in again.stderr
+
+
+def test_a_refused_request_is_told_to_the_agent_which_stays_in_scope(
+        server: HiveServer, client: HiveClient, repo: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    ask = "hive-lab task request-scope rs-no 'docs/**' --why 'want to edit the docs'"
+    client.add_task(id="rs-no", repo=str(repo), agent="scripted", scope=["src/**"],
+                    check=["test", "-f", "src/instead.py"],
+                    prompt=f"@run {ask}\n@await was refused\n@write src/instead.py X = 1\n"
+                           "@commit within scope")
+    wait_for(lambda: client.task("rs-no")["state"]["name"] == "blocked", timeout=40,
+             what="rs-no blocked")
+    (request,) = client.scope_requests(task="rs-no", state="pending")
+    code, out, err = run_cli(server, capsys, "task", "refuse", str(request["id"]), "--note",
+                             "docs are frozen this week")
+    assert code == 0, err
+    assert "stays outside the scope of task rs-no" in out
+    screen = wait_for(lambda: "frozen" in (s := client.screen("rs-no")) and s,
+                      what="the refusal typed to the agent")
+    assert "Your request for docs/** was refused: docs are frozen this week" in " ".join(
+        screen.split())
+    done = wait_for(lambda: (t := client.task("rs-no"))["state"]["name"] in ("done", "failed")
+                    and t, timeout=40, what="rs-no done")
+    assert done["state"]["name"] == "done" and done["scope"] == ["src/**"]
+    (decided,) = client.scope_requests(task="rs-no")
+    assert (decided["state"], decided["note"]) == ("refused", "docs are frozen this week")
+
+
+def test_cli_retry_puts_a_failed_task_back(server: HiveServer, client: HiveClient, repo: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    client.add_task(id="rt-crash", prompt="@exit 3", repo=str(repo), agent="scripted",
+                    scope=["src/**"], max_attempts=1)
+    wait_for(lambda: client.task("rt-crash")["state"]["name"] == "failed", timeout=40,
+             what="rt-crash failed")
+    code, out, _ = run_cli(server, capsys, "task", "ls", "--state", "failed")
+    assert "rt-crash" in out and "1/1" in out and "status 3" in out
+    code, out, err = run_cli(server, capsys, "task", "retry", "rt-crash", "--json")
+    assert code == 0, err
+    assert json.loads(out)["state"] == {**json.loads(out)["state"], "name": "ready",
+                                        "reason": "retried by request"}
+    failed = wait_for(lambda: (t := client.task("rt-crash"))["state"]["name"] == "failed"
+                      and len(t["attempts"]) == 2 and t, timeout=40, what="the second attempt")
+    assert [a["outcome"] for a in failed["attempts"]] == ["died", "died"]
+    code, out, err = run_cli(server, capsys, "task", "retry", "nope-404")
+    assert code == 1 and "not_found" in err and "nope-404" in err
