@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import taskcli
 from .client import HiveAPIError, HiveClient
 
 
@@ -230,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", default="claude", choices=["claude", "gemini"])
     p.add_argument("--remove", action="store_true")
     p.set_defaults(func=cmd_install_hooks)
+
+    taskcli.add_parser(sub)
 
     sub.add_parser("usage", help="token usage and cost from transcripts (no server needed)",
                    add_help=False)

@@ -229,6 +229,60 @@ class HiveClient:
         return self.request("GET", "usage/rows", params={"session": session, "since": since,
                                                          "until": until})["rows"]
 
+    # -- tasks ----------------------------------------------------------------------------
+    def add_task(self, spec: dict[str, Any] | None = None, /, **fields: Any) -> dict[str, Any]:
+        """Create a task (201): ``add_task(id=..., prompt=..., repo=..., scope=[...])`` or
+        ``add_task({...})``. ``repo`` defaults to the current directory; ``check`` is an argv
+        list (the server refuses a string rather than guess how to split it)."""
+        body = {**(spec or {}), **fields}
+        body.setdefault("repo", os.getcwd())
+        return self.request("POST", "tasks", {k: v for k, v in body.items() if v is not None})
+
+    def tasks(self, state: str | None = None, repo: str | None = None,
+              session: str | None = None) -> list[dict[str, Any]]:
+        """Tasks (filtered on the server), each with its attempts and, while it waits, ``why``."""
+        return self.request("GET", "tasks", params={"state": state, "repo": repo,
+                                                    "session": session})["tasks"]
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        return self.request("GET", f"tasks/{_q(task_id)}")
+
+    def patch_task(self, task_id: str, **fields: Any) -> dict[str, Any]:
+        """Change ``priority``, ``scope``, ``check`` (``None`` removes it) or ``max_attempts``;
+        ``state="canceled"`` cancels."""
+        return self.request("PATCH", f"tasks/{_q(task_id)}", fields)
+
+    def cancel_task(self, task_id: str) -> dict[str, Any]:
+        """Cancel (its session stops; the worktree keeps its work)."""
+        return self.patch_task(task_id, state="canceled")
+
+    def delete_task(self, task_id: str) -> dict[str, Any]:
+        return self.request("DELETE", f"tasks/{_q(task_id)}")
+
+    def retry_task(self, task_id: str) -> dict[str, Any]:
+        """Put a failed task back to ready (with one more attempt if it used them all)."""
+        return self.request("POST", f"tasks/{_q(task_id)}/retry", {})
+
+    def scope_requests(self, task: str | None = None,
+                       state: str | None = None) -> list[dict[str, Any]]:
+        """Agents' requests for more scope; ``state`` is pending, approved or refused."""
+        return self.request("GET", "scope-requests",
+                            params={"task": task, "state": state})["requests"]
+
+    def approve_scope(self, rid: int, note: str = "") -> dict[str, Any]:
+        """The glob joins the task's scope; the agent is told and continues."""
+        return self.request("POST", f"scope-requests/{int(rid)}", {"approve": True, "note": note})
+
+    def refuse_scope(self, rid: int, note: str = "") -> dict[str, Any]:
+        """The agent is told no (with ``note``) and continues within its scope."""
+        return self.request("POST", f"scope-requests/{int(rid)}", {"approve": False, "note": note})
+
+    def accept_violations(self, task_id: str, paths: Iterable[str]) -> dict[str, Any]:
+        """Accept out-of-scope changes the audit flagged; they no longer hold the task back."""
+        if isinstance(paths, str):
+            paths = [paths]
+        return self.request("POST", f"tasks/{_q(task_id)}/violations", {"accept": list(paths)})
+
     async def stream(self, after: int = 0, session: str | None = None, event: str | None = None,
                      reconnect: bool = True) -> AsyncIterator[dict[str, Any]]:
         """Yield events live, forever; reconnects from the last id (no gap, no duplicate)."""

@@ -9,7 +9,8 @@ Frames have a fixed, documented column order and exact dtypes, empty or not:
 
 - times are tz-aware UTC (``datetime64[ns, UTC]``), spans ``timedelta64[ns]``;
 - states, agents, models, event names, tools and state sources are ``category``
-  (``state`` always has the categories of :data:`hive_lab.wire.STATES`, in that order);
+  (``state`` always has the categories of :data:`hive_lab.wire.STATES`, in that order; a
+  task's ``state`` those of :data:`hive_lab.wire.TASK_STATES`);
 - counts, ids and exit statuses are nullable ``Int64``, costs nullable ``Float64``, flags
   nullable ``boolean``, text ``string`` (``pd.NA`` when absent); lists and payloads ``object``.
 
@@ -28,12 +29,12 @@ import pandas as pd
 
 if TYPE_CHECKING:  # the client builds frames lazily (client.frames): no import circle
     from .client import HiveClient
-from .wire import STATES
+from .wire import STATES, TASK_STATES
 
 __all__ = [
     "Frames", "sessions", "events", "transitions", "git", "git_files", "overlaps",
-    "conflicts", "usage", "usage_from_files", "SCHEMAS", "empty", "concat", "with_spans",
-    "STATES",
+    "conflicts", "usage", "usage_from_files", "tasks", "attempts", "SCHEMAS", "empty", "concat",
+    "with_spans", "STATES", "TASK_STATES",
 ]
 
 UsageBy = Literal["rows", "session", "day", "model", "block"]
@@ -44,7 +45,7 @@ SPAN = "timedelta64[ns]"
 PAGE = 10000  # the server's largest page of events or transitions
 
 # -- schemas: column -> kind, in display order ---------------------------------------------
-# kinds: "time", "span", "state", "category", "string", "Int64", "Float64", "boolean", "object"
+# kinds: "time", "span", "state", "task_state", "category", "string", "Int64", "Float64", "boolean", "object"
 _TOKENS = [("input", "Int64"), ("output", "Int64"), ("cache_write_5m", "Int64"),
            ("cache_write_1h", "Int64"), ("cache_read", "Int64"), ("total_tokens", "Int64")]
 _AGG = [("requests", "Int64"), ("input", "Int64"), ("output", "Int64"),
@@ -106,6 +107,22 @@ SCHEMAS: dict[str, list[tuple[str, str]]] = {
         ("first", "time"), ("last", "time"), *_AGG, ("models", "object"),
     ],
     "usage_day": [("day", "time"), *_AGG, ("models", "object")],
+    "tasks": [
+        ("id", "string"), ("title", "string"), ("state", "task_state"), ("reason", "string"),
+        ("why", "string"), ("since", "time"), ("created", "time"), ("priority", "Int64"),
+        ("agent", "category"), ("requires", "object"), ("scope", "object"),
+        ("shared", "object"), ("depends_on", "object"), ("check", "string"),
+        ("max_attempts", "Int64"), ("attempts", "Int64"), ("round", "Int64"),
+        ("violations", "Int64"), ("guard_degraded", "Int64"), ("cost", "Float64"),
+        ("session", "string"), ("branch", "string"), ("base", "string"),
+        ("worktree", "string"), ("repo", "string"), ("prompt", "string"),
+    ],
+    "attempts": [
+        ("task", "string"), ("n", "Int64"), ("id", "Int64"), ("session", "string"),
+        ("profile", "category"), ("started", "time"), ("ended", "time"),
+        ("duration", "span"), ("outcome", "category"), ("reason", "string"),
+        ("rounds", "Int64"), ("cost", "Float64"), ("check_tail", "string"),
+    ],
     "usage_model": [("model", "category"), *_AGG],
     "usage_block": [
         ("start", "time"), ("end", "time"), ("actual_end", "time"), ("is_active", "boolean"),
@@ -149,6 +166,8 @@ def _column(values: Sequence[Any], kind: str) -> Any:
         return pd.Series(pd.to_timedelta(list(values))).astype(SPAN)
     if kind == "state":
         return _categorical(values, STATES)
+    if kind == "task_state":
+        return _categorical(values, TASK_STATES)
     if kind == "category":
         return _categorical(values)
     if kind == "string":
@@ -508,6 +527,76 @@ def usage_from_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[
     return usage_report_frame(usage_report(rows, by, pricing), by)  # type: ignore[arg-type]
 
 
+# -- tasks ----------------------------------------------------------------------------------
+def _task_record(t: Mapping[str, Any]) -> dict[str, Any]:
+    state = t.get("state") or {}
+    flags = t.get("flags") or {}
+    check = t.get("check")
+    costs = [a.get("cost") for a in t.get("attempts") or [] if a.get("cost") is not None]
+    return {
+        **{k: t.get(k) for k in ("id", "title", "why", "created", "priority", "agent",
+                                 "max_attempts", "session", "branch", "base", "worktree",
+                                 "repo", "prompt")},
+        **{k: list(t.get(k) or []) for k in ("requires", "scope", "shared", "depends_on")},
+        "state": state.get("name"), "reason": state.get("reason"), "since": state.get("since"),
+        "check": shlex.join(check) if isinstance(check, list) else check,
+        "attempts": len(t.get("attempts") or []), "round": flags.get("round"),
+        "violations": len(flags.get("violations") or []),
+        "guard_degraded": sum(int(s.get("events", 1)) for s in flags.get("guard_degraded") or []),
+        "cost": sum(costs) if costs else None,
+    }
+
+
+def tasks_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Task JSON (``GET tasks``) -> the :func:`tasks` frame."""
+    return _build((_task_record(t) for t in records), "tasks")
+
+
+def tasks(client: HiveClient, state: str | None = None, repo: str | None = None,
+          session: str | None = None) -> pd.DataFrame:
+    """The server's tasks, one row each (filters applied by the server).
+
+    Columns: ``id``, ``title`` (string); ``state`` (category of :data:`TASK_STATES`, in the
+    order of the state machine: pending, ready, running, waiting, checking, blocked, done,
+    failed, canceled), ``reason`` (string: why it moved there), ``why`` (string: why a
+    pending/ready/blocked task is not running; NA otherwise), ``since``/``created`` (time);
+    ``priority`` (Int64), ``agent`` (category: the profile asked for, NA = any),
+    ``requires``, ``scope``, ``shared``, ``depends_on`` (object: lists), ``check`` (string,
+    shell-quoted argv; NA = none), ``max_attempts``, ``attempts`` (Int64: started so far),
+    ``round`` (Int64: check round of the current attempt), ``violations`` (Int64:
+    out-of-scope changes open), ``guard_degraded`` (Int64: tool calls the guard missed while
+    the server was away), ``cost`` (Float64 USD over its attempts, NA if unknown),
+    ``session``, ``branch``, ``base``, ``worktree``, ``repo``, ``prompt`` (string).
+    """
+    return tasks_frame(client.tasks(state=state, repo=repo, session=session))
+
+
+def _attempt_record(task_id: str, a: Mapping[str, Any]) -> dict[str, Any]:
+    return {**a, "task": a.get("task_id", task_id), "check_tail": a.get("check_tail") or None}
+
+
+def attempts_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Task JSON (``GET tasks``) -> the :func:`attempts` frame (oldest attempt first)."""
+    rows = [_attempt_record(t["id"], a) for t in records for a in t.get("attempts") or []]
+    frame = _build(rows, "attempts")
+    frame["duration"] = (frame["ended"] - frame["started"]).astype(SPAN)  # NaT while it runs
+    return frame.sort_values(["started", "task", "n"], kind="stable", ignore_index=True)
+
+
+def attempts(client: HiveClient, state: str | None = None, repo: str | None = None,
+             session: str | None = None) -> pd.DataFrame:
+    """Every attempt of every task (the tasks filtered as in :func:`tasks`), oldest first.
+
+    Columns: ``task`` (string), ``n`` (Int64: 1 for the first attempt), ``id`` (Int64),
+    ``session`` (string), ``profile`` (category: the agent profile that ran it), ``started``,
+    ``ended`` (time; NA while it runs), ``duration`` (timedelta; NA while it runs),
+    ``outcome`` (category: done, check_failed, died, lost, canceled, ...; NA while it runs),
+    ``reason`` (string), ``rounds`` (Int64: check rounds), ``cost`` (Float64, NA if unknown),
+    ``check_tail`` (string: the end of the last check's output).
+    """
+    return attempts_frame(client.tasks(state=state, repo=repo, session=session))
+
+
 # -- accessor -------------------------------------------------------------------------------
 class Frames:
     """The frame functions bound to one client: ``Frames(hive).events(session="a")``."""
@@ -552,4 +641,14 @@ class Frames:
               until: TimeLike = None) -> pd.DataFrame:
         """See :func:`hive_lab.frames.usage`."""
         return usage(self.client, by, session, since, until)
+
+    def tasks(self, state: str | None = None, repo: str | None = None,
+              session: str | None = None) -> pd.DataFrame:
+        """See :func:`hive_lab.frames.tasks`."""
+        return tasks(self.client, state, repo, session)
+
+    def attempts(self, state: str | None = None, repo: str | None = None,
+                 session: str | None = None) -> pd.DataFrame:
+        """See :func:`hive_lab.frames.attempts`."""
+        return attempts(self.client, state, repo, session)
 

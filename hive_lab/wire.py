@@ -36,6 +36,12 @@ STARTING, WORKING, WAITING, IDLE, EXITED, ERROR = (
     "starting", "working", "waiting", "idle", "exited", "error")
 STATES = (STARTING, WORKING, WAITING, IDLE, EXITED, ERROR)
 
+# -- task states (hive_lab.orchestrate.tasks.STATES; a test checks they agree) -----------------
+TASK_STATES = ("pending", "ready", "running", "waiting", "checking", "blocked", "done", "failed",
+               "canceled")
+SCOPE_REQUEST_STATES = ("pending", "approved", "refused")
+SCOPE_REQUEST_HOOK = "ScopeRequest"  # the hook event `hive-lab task request-scope` posts
+
 # -- events Hive Lab emits itself (agent "hive") -------------------------------------------------
 HIVE_AGENT = "hive"
 STATE_CHANGED = "StateChanged"

@@ -109,7 +109,71 @@ dated pricing table (an unknown model is reported as unknown, never as $0). Grou
 hive.usage(by="session")["totals"]
 """),
         md("""
-## 7. Clean up
+## 7. Give the agents tasks
+
+A **task** is a prompt with boundaries: a repository, a **scope** (the files it may change), the
+capabilities it **requires** of an agent profile, tasks it **depends on**, and a **check** that
+decides when it is done. Hive Lab starts each task when it can, on a profile that qualifies, in
+its own worktree on branch `hive/<id>`, and keeps its agent inside the scope (a write elsewhere
+is denied before it happens, or flagged by the audit). Whenever a task is not running, its
+`why` says what it waits for.
+
+This demo is safe to run: it works in a throwaway git repository made here, and its tasks ask
+for a capability (`teaching-demo`) that no agent profile has, so no agent starts. Give a real
+task `requires=["implement"]` and Claude Code, Codex or Gemini picks it up.
+"""),
+        code("""
+import subprocess, tempfile, time
+from pathlib import Path
+
+demo_repo = Path(tempfile.mkdtemp(prefix="hive-demo-"))
+(demo_repo / "docs").mkdir()
+(demo_repo / "docs" / "index.md").write_text("# Demo\\n")
+git = ["git", "-C", str(demo_repo), "-c", "user.name=Demo", "-c", "user.email=demo@example.com"]
+subprocess.run([*git, "init", "-q"], check=True)
+subprocess.run([*git, "add", "-A"], check=True)
+subprocess.run([*git, "commit", "-qm", "initial"], check=True)
+demo_repo
+"""),
+        code("""
+hive.add_task(id="demo-docs", repo=str(demo_repo), prompt="Describe the install steps in docs/",
+              scope=["docs/**"], requires=["teaching-demo"],
+              check=["test", "-f", "docs/install.md"])
+hive.add_task(id="demo-review", repo=str(demo_repo), prompt="Review the new docs (read only)",
+              depends_on=["demo-docs"], requires=["review"])
+for _ in range(50):  # the planner runs every task_interval seconds (default 1)
+    if "teaching-demo" in (hive.task("demo-docs").get("why") or ""):
+        break
+    time.sleep(0.2)
+for t in hive.tasks(repo=str(demo_repo)):
+    print(f"{t['id']:<12} {t['state']['name']:<8} why: {t.get('why')}")
+"""),
+        md("""
+The same as a DataFrame: `state` is a categorical of every task state in order (`pending`,
+`ready`, `running`, `waiting`, `checking`, `blocked`, `done`, `failed`, `canceled`), times are
+tz-aware, counts nullable integers. `hive.frames.attempts()` has one row per attempt (its agent
+profile, outcome, check rounds, duration).
+"""),
+        code("""
+hive.frames.tasks(repo=str(demo_repo))[["id", "state", "why", "scope", "requires", "depends_on"]]
+"""),
+        md("""
+When an agent needs a file outside its scope it runs `hive-lab task request-scope <task> '<glob>'
+--why '...'` in its session; the task turns `blocked`, and you decide:
+`hive.scope_requests(state="pending")`, then `hive.approve_scope(rid)` (the glob joins the scope
+and the agent is told to continue) or `hive.refuse_scope(rid, note="...")`. From a terminal:
+`hive-lab task ls`, `hive-lab task requests`, `hive-lab task approve ID`.
+
+Canceling stops a task's session (its worktree keeps the work); deleting removes the record.
+"""),
+        code("""
+for tid in ("demo-review", "demo-docs"):
+    hive.cancel_task(tid)
+    hive.delete_task(tid)
+[t["id"] for t in hive.tasks(repo=str(demo_repo))]
+"""),
+        md("""
+## 8. Clean up
 
 `kill()` ends the whole process tree of the agent (children that called `setsid` included).
 """),

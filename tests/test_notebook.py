@@ -29,6 +29,25 @@ def test_notebook_cells_run_without_error(server: HiveServer, kernel: RemoteKern
     # the demo text came back byte-exact through tmux
     assert "hello from the notebook; $(not run) #{not expanded}" in "".join(r.stdout for r in outputs)
     assert "demo-echo" not in [s["name"] for s in server.get("sessions")["sessions"]]
+    # the tasks section explained why its task waits, then left nothing behind
+    printed = "".join(r.stdout for r in outputs)
+    assert "demo-docs    ready    why: no installed profile has capability 'teaching-demo'" in printed
+    assert "demo-review  pending  why: waits for task demo-docs" in printed
+    assert not [t for t in server.get("tasks")["tasks"] if t["id"].startswith("demo-")]
+
+
+def test_notebook_is_what_the_script_writes() -> None:
+    """notebooks/HiveOS.ipynb is generated: edit scripts/make_notebooks.py, then run it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_notebooks",
+                                                  ROOT / "scripts" / "make_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    stored = nbformat.read(NOTEBOOK, as_version=4)
+    fresh = module.hiveos()
+    assert [(c.cell_type, c.source) for c in stored.cells] == \
+        [(c.cell_type, c.source) for c in fresh.cells]
 
 
 def test_panel_actions_and_live_updates(server: HiveServer, kernel: RemoteKernel, workdir: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[2] / "hive_lab"
 MODULES: dict[str, Path] = {}
 KERNEL_SIDE = ("hive_lab.client", "hive_lab.frames", "hive_lab.plots", "hive_lab.widgets",
-               "hive_lab.cli")
+               "hive_lab.cli", "hive_lab.taskcli")
 
 
 def _module_name(path: Path) -> str:

@@ -25,3 +25,10 @@ def test_server_and_hook_client_accept_exactly_the_same_names(name: str) -> None
     except BadRequest:
         server_ok = False
     assert hook.valid_name(name) == server_ok == bool(wire.NAME_RE.fullmatch(name))
+
+
+def test_task_vocabulary_is_the_orchestrators() -> None:
+    from hive_lab.orchestrate import runtime, tasks
+
+    assert wire.TASK_STATES == tasks.STATES
+    assert wire.SCOPE_REQUEST_HOOK == runtime.SCOPE_REQUEST_HOOK
