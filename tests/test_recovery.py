@@ -118,3 +118,71 @@ def test_the_same_tool_call_again_and_again_is_flagged_looping(server: HiveServe
     flags = task(server, "loopy")["flags"]
     assert flags["looping"]["repeats"] == 3
     server.request("PATCH", "tasks/loopy", {"state": "canceled"})
+
+
+def test_the_fleet_restart_cap_holds_with_many_crashing_agents(tmp_path: Path) -> None:
+    srv = make_server(tmp_path, fleet_restarts_per_hour=3, restart_backoff_base=0.2)
+    try:
+        repo = new_repo(srv, "fleet")
+        for i in range(5):
+            add(srv, id=f"storm{i}", prompt="@exit 1", repo=str(repo), agent="crashy",
+                max_attempts=4)
+        capped = wait_for(lambda: [t for t in srv.get("tasks")["tasks"]
+                                   if "fleet restart cap" in (t.get("why") or "")],
+                          timeout=60, what="a task held by the fleet cap")
+        assert capped
+        time.sleep(3)  # more ticks: nothing else may restart within the hour
+        assert len(all_events(srv, "AgentRestarted")) == 3
+        srv.stop(signal.SIGKILL)
+        srv.start()  # the restarts of the last hour are remembered
+        time.sleep(3)
+        assert len(all_events(srv, "AgentRestarted")) == 3
+        held = [t for t in srv.get("tasks")["tasks"] if "fleet restart cap" in (t.get("why") or "")]
+        assert held, [(t["id"], t["state"], t.get("why")) for t in srv.get("tasks")["tasks"]]
+    finally:
+        srv.stop()
+        srv.kill_tmux()
+
+
+# -- rate limits: parked provider, staggered resume, once each, across a restart --------------
+def test_a_rate_limit_parks_the_provider_and_resumes_staggered_once_across_a_restart(
+        tmp_path: Path) -> None:
+    srv = make_server(tmp_path, rate_limit_probe=6.0, resume_stagger=2.0)
+    try:
+        repo = new_repo(srv, "limits")
+        for i in (1, 2):
+            add(srv, id=f"lim{i}", prompt=f"@stopfail rate_limit", repo=str(repo),
+                agent="guarded", scope=[f"src/l{i}/**"])
+        for i in (1, 2):
+            parked = until_state(srv, f"lim{i}", "waiting", timeout=40)
+            assert "provider claude parked until" in parked["why"], parked
+            assert srv.get(f"sessions/lim{i}")["state"]["reason"] == "rate_limit"
+        assert len(all_events(srv, "ProviderParked")) == 1  # one parking for the fleet
+        add(srv, id="later", prompt="nothing to do", repo=str(repo), agent="guarded",
+            scope=["src/later/**"])
+        why = wait_for(lambda: (w := task(srv, "later").get("why") or "").startswith(
+            "provider claude parked until") and w, timeout=20, what="the parked why")
+        assert "rate limit" in why
+        srv.stop(signal.SIGKILL)  # mid-parking
+        srv.start()
+        assert task(srv, "later")["state"]["name"] == "ready"
+        try:
+            for i in (1, 2):
+                until_state(srv, f"lim{i}", "done", timeout=60)
+        except AssertionError:
+            for e in srv.get("events?limit=10000")["events"]:
+                if e["session"] in ("lim1", "lim2", "claude"):
+                    print(e["id"], e["session"], e["event"], e["summary"][:160])
+            print(task(srv, "lim1"))
+            raise
+        until_state(srv, "later", "done", timeout=60)
+        told = {i: [s for s, r in reasons(srv, f"lim{i}") if r.startswith("told to continue")]
+                for i in (1, 2)}
+        assert [len(v) for v in told.values()] == [1, 1], told  # none resumed twice
+        first, second = sorted(told[1] + told[2])
+        assert second - first >= 2.0  # staggered, not all at once
+        assert len(all_events(srv, "ProviderResumed")) == 1
+        assert len(all_events(srv, "ProviderParked")) == 1
+    finally:
+        srv.stop()
+        srv.kill_tmux()

@@ -90,15 +90,12 @@ class Recovery:
             why = f"{reason.replace('_', ' ')}: waits for the agent to continue"
         else:
             current = existing
-            if existing is None or existing.due(now) <= now:
-                if existing is not None and isinstance(resumed_at, (int, float)) \
-                        and flags.get("resumed_park") == existing.since:
-                    current = replace(after_probe_failed(existing, now, self.cfg), since=now)
-                else:
-                    current = park(None, provider, kind, resume_at, now, self.cfg,
-                                   source=f"session {task.id}")
-                    if existing is not None:
-                        current = replace(current, probes=existing.probes)
+            if existing is None:
+                current = park(None, provider, kind, resume_at, now, self.cfg,
+                               source=f"session {task.id}")
+            elif isinstance(resumed_at, (int, float)) and flags.get("resumed_park") == existing.since:
+                # Told to continue in this parking and refused again: the probe failed.
+                current = replace(after_probe_failed(existing, now, self.cfg), since=now)
             elif resume_at is not None and (existing.until or 0) < resume_at:
                 current = replace(existing, until=resume_at)
             if current != existing:
