@@ -52,8 +52,17 @@ CONFLICT_PREDICTED = "ConflictPredicted"
 USAGE_UPDATED = "UsageUpdated"
 SCREEN_ANSWERED = "ScreenAnswered"  # Hive Lab pressed keys on an agent's start-up screen
 HOOK_DECIDED = "HookDecided"  # a policy answered a blocking hook with deny or ask
+# Recovery (orchestrate/recovery.py); the notifier picks these up by name.
+PROVIDER_PARKED = "ProviderParked"  # a provider's API refused (429/529): no new sessions of it
+PROVIDER_RESUMED = "ProviderResumed"  # its parking ended; parked sessions were told to go on
+SESSION_STALLED = "SessionStalled"  # working, but no hook and no screen change for N minutes
+SESSION_LOOPING = "SessionLooping"  # the same tool call with the same input N times in a row
+AUTH_FAILED = "AuthFailed"  # the API refused the key (401): failed at once, never retried
+AGENT_RESTARTED = "AgentRestarted"  # a task's agent started again (attempt > 1)
+RECOVERY_EVENTS = (PROVIDER_PARKED, PROVIDER_RESUMED, SESSION_STALLED, SESSION_LOOPING,
+                   AUTH_FAILED, AGENT_RESTARTED)
 HIVE_EVENTS = (STATE_CHANGED, SESSION_CREATED, SESSION_REMOVED, GIT_CHANGED, CONFLICT_PREDICTED,
-               USAGE_UPDATED, SCREEN_ANSWERED, HOOK_DECIDED)
+               USAGE_UPDATED, SCREEN_ANSWERED, HOOK_DECIDED, *RECOVERY_EVENTS)
 
 # -- stream control messages -----------------------------------------------------------------
 MSG_HELLO, MSG_LIVE, MSG_HEARTBEAT, MSG_RESYNC, MSG_ERROR = (

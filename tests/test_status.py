@@ -62,3 +62,41 @@ def test_claude_permission_cue_matches_its_dialog_only() -> None:
     idle = "─" * 40 + "\n❯ \n" + "─" * 40 + "\n"
     assert CLAUDE_CUES.find("permission", dialog)
     assert not CLAUDE_CUES.find("permission", idle)
+
+
+# -- API refusals (StopFailure): a rate limit waits, other failures are errors --------------
+def test_stop_failure_rate_limit_is_waiting_not_error() -> None:
+    """Claude Code 2.1.197 fires StopFailure(error=rate_limit) on a 429 it does not retry."""
+    payload = {"error": "rate_limit", "session_id": "a",
+               "last_assistant_message": "API Error: Request rejected (429) · rate_limit_error"}
+    state = decide_from_hook("StopFailure", payload, State(WORKING, "hook", 1.0), HookMemory(), 2.0)
+    assert state is not None and (state.name, state.reason) == (WAITING, "rate_limit")
+    assert state.resume_at is None  # nothing says when: the orchestrator probes
+    assert "resume_at" not in state.to_json()
+
+
+def test_stop_failure_rate_limit_with_a_reset_time_carries_resume_at() -> None:
+    payload = {"error": "rate_limit", "last_assistant_message": "Limit reached · resets in 5 min"}
+    state = decide_from_hook("StopFailure", payload, State(WORKING, "hook", 1.0), HookMemory(), 100.0)
+    assert state is not None and state.resume_at == 400.0
+    assert State.from_record(state.to_record()) == state  # survives the store
+    assert "resume_at" in state.to_json()
+
+
+def test_stop_failure_overloaded_waits_and_others_are_errors() -> None:
+    prev = State(WORKING, "hook", 1.0)
+    over = decide_from_hook("StopFailure", {"error": "overloaded"}, prev, HookMemory(), 2.0)
+    assert over is not None and (over.name, over.reason) == (WAITING, "overloaded")
+    for error in ("authentication_failed", "server_error", "unknown", "billing_error"):
+        state = decide_from_hook("StopFailure", {"error": error}, prev, HookMemory(), 2.0)
+        assert state is not None and (state.name, state.reason) == ("error", error)
+    state = decide_from_hook("StopFailure", {}, prev, HookMemory(), 2.0)
+    assert state is not None and (state.name, state.reason) == ("error", "failure")
+
+
+def test_a_prompt_after_a_rate_limit_is_working_again() -> None:
+    tracker = Tracker()
+    tracker.on_hook("s", "StopFailure", {"error": "rate_limit"}, 1.0)
+    assert tracker.get("s").name == WAITING
+    tracker.on_hook("s", "UserPromptSubmit", {}, 2.0)
+    assert tracker.get("s").name == WORKING

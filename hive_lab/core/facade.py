@@ -35,6 +35,7 @@ from .status import Tracker
 from .store import Store
 from .tmux import Tmux
 from .usagemonitor import UsageMonitor
+from ..orchestrate.recovery import RecoveryConfig
 from ..orchestrate.runtime import Orchestrator, OrchestratorConfig
 from ..usage.parse import Pricing
 from ..wire import API_PREFIX, HOOKS_PATH
@@ -61,6 +62,7 @@ class HiveConfig:
     task_interval: float = 1.0  # seconds between orchestration ticks
     check_timeout: float = 600.0
     max_rounds: int = 3
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)  # failure policies
 
 
 class Hive:
@@ -90,7 +92,8 @@ class Hive:
             self.paths.db, self.store, self.sessions, self.recorder, self.git, self.signals,
             self.deciders, OrchestratorConfig(max_agents=config.max_agents,
                                               max_rounds=config.max_rounds,
-                                              check_timeout=config.check_timeout))
+                                              check_timeout=config.check_timeout,
+                                              recovery=config.recovery))
         self._loops: list[asyncio.Task[Any]] = []
         self.started = time.time()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Sequence
 
+from ..orchestrate.recoverystore import MIGRATION_SQL as RECOVERY_SQL
 from ..orchestrate.schema import MIGRATION_SQL as ORCHESTRATION_SQL
 from .errors import HiveError
 
@@ -63,9 +64,13 @@ CREATE INDEX IF NOT EXISTS transitions_by_session ON transitions (session, id);
 # 2: orchestration (tasks, attempts, scope requests); the DDL lives with its code.
 V2_ORCHESTRATION = ";\n".join(ORCHESTRATION_SQL)
 
+# 3: recovery (parked providers, the fleet's restarts, resume marks).
+V3_RECOVERY = ";\n".join(RECOVERY_SQL)
+
 MIGRATIONS: tuple[str, ...] = (
     V1_BASE,
     V2_ORCHESTRATION,
+    V3_RECOVERY,
 )
 
 

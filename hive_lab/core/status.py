@@ -44,6 +44,7 @@ class State:
     tool: str | None = None
     exit_status: int | None = None
     detail: str | None = None
+    resume_at: float | None = None  # waiting(rate_limit): when the agent expects to go on
 
     def same_as(self, other: "State | None") -> bool:
         """Equal apart from timing and provenance: no transition to record."""
@@ -56,6 +57,8 @@ class State:
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
+        if self.resume_at is not None:
+            out["resume_at"] = iso(self.resume_at)
         return out
 
     def to_record(self) -> dict[str, Any]:
@@ -65,7 +68,9 @@ class State:
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> "State":
         fields = {k: data.get(k) for k in ("name", "source", "since", "reason", "tool",
-                                           "exit_status", "detail")}
+                                           "exit_status", "detail", "resume_at")}
+        if not isinstance(fields["resume_at"], (int, float)):
+            fields["resume_at"] = None
         if not isinstance(fields["since"], (int, float)):
             fields["since"] = time.time()
         return cls(**fields)
@@ -152,7 +157,13 @@ def decide_from_hook(event: str, payload: dict[str, Any], prev: State, memory: H
     if event == "Elicitation":
         return State(WAITING, src, now, reason="question")
     if event == "StopFailure":
-        return State(ERROR, src, now, reason=_str(payload.get("error")) or "failure")
+        error = _str(payload.get("error")) or "failure"
+        if error in RATE_LIMIT_ERRORS:
+            # The API refused for now, the agent is fine: it waits (NOTES.md, "API errors").
+            return State(WAITING, src, now, reason=RATE_LIMIT_ERRORS[error],
+                         detail=_str(payload.get("last_assistant_message")),
+                         resume_at=_resume_at(payload, now))
+        return State(ERROR, src, now, reason=error)
     if event in _IDLE_EVENTS:
         return State(IDLE, src, now)
     if event in _WORKING_EVENTS:
@@ -205,6 +216,32 @@ def decide_from_screen(screen: str, cues: ScreenCues, has_hooks: bool, prev: Sta
         return State(WORKING, "screen", now)
     if cues.find("idle", screen) or prev.name in (STARTING, WORKING, WAITING):
         return State(IDLE, "screen", now)
+    return None
+
+
+# StopFailure ``error`` values that mean "not now" rather than "broken": waiting, not error.
+RATE_LIMIT_ERRORS = {"rate_limit": "rate_limit", "overloaded": "overloaded",
+                     "overloaded_error": "overloaded"}
+_RESET_RE = re.compile(r"(?:retry|reset)s?\s+(?:in|after)\s+(\d+(?:\.\d+)?)\s*(s|sec|seconds?|m|min|minutes?)\b",
+                       re.IGNORECASE)
+
+
+def _resume_at(payload: dict[str, Any], now: float) -> float | None:
+    """When a rate-limited agent expects to go on, if the hook says (a number of seconds, or
+    "retry in N s" / "resets in N min" in its message); None when unknown."""
+    for key in ("retry_after", "resets_in"):
+        value = payload.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            return now + float(value)
+    for key in ("resets_at", "resume_at"):
+        value = payload.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > now:
+            return float(value)
+    text = payload.get("last_assistant_message")
+    match = _RESET_RE.search(text) if isinstance(text, str) else None
+    if match:
+        unit = 60.0 if match.group(2).lower().startswith("m") else 1.0
+        return now + float(match.group(1)) * unit
     return None
 
 

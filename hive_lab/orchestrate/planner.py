@@ -20,6 +20,7 @@ class ProfileInfo:
     capabilities: frozenset[str] = frozenset()
     installed: bool = True
     max_sessions: int | None = None
+    parked: str | None = None  # why no session of it starts now (its provider is parked)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class RunningInfo:
 @dataclass(frozen=True)
 class Limits:
     max_agents: int | None = None
+    restarts_left: int | None = None  # the fleet's restart cap: restarts still allowed now
+    restarts_why: str = "fleet restart cap reached"
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,7 @@ def plan(tasks: Iterable[Task], profiles: Iterable[ProfileInfo], sessions: Itera
             out.promote.append(t.id)
         candidates.append(t)
     candidates.sort(key=lambda t: (-t.priority, t.created, t.id))
+    restarts_left = limits.restarts_left
 
     eligible_cache: dict[tuple[frozenset[str], str | None], list[ProfileInfo] | str] = {}
     for t in candidates:
@@ -150,6 +154,10 @@ def plan(tasks: Iterable[Task], profiles: Iterable[ProfileInfo], sessions: Itera
             eligible_cache[key] = eligible
         if isinstance(eligible, str):
             out.why[t.id] = eligible
+            continue
+        not_before = t.flags.get("not_before")
+        if isinstance(not_before, (int, float)) and not_before > now:
+            out.why[t.id] = str(t.flags.get("not_before_why") or t.state_reason)
             continue
         hit = holders.first_overlap(t)
         if hit is not None:
@@ -166,11 +174,20 @@ def plan(tasks: Iterable[Task], profiles: Iterable[ProfileInfo], sessions: Itera
         if limits.max_agents is not None and fleet >= limits.max_agents:
             out.why[t.id] = f"fleet at max_agents={limits.max_agents}"
             continue
-        free = [p for p in eligible if p.max_sessions is None or load[p.name] < p.max_sessions]
+        unparked = [p for p in eligible if not p.parked]
+        if not unparked:
+            out.why[t.id] = str(eligible[0].parked)
+            continue
+        free = [p for p in unparked if p.max_sessions is None or load[p.name] < p.max_sessions]
         if not free:
-            full = ", ".join(f"profile {p.name} at max_sessions={p.max_sessions}" for p in eligible)
+            full = ", ".join(f"profile {p.name} at max_sessions={p.max_sessions}" for p in unparked)
             out.why[t.id] = full
             continue
+        if t.attempts and restarts_left is not None:
+            if restarts_left <= 0:
+                out.why[t.id] = limits.restarts_why
+                continue
+            restarts_left -= 1
         chosen = min(free, key=lambda p: (load[p.name], p.name))
         out.start.append(Start(t.id, chosen.name))
         load[chosen.name] += 1

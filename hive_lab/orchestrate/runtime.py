@@ -22,7 +22,7 @@ import sqlite3
 import sys
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,12 +34,14 @@ from ..core.gitmonitor import GitMonitor
 from ..core.recorder import Recorder
 from ..core.sessions import Session, SessionManager, SpawnRequest
 from ..core.signals import Signals
-from ..core.status import EXITED, IDLE, STARTING, WAITING as S_WAITING, WORKING
+from ..core.status import ERROR as S_ERROR, EXITED, IDLE, STARTING, WAITING as S_WAITING, WORKING
 from ..core.store import Store
 from . import claims, guard, prompts, taskstore
 from .audit import audit
 from .checks import CheckResult, run_check
 from .planner import Limits, ProfileInfo, RunningInfo, plan
+from .recovering import RATE_REASONS, Recovery
+from .recovery import AUTH, CRASH, RecoveryConfig, decide_retry
 from .tasks import (ACTIVE, BLOCKED, CANCELED, CHECKING, DONE, FAILED, PENDING, READY, RUNNING,
                     TERMINAL, WAITING, Attempt, Task, TaskPatch, TaskSpec, check_dependencies,
                     transition)
@@ -62,6 +64,7 @@ class OrchestratorConfig:
     check_timeout: float = 600.0
     lease_seconds: float = 60.0
     owner: str = ""
+    recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
 
     def __post_init__(self) -> None:
         if not self.owner:
@@ -90,8 +93,10 @@ class Orchestrator:
         self._checks: dict[str, asyncio.Task[None]] = {}
         self._delivering: dict[str, asyncio.Task[None]] = {}
         self._lock = asyncio.Lock()
+        self.recovery = Recovery(self, self.config.recovery)
         deciders.register(self._guard)
         signals.stored.connect(self._on_event)
+        signals.stored.connect(self.recovery.on_event)
         signals.unguarded.connect(self._on_unguarded)
 
     def close(self) -> None:
@@ -221,8 +226,12 @@ class Orchestrator:
                     await self._reconcile(task, now)
             tasks = taskstore.list_tasks(self.conn, with_attempts=True)
             self._cache = {t.id: t for t in tasks}
+            await self.recovery.tick(tasks, now)
+            tasks = taskstore.list_tasks(self.conn, with_attempts=True)
+            self._cache = {t.id: t for t in tasks}
+            left, restarts_why = self.recovery.restart_budget(now)
             result = plan(tasks, self._profiles(), self._running(), self._conflicts(),
-                          Limits(self.config.max_agents), now)
+                          Limits(self.config.max_agents, left, restarts_why), now)
             self.why = dict(result.why)
             by_id = {t.id: t for t in tasks}
             for task_id in result.promote:
@@ -233,7 +242,9 @@ class Orchestrator:
                 await self._start(by_id[start.task_id], start.profile, now)
 
     def _profiles(self) -> list[ProfileInfo]:
-        return [ProfileInfo(p.name, frozenset(p.capabilities), p.installed, p.max_sessions)
+        parks = self.recovery.parks()
+        return [ProfileInfo(p.name, frozenset(p.capabilities), p.installed, p.max_sessions,
+                            self.recovery.parked_why(p.name, parks))
                 for p in self.sessions.profiles.values()]
 
     def _running(self) -> list[RunningInfo]:
@@ -280,11 +291,17 @@ class Orchestrator:
                       f"{last.outcome} ({last.reason}). Pick up from the work on the branch.\n\n"
                       + prompt)
         flags.update(round=1, round_started=now, outbox=prompt)
+        for key in ("not_before", "not_before_why", "stalled", "looping", "rate_limited",
+                    "park_since", "resumed_at", "resumed_park"):
+            flags.pop(key, None)
         started = replace(transition(task, RUNNING, f"started on {profile_name} (attempt {n})",
                                      now), session=task.id, flags=flags)
         taskstore.save_task(self.conn, started, now, generation=generation)
         taskstore.start_attempt(self.conn, task.id, task.id, profile_name, now)
         self._changed(started, task.state, started.state_reason)
+        if n > 1:
+            self.recovery.restarted(started, n, profile_name, now)
+        self.recovery.loops.pop(task.id, None)
         request = SpawnRequest(
             name=task.id, agent=profile_name, cwd=task.repo, worktree=True,
             base=task.base, task=task.id, args=args, reuse_worktree=True,
@@ -310,6 +327,9 @@ class Orchestrator:
             return
         if task.state == BLOCKED:
             return  # a person decides
+        if task.state == RUNNING:
+            self.recovery.check_stall(task, now)
+            task = self._cache.get(task.id, task)
         session = self.sessions.sessions.get(task.id)
         if session is None or session.task != task.id:
             await self._retry_or_fail(task, "lost", "its session is gone", now)
@@ -325,6 +345,19 @@ class Orchestrator:
             return
         if task.flags.get("outbox") and state.name != EXITED:
             self._deliver(task)  # a prompt not yet typed (e.g. the server died before it was)
+            return
+        if state.name == S_ERROR and self.recovery.is_auth(state.reason):
+            self.recovery.auth_failed(task, session.agent, state.reason or "")
+            await self._retry_or_fail(task, "auth", f"the API refused the credentials "
+                                      f"({state.reason})", now, kind=AUTH)
+            return
+        if state.name == S_WAITING and state.reason in RATE_REASONS:
+            if self.recovery.on_waiting(task, session.agent, state.reason or "", state.since,
+                                        state.resume_at, state.detail, now):
+                return
+        if task.state == WAITING and task.flags.get("rate_limited") and state.name != S_WAITING:
+            task = self.recovery.on_continued(task, now)
+            self._set(task, RUNNING, "the agent continued by itself after the limit", now)
             return
         if state.name == S_WAITING:
             reason = state.reason or "input"
@@ -426,14 +459,20 @@ class Orchestrator:
                   "(no check)", now)
         await self._stop_session(task.id)
 
-    async def _retry_or_fail(self, task: Task, outcome: str, reason: str, now: float) -> None:
+    async def _retry_or_fail(self, task: Task, outcome: str, reason: str, now: float,
+                             kind: str = CRASH) -> None:
+        """Retry after a backoff (recovery.py), or fail: attempts used up, or a bad key."""
         await self._end_session(task, outcome, reason, now)
-        used = len(task.attempts)
-        if used >= task.max_attempts:
-            self._set(taskstore.get_task(self.conn, task.id), FAILED,
-                      f"{reason}; {used} of {task.max_attempts} attempt(s) used", now)
+        used = len(taskstore.list_attempts(self.conn, task.id)) or len(task.attempts)
+        decision = decide_retry(kind, used, task.max_attempts, reason, now,
+                                self.config.recovery)
+        current = taskstore.get_task(self.conn, task.id)
+        if decision.fail:
+            self._set(current, FAILED, decision.reason, now)
         else:
-            self._set(taskstore.get_task(self.conn, task.id), READY, f"will retry: {reason}", now)
+            flags = dict(current.flags, not_before=decision.not_before,
+                         not_before_why=decision.reason)
+            self._set(replace(current, flags=flags), READY, decision.reason, now)
         claims.release(self.conn, task.id, taskstore.get_task(self.conn, task.id).generation)
 
     async def _end(self, task: Task, state: str, outcome: str, reason: str, now: float) -> None:

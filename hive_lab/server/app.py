@@ -11,6 +11,7 @@ from traitlets import Dict, Float, Int, Unicode, default, validate
 from .._version import __version__
 from ..core.agents import load_profiles
 from ..core.facade import Hive, HiveConfig
+from ..orchestrate.recovery import RecoveryConfig
 from ..wire import NAME_RE
 
 
@@ -45,6 +46,23 @@ class HiveLab(ExtensionApp):
                      help="Check rounds per attempt: a failing check's output goes back to the "
                           "agent this many times before the task fails.")
 
+    # -- recovery from failures (orchestrate/recovery.py) --------------------------------------
+    restart_backoff_base = Float(10.0, config=True, help=(
+        "Seconds before a crashed task agent is restarted; doubled per failed attempt."))
+    restart_backoff_cap = Float(300.0, config=True, help="Longest restart backoff, in seconds.")
+    fleet_restarts_per_hour = Int(30, config=True, help=(
+        "Restarts of task agents allowed per hour for the whole fleet (no restart storms)."))
+    stall_minutes = Float(10.0, config=True, help=(
+        "A working task agent with no hook event and no screen change for this long is "
+        "flagged stalled (0: never)."))
+    loop_repeats = Int(5, config=True, help=(
+        "The same tool call with the same input this many times in a row flags a loop."))
+    resume_stagger = Float(15.0, config=True, help=(
+        "Seconds between two rate-limited sessions told to continue after the reset."))
+    rate_limit_probe = Float(60.0, config=True, help=(
+        "No reset time known for a parked provider: first probe after this many seconds, "
+        "doubling (capped at 15 min)."))
+
     @default("data_dir")
     def _default_data_dir(self) -> str:
         return str(Path(jupyter_data_dir()) / "hive_lab")
@@ -76,6 +94,12 @@ class HiveLab(ExtensionApp):
             task_interval=self.task_interval,
             check_timeout=self.check_timeout,
             max_rounds=self.max_rounds,
+            recovery=RecoveryConfig(
+                backoff_base=self.restart_backoff_base, backoff_cap=self.restart_backoff_cap,
+                fleet_restarts_per_hour=self.fleet_restarts_per_hour,
+                stall_minutes=self.stall_minutes, loop_repeats=self.loop_repeats,
+                resume_stagger=self.resume_stagger, probe_base=self.rate_limit_probe,
+                default_park=self.rate_limit_probe).validate(),
         )
         self.hive = Hive(config)
         self.settings["hive_lab"] = self.hive

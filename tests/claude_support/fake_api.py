@@ -33,6 +33,14 @@ turn with text). Scripts:
 ``ask <question...>``           AskUserQuestion with two options, end the turn.
 ``text <words...>``             answer ``words``.
 ``error <status> [type]``       answer with an HTTP error (``x-should-retry: false``).
+``flaky <n> <status> [retry_after|-] [retry|noretry]``
+                                the first ``n`` main-loop requests of this prompt answer
+                                ``status`` (with ``retry-after`` seconds unless ``-``, and
+                                ``x-should-retry`` true/false), then the model answers text.
+
+:meth:`FakeAnthropic.outage` does the same for *every* ``/v1/messages`` request whatever the
+prompt ("the API is down for N requests / until T, then recovers"): it is how tests script a
+provider-wide 429/529/401 and its end.
 
 Requests without ``tools`` (or with ``"tools": []``) are side calls -- the interactive CLI
 asks ``claude-haiku-4-5-*`` for a session title (JSON ``{"title": ...}``) at the first
@@ -94,6 +102,7 @@ class Reply:
     tools: list[ToolCall] = field(default_factory=list)
     delay: float = 0.0  #: seconds to wait before the first byte (the model "thinks")
     error: tuple[int, str, str] | None = None  #: (HTTP status, error type, message)
+    error_headers: dict[str, str] = field(default_factory=lambda: {"x-should-retry": "false"})
 
     @property
     def stop_reason(self) -> str:
@@ -259,6 +268,43 @@ def _error(ctx: ScriptContext) -> Reply | None:
     return Reply(error=(status, etype, f"scripted {etype}"))
 
 
+_FLAKY_COUNTS: dict[str, int] = {}
+_FLAKY_LOCK = threading.Lock()
+
+
+def _error_type(status: int) -> str:
+    return {429: "rate_limit_error", 529: "overloaded_error", 401: "authentication_error",
+            403: "permission_error"}.get(status, "api_error")
+
+
+def error_reply(status: int, retry_after: float | None = None, should_retry: bool = False,
+                etype: str | None = None) -> Reply:
+    """An HTTP error answer with the headers the real API sends for it."""
+    etype = etype or _error_type(status)
+    headers = {"x-should-retry": "true" if should_retry else "false"}
+    if retry_after is not None:
+        headers["retry-after"] = f"{retry_after:g}"
+        if status == 429:
+            reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + retry_after))
+            headers["anthropic-ratelimit-requests-reset"] = reset
+    return Reply(error=(status, etype, f"scripted {etype}"), error_headers=headers)
+
+
+def _flaky(ctx: ScriptContext) -> Reply | None:
+    a = ctx.args.split()
+    n = int(a[0]) if a else 1
+    status = int(a[1]) if len(a) > 1 else 429
+    retry_after = None if len(a) < 3 or a[2] == "-" else float(a[2])
+    should_retry = len(a) > 3 and a[3] == "retry"
+    key = ctx.args.strip() + "|" + json.dumps(ctx.messages[:1], sort_keys=True)[:2000]
+    with _FLAKY_LOCK:
+        seen = _FLAKY_COUNTS.get(key, 0)
+        _FLAKY_COUNTS[key] = seen + 1
+    if seen < n:
+        return error_reply(status, retry_after, should_retry)
+    return Reply(text=f"Recovered after {n} error(s).")
+
+
 #: name -> script. Tests may add their own (``api.scenarios["mine"] = fn``).
 SCENARIOS: dict[str, Script] = {
     "write": _write,
@@ -271,6 +317,7 @@ SCENARIOS: dict[str, Script] = {
     "ask": _ask,
     "text": _text,
     "error": _error,
+    "flaky": _flaky,
 }
 
 _SCENARIO_RE = re.compile(r"SCENARIO:([A-Za-z][\w-]*)[ \t]*([^\n]*)")
@@ -515,7 +562,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, etype, msg = reply.error
             call.status = status
             self._send_json(
-                status, {"type": "error", "error": {"type": etype, "message": msg}}, rid, {"x-should-retry": "false"}
+                status, {"type": "error", "error": {"type": etype, "message": msg}}, rid, reply.error_headers
             )
             return
         content = reply.blocks()
@@ -598,6 +645,7 @@ class FakeAnthropic:
         self._host, self._port = host, port
         self._usage = _Usage(seed)
         self._calls: list[ApiCall] = []
+        self._outage: dict[str, Any] | None = None
         self._seq = 0
         self._lock = threading.Condition()
         self._server: _Server | None = None
@@ -691,9 +739,43 @@ class FakeAnthropic:
                 self._calls.sort(key=lambda c: c.seq)
             self._lock.notify_all()
 
+    # -- outages
+
+    def outage(self, status: int, *, count: int | None = None, until: float | None = None,
+               retry_after: float | None = None, should_retry: bool = False,
+               side_calls: bool = True) -> None:
+        """Answer every ``/v1/messages`` request with ``status`` until ``count`` requests were
+        refused or the clock passes ``until`` (both None: until :meth:`recover`)."""
+        with self._lock:
+            self._outage = {"status": status, "left": count, "until": until,
+                            "retry_after": retry_after, "should_retry": should_retry,
+                            "side": side_calls}
+
+    def recover(self) -> None:
+        with self._lock:
+            self._outage = None
+
+    def _outage_reply(self, call: ApiCall) -> Reply | None:
+        with self._lock:
+            o = self._outage
+            if o is None or (call.kind == "side" and not o["side"]):
+                return None
+            if (o["until"] is not None and time.time() >= o["until"]) or o["left"] == 0:
+                self._outage = None
+                return None
+            if o["left"] is not None:
+                o["left"] -= 1
+            retry_after = o["retry_after"]
+            if retry_after is not None and o["until"] is not None:
+                retry_after = max(1.0, round(o["until"] - time.time()))
+        return error_reply(o["status"], retry_after, o["should_retry"])
+
     # -- the model
 
     def _reply_for(self, call: ApiCall, body: dict[str, Any]) -> Reply:
+        down = self._outage_reply(call)
+        if down is not None:
+            return down
         messages = body.get("messages") or []
         if call.kind == "side":
             return self._side_reply(body)

@@ -12,6 +12,12 @@ that start with ``@`` (everything else, the prose of a task prompt, is read and 
     @await WORD           hold the @ lines that follow until an input line contains WORD
     @sleep SECONDS        a long step (prints a progress line every 0.5 s, like a spinner)
     @exit CODE            exit with CODE (a crash when CODE != 0)
+    @hush SECONDS         a long step that prints nothing at all (a stalled agent: no screen
+                          change, no hook; with --hooked a UserPromptSubmit already said working)
+    @repeat N TOOL ARG    fire the same PreToolUse (TOOL with input {"command": ARG}) N times
+                          in a row (a looping agent; --hooked only)
+    @stopfail ERROR       fire StopFailure with this error (rate_limit, authentication_failed..)
+                          as Claude Code does when the API refuses (--hooked only)
 
 Every action prints a line, so the screen shows activity; silence means "idle". With
 ``--hooked`` it also fires the hooks Claude Code fires around a turn (SessionStart at start,
@@ -31,6 +37,7 @@ import time
 from pathlib import Path
 
 HOOKED = "--hooked" in sys.argv
+FAILED_TURN = [False]  # a StopFailure ended this turn: Claude Code fires no Stop after it
 
 
 def hook(event: str, **fields: object) -> subprocess.CompletedProcess[bytes] | None:
@@ -86,6 +93,20 @@ def act(line: str) -> None:
             print("working...", flush=True)
             time.sleep(min(0.5, max(0.0, end - time.monotonic())))
         print("slept", flush=True)
+    elif verb == "hush":
+        time.sleep(float(rest or "1"))
+    elif verb == "repeat":
+        n, _, spec = rest.partition(" ")
+        tool, _, arg = spec.partition(" ")
+        for _ in range(int(n or "1")):
+            hook("PreToolUse", tool_name=tool or "Bash", tool_input={"command": arg},
+                 tool_use_id="toolu_" + secrets.token_hex(8))
+        print(f"repeated {tool} {n} times", flush=True)
+    elif verb == "stopfail":
+        hook("StopFailure", error=rest or "rate_limit",
+             last_assistant_message=f"API Error: scripted {rest}")
+        FAILED_TURN[0] = True
+        print(f"stop failure {rest}", flush=True)
     elif verb == "exit":
         print(f"exiting {rest}", flush=True)
         sys.exit(int(rest or "0"))
@@ -98,7 +119,9 @@ def lines():
         ready, _, _ = select.select([sys.stdin], [], [], 0.5)
         if not ready:
             if in_turn:
-                hook("Stop", stop_hook_active=False)
+                if not FAILED_TURN[0]:
+                    hook("Stop", stop_hook_active=False)
+                FAILED_TURN[0] = False
                 in_turn = False
             continue
         raw = sys.stdin.readline()
