@@ -46,8 +46,14 @@ CONFLICT_PREDICTED = "ConflictPredicted"
 USAGE_UPDATED = "UsageUpdated"
 SCREEN_ANSWERED = "ScreenAnswered"  # Hive Lab pressed keys on an agent's start-up screen
 HOOK_DECIDED = "HookDecided"  # a policy answered a blocking hook with deny or ask
+# Budgets (payload ``budget``: the limit measured, ``session``/``task``, ``reason``).
+BUDGET_WARNING = "BudgetWarning"  # warn_at reached, or a price is unknown
+BUDGET_PAUSED = "BudgetPaused"  # 100%: tool calls and prompts denied, task paused
+BUDGET_RESUMED = "BudgetResumed"  # the limit was raised (or its window rolled over)
+BUDGET_CEILING = "BudgetCeiling"  # the hard ceiling: the session was ended, worktree kept
+BUDGET_EVENTS = (BUDGET_WARNING, BUDGET_PAUSED, BUDGET_RESUMED, BUDGET_CEILING)
 HIVE_EVENTS = (STATE_CHANGED, SESSION_CREATED, SESSION_REMOVED, GIT_CHANGED, CONFLICT_PREDICTED,
-               USAGE_UPDATED, SCREEN_ANSWERED, HOOK_DECIDED)
+               USAGE_UPDATED, SCREEN_ANSWERED, HOOK_DECIDED, *BUDGET_EVENTS)
 
 # -- stream control messages -----------------------------------------------------------------
 MSG_HELLO, MSG_LIVE, MSG_HEARTBEAT, MSG_RESYNC, MSG_ERROR = (

@@ -63,9 +63,31 @@ CREATE INDEX IF NOT EXISTS transitions_by_session ON transitions (session, id);
 # 2: orchestration (tasks, attempts, scope requests); the DDL lives with its code.
 V2_ORCHESTRATION = ";\n".join(ORCHESTRATION_SQL)
 
+# 3: budgets set live (fleet and profile limits; task budgets live with their task) and the
+# marks of what the keeper did (warned, paused, ended), so a restart neither forgets a pause
+# nor warns twice.
+V3_BUDGETS = """
+CREATE TABLE IF NOT EXISTS budgets (
+    scope    TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    limits   TEXT NOT NULL,
+    updated  REAL NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE TABLE IF NOT EXISTS budget_marks (
+    kind     TEXT NOT NULL,
+    subject  TEXT NOT NULL,
+    period   TEXT NOT NULL DEFAULT '',
+    at       REAL NOT NULL,
+    detail   TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (kind, subject, period)
+);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     V1_BASE,
     V2_ORCHESTRATION,
+    V3_BUDGETS,
 )
 
 

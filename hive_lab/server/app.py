@@ -45,6 +45,13 @@ class HiveLab(ExtensionApp):
                      help="Check rounds per attempt: a failing check's output goes back to the "
                           "agent this many times before the task fails.")
 
+    budgets = Dict(config=True, help=(
+        "Budgets: {'task': {dollars, tokens, minutes}, 'session': {...}, "
+        "'profile': {name: {window: day|5h|none, dollars, ...}}, 'fleet': [{window, ...}], "
+        "'warn_at': 0.8, 'ceiling': 1.5}. Days are UTC; 5h is the rolling billing block."))
+    budget_grace = Float(20.0, config=True,
+                         help="Seconds a paused agent may keep working before it is interrupted.")
+
     @default("data_dir")
     def _default_data_dir(self) -> str:
         return str(Path(jupyter_data_dir()) / "hive_lab")
@@ -58,6 +65,17 @@ class HiveLab(ExtensionApp):
     @validate("profiles")
     def _check_profiles(self, proposal: Any) -> dict[str, Any]:
         load_profiles(proposal["value"])  # raises with a clear message on bad config
+        return proposal["value"]
+
+    @validate("budgets")
+    def _check_budgets(self, proposal: Any) -> dict[str, Any]:
+        from ..core.errors import HiveError
+        from ..orchestrate.budgets import BudgetConfig
+
+        try:
+            BudgetConfig.parse(proposal["value"])
+        except HiveError as exc:
+            raise ValueError(exc.detail) from None
         return proposal["value"]
 
     def initialize_settings(self) -> None:
@@ -76,6 +94,8 @@ class HiveLab(ExtensionApp):
             task_interval=self.task_interval,
             check_timeout=self.check_timeout,
             max_rounds=self.max_rounds,
+            budgets=dict(self.budgets),
+            budget_grace=self.budget_grace,
         )
         self.hive = Hive(config)
         self.settings["hive_lab"] = self.hive
