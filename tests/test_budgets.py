@@ -152,3 +152,168 @@ def test_forecast_from_the_recent_burn_rate() -> None:
     assert far.forecast is None  # not reached before the day ends
     idle = evaluate(lim, spend, 0, now + 3 * 3600, m.rate(now + 3 * 3600), 0, start, end)
     assert idle.forecast is None  # nothing burnt lately
+
+
+# -- end to end: a hooked scripted agent, real tmux, real git, a real Jupyter server -------------
+from conftest import HiveServer, wait_for  # noqa: E402
+
+AGENT = str(Path(__file__).resolve().parent / "support" / "scripted_agent.py")
+GIT_ENV = {"GIT_AUTHOR_NAME": "Agent", "GIT_AUTHOR_EMAIL": "agent@example.com",
+           "GIT_COMMITTER_NAME": "Agent", "GIT_COMMITTER_EMAIL": "agent@example.com"}
+PROFILES = {"budgeted": {"command": [sys.executable, "-u", AGENT, "--hooked"], "hooks": "claude",
+                         "capabilities": ["budgeted"], "env": GIT_ENV}}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    srv = HiveServer(tmp_path_factory.mktemp("budgets"),
+                     extra_config={"profiles": PROFILES, "task_interval": 0.3,
+                                   "usage_interval": 0.3, "budget_grace": 1.0}).start()
+    yield srv
+    srv.stop()
+    srv.kill_tmux()
+
+
+@pytest.fixture
+def repo(server: HiveServer, tmp_path: Path) -> Path:
+    path = server.root / f"repo-{tmp_path.name[-10:]}"
+    (path / "src").mkdir(parents=True)
+    (path / "src" / "app.py").write_text("print('app')\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "initial"]):
+        subprocess.run(["git", "-C", str(path), "-c", "user.name=T", "-c", "user.email=t@e", *args],
+                       check=True, capture_output=True)
+    return path
+
+
+def add_task(server: HiveServer, **body: Any) -> dict[str, Any]:
+    status, task = server.request("POST", "tasks", body)
+    assert status == 201, task
+    return task
+
+
+def task_state(server: HiveServer, task_id: str) -> dict[str, Any]:
+    return server.get(f"tasks/{task_id}")["state"]
+
+
+def until_task(server: HiveServer, task_id: str, *names: str, timeout: float = 60) -> dict:
+    return wait_for(lambda: (s := task_state(server, task_id))["name"] in names and s,
+                    timeout=timeout, what=f"task {task_id} in {names}")
+
+
+def hive_events(server: HiveServer, session: str, name: str) -> list[dict[str, Any]]:
+    return server.get(f"events?session={session}&event={name}&limit=10000")["events"]
+
+
+def rows(server: HiveServer, session: str) -> int:
+    return len(server.get(f"usage/rows?session={session}")["rows"])
+
+
+def screen(server: HiveServer, session: str) -> str:
+    return server.get(f"sessions/{session}/screen")["text"]
+
+
+def settled_rows(server: HiveServer, session: str) -> int:
+    """The row count once it stopped growing for 3 s (usage is read every 0.3 s)."""
+    last = [-1, 0.0]
+
+    def steady() -> int | None:
+        n = rows(server, session)
+        import time as _t
+        if n != last[0]:
+            last[:] = [n, _t.monotonic()]
+            return None
+        return n if _t.monotonic() - last[1] >= 3.0 else None
+    return wait_for(steady, timeout=60, interval=0.3, what=f"usage of {session} to stop")
+
+
+@pytest.mark.e2e
+def test_a_task_is_paused_at_its_budget_denied_and_resumed_when_raised(
+        server: HiveServer, repo: Path) -> None:
+    add_task(server, id="bud", prompt="@burn 300 8", repo=str(repo), agent="budgeted",
+             scope=["src/**"], check=["true"], budget={"tokens": 1000, "ceiling": 5})
+    paused = until_task(server, "bud", "paused")
+    assert paused["reason"].startswith("budget:") and "task bud" in paused["reason"]
+    # the agent's next tool call was denied with the reason, and it stopped there
+    wait_for(lambda: "denied: Hive Lab paused this agent at its budget" in screen(server, "bud"),
+             timeout=30, what="the deny on the agent's screen")
+    decided = hive_events(server, "bud", "HookDecided")
+    assert any(e["payload"]["verdict"]["by"] == "budget" and
+               e["payload"]["verdict"]["action"] == "deny" for e in decided)
+    before = settled_rows(server, "bud")
+    assert 4 <= before < 8
+    session = server.get("sessions/bud")
+    assert session["paused"]["reason"] == "budget" and session["paused"]["task"] == "bud"
+    assert [e["event"] for e in hive_events(server, "bud", "BudgetPaused")] == ["BudgetPaused"]
+    assert hive_events(server, "bud", "BudgetWarning")
+    report = server.get("budgets")
+    mine = [b for b in report["budgets"] if b["id"] == "task:bud:none"][0]
+    assert mine["level"] == "paused" and mine["used"]["tokens"] == before * 300
+    assert "bud" in report["paused"]
+    # raising the limit resumes it where it stopped: the rest of the burn, then done
+    status, body = server.request("PATCH", "tasks/bud", {"budget": {"tokens": 100000}})
+    assert status == 200, body
+    assert body["state"]["name"] in ("running", "checking", "done")
+    until_task(server, "bud", "done")
+    assert rows(server, "bud") == 8  # the four (or so) left were burnt after the resume
+    assert hive_events(server, "bud", "BudgetResumed")
+    assert server.get("sessions")["sessions"] == [] or all(
+        s["paused"] is None for s in server.get("sessions")["sessions"])
+
+
+@pytest.mark.e2e
+def test_a_paused_agent_that_keeps_working_is_interrupted_after_the_grace(
+        server: HiveServer, repo: Path) -> None:
+    add_task(server, id="spin", prompt="@spin 200 40", repo=str(repo), agent="budgeted",
+             scope=["src/**"], check=["true"], budget={"tokens": 500, "ceiling": 10})
+    until_task(server, "spin", "paused")
+    wait_for(lambda: "interrupted" in screen(server, "spin"), timeout=30,
+             what="the interrupt on the agent's screen")
+    stopped = settled_rows(server, "spin")
+    assert stopped < 40  # it did not run to the end
+    assert server.get("sessions/spin")["paused"]["interrupted"] is not None
+    status, body = server.request("PATCH", "tasks/spin", {"state": "canceled"})
+    assert status == 200, body
+
+
+@pytest.mark.e2e
+def test_the_ceiling_ends_the_session_and_keeps_the_worktree(server: HiveServer, repo: Path) -> None:
+    add_task(server, id="ceil", prompt="@spin 200 40 stubborn", repo=str(repo),
+             agent="budgeted", scope=["src/**"], check=["true"],
+             budget={"tokens": 500, "ceiling": 1.5})
+    state = until_task(server, "ceil", "paused")
+    wait_for(lambda: hive_events(server, "ceil", "BudgetCeiling"), timeout=60, what="the ceiling")
+    status, _ = server.request("GET", "sessions/ceil")
+    assert status == 404  # ended
+    task = server.get("tasks/ceil")
+    assert task["state"]["name"] == "paused" and "ceiling" in task["state"]["reason"]
+    assert task["attempts"][-1]["outcome"] == "budget_ceiling"
+    worktree = Path(task["worktree"])
+    assert worktree.is_dir()
+    branches = subprocess.run(["git", "-C", str(repo), "branch", "--list", "hive/ceil"],
+                              capture_output=True, text=True).stdout
+    assert "hive/ceil" in branches
+    n = settled_rows(server, "ceil")
+    assert 4 <= n < 40
+    # raised: the task starts again (another attempt, on the same branch)
+    status, body = server.request("PATCH", "tasks/ceil", {"budget": {"tokens": 10**9}})
+    assert status == 200 and body["state"]["name"] in ("ready", "running"), body
+    server.request("PATCH", "tasks/ceil", {"state": "canceled"})
+
+
+def test_put_budgets_validates_and_survives_a_restart(server: HiveServer) -> None:
+    for bad in ({"fleet": {"dollars": -1}}, {"fleet": {"dollars": 1, "window": "week"}},
+                {"nope": 1}, [], {"profile": {"../x": {"dollars": 1}}}):
+        status, body = server.request("PUT", "budgets", bad)
+        assert status == 400 and body["error"] == "bad_request", (bad, body)
+    assert [b for b in server.get("budgets")["budgets"] if b["scope"] == "fleet"] == []
+    status, body = server.request("PUT", "budgets", {
+        "fleet": [{"dollars": 50, "window": "day"}, {"tokens": 10**9, "window": "5h"}],
+        "profile": {"budgeted": {"dollars": 20}}})
+    assert status == 200, body
+    ids = {b["id"] for b in body["budgets"]}
+    assert {"fleet:*:day", "fleet:*:5h", "profile:budgeted:day"} <= ids
+    server.restart()
+    again = {b["id"]: b for b in server.get("budgets")["budgets"]}
+    assert again["fleet:*:day"]["dollars"] == 50 and again["fleet:*:day"]["window_end"]
+    status, body = server.request("PUT", "budgets", {"fleet": None, "profile": {"budgeted": None}})
+    assert status == 200 and not [b for b in body["budgets"] if b["scope"] in ("fleet", "profile")]

@@ -58,6 +58,7 @@ class Pause:
     rows_at: int = 0  # the session's row count when paused (or last interrupted)
     interrupted: float | None = None
     ended: bool = False
+    grace_rows: int | None = None  # the row count when the grace ran out
 
     def to_json(self) -> dict[str, Any]:
         return {"reason": "budget", "detail": self.reason, "limits": self.limits,
@@ -330,20 +331,24 @@ class BudgetKeeper:
         """A paused session that still works after the grace (or has no hooks) is interrupted."""
         rows = self.meter("session", subject.name).total.rows
         working = self.sessions.tracker.get(subject.name).name == WORKING
-        if subject.hooks:
+        if subject.hooks:  # its hooks are denied: only a turn that goes on past the grace
             if now - (pause.interrupted or pause.since) < self.grace:
                 return
-            if not (rows > pause.rows_at or (working and pause.interrupted is None)):
+            if pause.grace_rows is None:
+                pause.grace_rows = rows  # a response in flight at the pause may still land
+                if not working:
+                    return
+            elif rows <= pause.grace_rows and not working:
                 return
         elif pause.interrupted is not None and rows <= pause.rows_at:
-            return
+            return  # no hooks: interrupted at once, again only if it spends again
         session = self.sessions.sessions.get(subject.name)
         profile = self.sessions.profiles.get(subject.agent)
         if session is None or session.pane_id is None:
             return
         keys = list((profile.answers.get("interrupt") if profile else None) or ("C-c",))
         self.sessions.send_keys(subject.name, keys)
-        pause.interrupted, pause.rows_at = now, rows
+        pause.interrupted, pause.rows_at, pause.grace_rows = now, rows, None
         self._mark("paused", subject.name, "", asdict(pause))
         log.info("session %s: interrupted at its budget with %s", subject.name, keys)
 

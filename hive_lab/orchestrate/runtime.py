@@ -243,6 +243,9 @@ class Orchestrator:
             if attempts and attempts[-1].ended is None:
                 taskstore.update_attempt(self.conn, replace(attempts[-1], ended=time.time(),
                                                             outcome=outcome, reason=reason[:500]))
+            task = taskstore.get_task(self.conn, task_id)
+            if task.state == PAUSED:
+                self._set(task, PAUSED, f"budget {reason}", time.time())
 
     def task_record(self, task_id: str) -> Task | None:
         """The cached task (refreshed every tick), without a database read."""
