@@ -21,7 +21,7 @@ import json
 import logging
 import sqlite3
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -103,6 +103,7 @@ class BudgetKeeper:
         self.statuses: dict[str, BudgetStatus] = {}
         self._primed = False
         self._subjects_seen: dict[str, Subject] = {}
+        self._lives_by: dict[str, list[tuple[float, float | None]]] = {}
         self._load()
         signals.usage.connect(self._on_usage)
         deciders.register(self._decide)
@@ -178,7 +179,7 @@ class BudgetKeeper:
     def limits_for(self, subject: Subject) -> list[Limit]:
         out: list[Limit] = []
         if self.config.session is not None:
-            out.append(Limit(**{**asdict(self.config.session), "key": subject.name}))
+            out.append(replace(self.config.session, key=subject.name))
         if subject.task:
             task = self.tasks.task_record(subject.task)
             limit = self.config.task_limit(subject.task, task.budget if task else None)
@@ -207,8 +208,7 @@ class BudgetKeeper:
             spend, start, end = meter.window(limit.window, now)
             if limit.window == "5h" and start is None:
                 start, end = now, None  # no active block: the next row starts one
-            lives = [(v[0], v[1]) for v in self._lives.values()
-                     if limit.scope == "fleet" or v[2] == limit.key]
+            lives = self._lives_by.get(key) or []
             lo = start if limit.window != "none" else None
             minutes = overlap_minutes(lives, lo, now)
             live = sum(1 for _, e in lives if e is None)
@@ -247,6 +247,11 @@ class BudgetKeeper:
         statuses: dict[str, BudgetStatus] = {}
         applies: dict[str, list[str]] = {}
         subjects = self._subjects(now)
+        self._lives_by = {FLEET_KEY: []}
+        for life in self._lives.values():
+            pair = (life[0], life[1])
+            self._lives_by[FLEET_KEY].append(pair)
+            self._lives_by.setdefault(life[2], []).append(pair)
         for subject in subjects:
             ids = []
             for limit in self.limits_for(subject):

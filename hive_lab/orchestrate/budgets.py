@@ -186,6 +186,16 @@ class BudgetConfig:
 
     def task_limit(self, task_id: str, budget: Mapping[str, Any] | None) -> Limit | None:
         """The task's own budget, else the configured default for tasks."""
+        memo = _TASK_LIMITS.get((id(self), task_id))
+        if memo is not None and memo[0] == budget:
+            return memo[1]
+        limit = self._task_limit(task_id, budget)
+        if len(_TASK_LIMITS) > 100_000:
+            _TASK_LIMITS.clear()
+        _TASK_LIMITS[(id(self), task_id)] = (dict(budget) if budget else budget, limit)
+        return limit
+
+    def _task_limit(self, task_id: str, budget: Mapping[str, Any] | None) -> Limit | None:
         if budget:
             try:
                 return replace(parse_limit(budget, "task", task_id, what="budget",
@@ -194,6 +204,9 @@ class BudgetConfig:
             except BadRequest:
                 return None  # stored before validation was tightened: not enforceable
         return replace(self.task, key=task_id) if self.task else None
+
+
+_TASK_LIMITS: dict[tuple[int, str], tuple[Any, Limit | None]] = {}  # parsed once per budget
 
 
 def parse_profiles(value: Any, warn: float, ceil: float,
@@ -293,7 +306,7 @@ class Meter:
     """Running sums for one session, profile or the fleet: all time, per UTC day, the current
     5h block, and per-minute buckets of the last half hour for the burn rate."""
 
-    __slots__ = ("total", "days", "block_start", "block_last", "block", "buckets")
+    __slots__ = ("total", "days", "block_start", "block_last", "block", "buckets", "_recent")
 
     def __init__(self) -> None:
         self.total = Spend()
@@ -302,6 +315,7 @@ class Meter:
         self.block_last: float | None = None
         self.block = Spend()
         self.buckets: dict[int, list[float]] = {}  # minute -> [dollars known, tokens]
+        self._recent = [0.0, 0.0]  # the sums of ``buckets`` (kept, not recomputed per tick)
 
     def add(self, t: float, dollars: float | None, tokens: int) -> Mark:
         self.total.add(dollars, tokens)
@@ -322,13 +336,13 @@ class Meter:
         minute = int(t // BUCKET)
         bucket = self.buckets.get(minute)
         if bucket is None:
+            if self.buckets and minute < next(iter(self.buckets)):
+                return Mark(t, dollars, tokens, block)  # older than the burn-rate window
             bucket = self.buckets[minute] = [0.0, 0.0]
-            if len(self.buckets) > 2 * RECENT / BUCKET:
-                horizon = minute - int(RECENT // BUCKET)
-                for old in [m for m in self.buckets if m < horizon]:
-                    del self.buckets[old]
         bucket[0] += dollars or 0.0
         bucket[1] += tokens
+        self._recent[0] += dollars or 0.0
+        self._recent[1] += tokens
         return Mark(t, dollars, tokens, block)
 
     def remove(self, mark: Mark) -> None:
@@ -342,6 +356,8 @@ class Meter:
         if bucket is not None:
             bucket[0] -= mark.dollars or 0.0
             bucket[1] -= mark.tokens
+            self._recent[0] -= mark.dollars or 0.0
+            self._recent[1] -= mark.tokens
 
     def window(self, window: str, now: float) -> tuple[Spend, float | None, float | None]:
         """Spend in the window that contains ``now``, with that window's start and end."""
@@ -358,17 +374,19 @@ class Meter:
     def rate(self, now: float) -> tuple[float, float]:
         """Recent burn rate: (dollars per second, tokens per second) over the last 30 min."""
         lo = int((now - RECENT) // BUCKET)
-        dollars = tokens = 0.0
-        first: int | None = None
-        for minute, (d, t) in self.buckets.items():
-            if minute >= lo:
-                dollars += d
-                tokens += t
-                first = minute if first is None or minute < first else first
-        if first is None:
+        buckets = self.buckets
+        while buckets:  # minutes arrive in order: the oldest is first
+            first = next(iter(buckets))
+            if first >= lo:
+                break
+            d, t = buckets.pop(first)
+            self._recent[0] -= d
+            self._recent[1] -= t
+        if not buckets:
+            self._recent = [0.0, 0.0]
             return 0.0, 0.0
-        span = max(BUCKET, now - first * BUCKET)
-        return dollars / span, tokens / span
+        span = max(BUCKET, now - next(iter(buckets)) * BUCKET)
+        return max(0.0, self._recent[0]) / span, max(0.0, self._recent[1]) / span
 
 
 # ---------------------------------------------------------------- evaluation and forecast
