@@ -18,7 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ORDER = ["tick", "planner", "hook", "git", "usage", "events", "panel"]
+ORDER = ["tick", "planner", "budgets", "hook", "git", "usage", "events", "panel"]
 
 
 def discover() -> list[str]:

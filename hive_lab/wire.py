@@ -61,8 +61,14 @@ AUTH_FAILED = "AuthFailed"  # the API refused the key (401): failed at once, nev
 AGENT_RESTARTED = "AgentRestarted"  # a task's agent started again (attempt > 1)
 RECOVERY_EVENTS = (PROVIDER_PARKED, PROVIDER_RESUMED, SESSION_STALLED, SESSION_LOOPING,
                    AUTH_FAILED, AGENT_RESTARTED)
+# Budgets (payload ``budget``: the limit measured, ``session``/``task``, ``reason``).
+BUDGET_WARNING = "BudgetWarning"  # warn_at reached, or a price is unknown
+BUDGET_PAUSED = "BudgetPaused"  # 100%: tool calls and prompts denied, task paused
+BUDGET_RESUMED = "BudgetResumed"  # the limit was raised (or its window rolled over)
+BUDGET_CEILING = "BudgetCeiling"  # the hard ceiling: the session was ended, worktree kept
+BUDGET_EVENTS = (BUDGET_WARNING, BUDGET_PAUSED, BUDGET_RESUMED, BUDGET_CEILING)
 HIVE_EVENTS = (STATE_CHANGED, SESSION_CREATED, SESSION_REMOVED, GIT_CHANGED, CONFLICT_PREDICTED,
-               USAGE_UPDATED, SCREEN_ANSWERED, HOOK_DECIDED, *RECOVERY_EVENTS)
+               USAGE_UPDATED, SCREEN_ANSWERED, HOOK_DECIDED, *RECOVERY_EVENTS, *BUDGET_EVENTS)
 
 # -- stream control messages -----------------------------------------------------------------
 MSG_HELLO, MSG_LIVE, MSG_HEARTBEAT, MSG_RESYNC, MSG_ERROR = (

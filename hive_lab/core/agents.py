@@ -107,11 +107,11 @@ AIDER_CUES = ScreenCues(
 # Permission answers. Claude Code 2.1.197: "1. Yes" / Escape (checked, FACTS.md). The others
 # are reported, not checked here: Codex's approval modal takes y / Esc, Gemini CLI's radio
 # list has "1. Yes, allow once" and Esc cancels, Aider's "(Y)es/(N)o" reads a line.
-ANSWER_KINDS = ("approve", "deny")
-CLAUDE_ANSWERS = {"approve": ("1",), "deny": ("Escape",)}
-CODEX_ANSWERS = {"approve": ("y",), "deny": ("Escape",)}
-GEMINI_ANSWERS = {"approve": ("1",), "deny": ("Escape",)}
-AIDER_ANSWERS = {"approve": ("y", "Enter"), "deny": ("n", "Enter")}
+ANSWER_KINDS = ("approve", "deny", "interrupt")  # interrupt: stop a turn (budgets)
+CLAUDE_ANSWERS = {"approve": ("1",), "deny": ("Escape",), "interrupt": ("Escape",)}
+CODEX_ANSWERS = {"approve": ("y",), "deny": ("Escape",), "interrupt": ("Escape",)}
+GEMINI_ANSWERS = {"approve": ("1",), "deny": ("Escape",), "interrupt": ("Escape",)}
+AIDER_ANSWERS = {"approve": ("y", "Enter"), "deny": ("n", "Enter"), "interrupt": ("C-c",)}
 
 CODING = frozenset({"implement", "review", "tests", "code"})
 

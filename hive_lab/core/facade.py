@@ -36,6 +36,8 @@ from .store import Store
 from .tmux import Tmux
 from .usagemonitor import UsageMonitor
 from ..orchestrate.recovery import RecoveryConfig
+from ..orchestrate.budgetkeeper import BudgetKeeper
+from ..orchestrate.budgets import BudgetConfig
 from ..orchestrate.runtime import Orchestrator, OrchestratorConfig
 from ..usage.parse import Pricing
 from ..wire import API_PREFIX, HOOKS_PATH
@@ -63,6 +65,8 @@ class HiveConfig:
     check_timeout: float = 600.0
     max_rounds: int = 3
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)  # failure policies
+    budgets: dict[str, Any] = field(default_factory=dict)  # c.HiveLab.budgets (budgets.py)
+    budget_grace: float = 20.0  # seconds a paused agent may still work before it is interrupted
 
 
 class Hive:
@@ -94,6 +98,9 @@ class Hive:
                                               max_rounds=config.max_rounds,
                                               check_timeout=config.check_timeout,
                                               recovery=config.recovery))
+        self.budgets = BudgetKeeper(self.paths.db, self.sessions, self.usage, self.recorder,
+                                    self.signals, self.deciders, self.tasks,
+                                    BudgetConfig.parse(config.budgets), config.budget_grace)
         self._loops: list[asyncio.Task[Any]] = []
         self.started = time.time()
 
@@ -108,6 +115,7 @@ class Hive:
             asyncio.ensure_future(self._every(self.config.spool_interval, self.drain_spool)),
             asyncio.ensure_future(self._every(self.config.usage_interval, self.usage.poll)),
             asyncio.ensure_future(self._every(self.config.task_interval, self.tasks.tick)),
+            asyncio.ensure_future(self._every(self.config.task_interval, self.budgets.tick)),
         ]
         self.git.mark_all()
 
@@ -122,6 +130,7 @@ class Hive:
         self._loops = []
         await self.sessions.close()
         self.tasks.close()
+        self.budgets.close()
         self.bus.close()
         try:
             self.paths.server_file.unlink()
@@ -191,10 +200,15 @@ class Hive:
 
     # -- sessions ------------------------------------------------------------------------------
     def list_sessions(self) -> list[dict[str, Any]]:
-        return self.sessions.list()
+        return [self._with_budget(s) for s in self.sessions.list()]
 
     def session(self, name: str) -> dict[str, Any]:
-        return self.sessions.describe(self.sessions.get(name))
+        return self._with_budget(self.sessions.describe(self.sessions.get(name)))
+
+    def _with_budget(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``paused``: ``{"reason": "budget", ...}`` while a budget holds the session, else null."""
+        data["paused"] = self.budgets.paused_json(data["name"])
+        return data
 
     async def spawn(self, body: Any) -> dict[str, Any]:
         """Start an agent from a ``POST sessions`` body (validated here, at the core's edge)."""
@@ -299,7 +313,20 @@ class Hive:
         return self.tasks.get(task_id)
 
     async def patch_task(self, task_id: str, body: Any) -> dict[str, Any]:
-        return await self.tasks.patch(task_id, body)
+        result = await self.tasks.patch(task_id, body)
+        if isinstance(body, dict) and "budget" in body:
+            await self.budgets.tick()  # a raised budget resumes at once, not a tick later
+            result = self.tasks.get(task_id)
+        return result
+
+    # -- budgets -------------------------------------------------------------------------------
+    def budget_report(self) -> dict[str, Any]:
+        """Every limit in force: used, fraction, level, unknown-cost flag, forecast."""
+        return self.budgets.report()
+
+    async def put_budgets(self, body: Any) -> dict[str, Any]:
+        """Set the fleet's and profiles' limits live (kept across restarts)."""
+        return await self.budgets.update(body)
 
     def delete_task(self, task_id: str) -> dict[str, Any]:
         return self.tasks.delete(task_id)

@@ -67,10 +67,32 @@ V2_ORCHESTRATION = ";\n".join(ORCHESTRATION_SQL)
 # 3: recovery (parked providers, the fleet's restarts, resume marks).
 V3_RECOVERY = ";\n".join(RECOVERY_SQL)
 
+# 4: budgets set live (fleet and profile limits; task budgets live with their task) and the
+# marks of what the keeper did (warned, paused, ended), so a restart neither forgets a pause
+# nor warns twice.
+V4_BUDGETS = """
+CREATE TABLE IF NOT EXISTS budgets (
+    scope    TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    limits   TEXT NOT NULL,
+    updated  REAL NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE TABLE IF NOT EXISTS budget_marks (
+    kind     TEXT NOT NULL,
+    subject  TEXT NOT NULL,
+    period   TEXT NOT NULL DEFAULT '',
+    at       REAL NOT NULL,
+    detail   TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (kind, subject, period)
+);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     V1_BASE,
     V2_ORCHESTRATION,
     V3_RECOVERY,
+    V4_BUDGETS,
 )
 
 

@@ -425,8 +425,13 @@ class SessionManager:
             raise SessionExited(f"session {name!r} has exited (status {session.exit_status})")
         return session
 
-    async def kill(self, name: str, cleanup: str | None = None, force: bool = False) -> dict[str, Any]:
-        """Stop the agent and every process it started (setsid'd children included)."""
+    async def kill(self, name: str, cleanup: str | None = None, force: bool = False,
+                   keep_worktree: bool = False) -> dict[str, Any]:
+        """Stop the agent and every process it started (setsid'd children included).
+
+        ``keep_worktree``: keep even an untouched worktree and branch (a budget ceiling ends a
+        session that is to be resumed there).
+        """
         session = self.get(name)
         if cleanup not in (None, "worktree"):
             raise BadRequest("cleanup must be 'worktree' or absent")
@@ -450,7 +455,7 @@ class SessionManager:
                                                force=force)
             result["worktree_removed"] = removal.removed_worktree
             result["branch_removed"] = removal.removed_branch
-        elif session.worktree and self.git is not None:
+        elif session.worktree and self.git is not None and not keep_worktree:
             # An agent that left no trace takes its worktree and branch with it: otherwise
             # every spawn in a repository leaves a hive/<name> branch behind.
             result.update(await asyncio.to_thread(self._remove_untouched, session.worktree))

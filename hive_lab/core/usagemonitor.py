@@ -38,6 +38,9 @@ class UsageMonitor:
         self._last: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
         self._reports: dict[str, dict[str, Any]] = {}  # unfiltered reports, by grouping
+        # The rows a poll just read, per session, while ``signals.usage`` is emitted for it:
+        # subscribers that count incrementally (budgets) read them instead of every row.
+        self.fresh: dict[str, list[UsageRow]] = {}
         signals.stored.connect(self._on_event)
         for session, path in store.transcript_paths():
             self.register(session, path)
@@ -63,6 +66,7 @@ class UsageMonitor:
         """Read what every followed transcript appended; record changed totals."""
         async with self._lock:
             changed: set[str] = set()
+            fresh: dict[str, list[UsageRow]] = {}
             for (session, path), follower in list(self.followers.items()):
                 if not Path(path).is_file():
                     continue
@@ -73,10 +77,15 @@ class UsageMonitor:
                     continue
                 if rows:
                     changed.add(session)
+                    fresh.setdefault(session, []).extend(rows)
             if changed:
                 self._reports.clear()
             for session in sorted(changed):
-                self.signals.usage.emit(session)
+                self.fresh[session] = fresh[session]
+                try:
+                    self.signals.usage.emit(session)
+                finally:
+                    self.fresh.pop(session, None)
                 total = totals(self.ledgers[session].rows())
                 if total != self._last.get(session):
                     self._last[session] = total

@@ -42,8 +42,8 @@ from .checks import CheckResult, run_check
 from .planner import Limits, ProfileInfo, RunningInfo, plan
 from .recovering import RATE_REASONS, Recovery
 from .recovery import AUTH, CRASH, RecoveryConfig, decide_retry
-from .tasks import (ACTIVE, BLOCKED, CANCELED, CHECKING, DONE, FAILED, PENDING, READY, RUNNING,
-                    TERMINAL, WAITING, Attempt, Task, TaskPatch, TaskSpec, check_dependencies,
+from .tasks import (ACTIVE, BLOCKED, CANCELED, CHECKING, DONE, FAILED, PAUSED, PENDING, READY,
+                    RUNNING, TERMINAL, WAITING, Attempt, Task, TaskPatch, TaskSpec, check_dependencies,
                     transition)
 
 log = logging.getLogger("hive_lab.orchestrate")
@@ -214,6 +214,48 @@ class Orchestrator:
             self._to_checking(updated, "out-of-scope changes accepted; checking again", now)
         return self.get(task_id)
 
+    # -- budgets (called by the budget keeper) -----------------------------------------------
+    async def pause_task(self, task_id: str, reason: str) -> bool:
+        """A running (or waiting) task whose budget is used up becomes ``paused``."""
+        async with self._lock:
+            task = taskstore.get_task(self.conn, task_id)
+            if task.state not in (RUNNING, WAITING):
+                return False
+            self._set(task, PAUSED, reason, time.time())
+            return True
+
+    async def resume_task(self, task_id: str, reason: str, text: str, alive: bool) -> bool:
+        """The budget was raised: back to running and told to continue, or (its session was
+        ended at the ceiling) back to ready with one more attempt, resuming on its branch."""
+        async with self._lock:
+            task = taskstore.get_task(self.conn, task_id)
+            if task.state != PAUSED:
+                return False
+            now = time.time()
+            if alive:
+                self._deliver(self._set(self._new_round(task, now, same_round=True, outbox=text),
+                                        RUNNING, reason, now))
+            else:
+                extra = replace(task, max_attempts=max(task.max_attempts, len(task.attempts) + 1))
+                self._set(extra, READY, reason, now)
+                claims.release(self.conn, task.id, task.generation)
+            return True
+
+    async def end_attempt(self, task_id: str, outcome: str, reason: str) -> None:
+        """Close the running attempt of a paused task whose session the ceiling ended."""
+        async with self._lock:
+            attempts = taskstore.list_attempts(self.conn, task_id)
+            if attempts and attempts[-1].ended is None:
+                taskstore.update_attempt(self.conn, replace(attempts[-1], ended=time.time(),
+                                                            outcome=outcome, reason=reason[:500]))
+            task = taskstore.get_task(self.conn, task_id)
+            if task.state == PAUSED:
+                self._set(task, PAUSED, f"budget {reason}", time.time())
+
+    def task_record(self, task_id: str) -> Task | None:
+        """The cached task (refreshed every tick), without a database read."""
+        return self._cache.get(task_id)
+
     # -- the tick ----------------------------------------------------------------------------
     async def tick(self) -> None:
         """Reconcile every active task with its session, then plan and start."""
@@ -325,8 +367,8 @@ class Orchestrator:
             if task.id not in self._checks:  # after a restart, or a check that ended oddly
                 self._begin_check(task)
             return
-        if task.state == BLOCKED:
-            return  # a person decides
+        if task.state in (BLOCKED, PAUSED):
+            return  # a person decides / the budget keeper resumes it
         if task.state == RUNNING:
             self.recovery.check_stall(task, now)
             task = self._cache.get(task.id, task)

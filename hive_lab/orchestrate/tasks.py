@@ -15,6 +15,7 @@ from hive_lab.core.errors import BadRequest
 from hive_lab.core.names import validate_name
 
 from .edge import parse_list
+from .budgets import parse_task_budget
 from .errors import DependencyCycle, IllegalTransition, UnknownDependency
 from .scopes import validate_patterns
 
@@ -22,22 +23,26 @@ from .scopes import validate_patterns
 
 PENDING, READY, RUNNING, WAITING, CHECKING, BLOCKED, DONE, FAILED, CANCELED = (
     "pending", "ready", "running", "waiting", "checking", "blocked", "done", "failed", "canceled")
-STATES = (PENDING, READY, RUNNING, WAITING, CHECKING, BLOCKED, DONE, FAILED, CANCELED)
+PAUSED = "paused"  # a budget is used up (reason ``budget...``): raising it resumes the task
+STATES = (PENDING, READY, RUNNING, WAITING, CHECKING, BLOCKED, PAUSED, DONE, FAILED, CANCELED)
 TERMINAL = frozenset({DONE, CANCELED})
 #: States in which a task holds its scope (its agent has a session, even if paused).
-ACTIVE = frozenset({RUNNING, WAITING, CHECKING, BLOCKED})
+ACTIVE = frozenset({RUNNING, WAITING, CHECKING, BLOCKED, PAUSED})
 
 #: Legal moves. Why each exists:
 #: pending->ready deps done; ready->pending a dependency was reopened; ready->running started;
 #: running<->waiting the agent waits for the user; ->checking its turn ended; checking->running
 #: the check failed and the next round begins; ->blocked a scope request or a violation needs a
 #: person; blocked->running approved; ->ready the session died and the task may be re-tried;
-#: failed->ready a person retries it; anything not terminal may be canceled or fail.
+#: failed->ready a person retries it; running/waiting->paused a budget ran out, paused->running
+#: it was raised (paused->ready: raised after the ceiling ended the session); anything not
+#: terminal may be canceled or fail.
 TRANSITIONS: dict[str, frozenset[str]] = {
     PENDING: frozenset({READY, FAILED, CANCELED}),
     READY: frozenset({PENDING, RUNNING, FAILED, CANCELED}),
-    RUNNING: frozenset({WAITING, CHECKING, BLOCKED, READY, DONE, FAILED, CANCELED}),
-    WAITING: frozenset({RUNNING, CHECKING, BLOCKED, READY, FAILED, CANCELED}),
+    RUNNING: frozenset({WAITING, CHECKING, BLOCKED, PAUSED, READY, DONE, FAILED, CANCELED}),
+    WAITING: frozenset({RUNNING, CHECKING, BLOCKED, PAUSED, READY, FAILED, CANCELED}),
+    PAUSED: frozenset({RUNNING, READY, FAILED, CANCELED}),
     CHECKING: frozenset({RUNNING, BLOCKED, READY, DONE, FAILED, CANCELED}),
     BLOCKED: frozenset({RUNNING, READY, CHECKING, DONE, FAILED, CANCELED}),
     FAILED: frozenset({READY, CANCELED}),
@@ -238,17 +243,8 @@ def parse_check(value: Any) -> tuple[str, ...] | None:
 
 
 def parse_budget(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise BadRequest("budget must be an object or null")
-    try:
-        text = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise BadRequest(f"budget is not plain JSON: {exc}") from None
-    if len(text) > MAX_BUDGET_CHARS:
-        raise BadRequest(f"budget is larger than {MAX_BUDGET_CHARS} characters of JSON")
-    return json.loads(text)
+    """``{"dollars", "tokens", "minutes", "warn_at", "ceiling"}`` (see budgets.py) or null."""
+    return parse_task_budget(value)
 
 
 def _body(body: Any, allowed: Iterable[str], what: str) -> dict[str, Any]:
@@ -333,7 +329,7 @@ class TaskSpec:
         )
 
 
-PATCH_FIELDS = ("priority", "scope", "check", "max_attempts", "state")
+PATCH_FIELDS = ("priority", "scope", "check", "max_attempts", "state", "budget")
 
 
 @dataclass(frozen=True)
@@ -347,6 +343,7 @@ class TaskPatch:
     check: tuple[str, ...] | None = None
     max_attempts: int = 3
     state: str | None = None
+    budget: dict[str, Any] | None = None  # raising it resumes a task paused by its budget
 
     @classmethod
     def parse(cls, body: Any) -> "TaskPatch":
@@ -362,6 +359,8 @@ class TaskPatch:
             kw["check"] = parse_check(b["check"])
         if "max_attempts" in b:
             kw["max_attempts"] = parse_int(b["max_attempts"], "max_attempts", 1, 20)
+        if "budget" in b:
+            kw["budget"] = parse_budget(b["budget"])
         if "state" in b:
             if b["state"] != CANCELED:
                 raise BadRequest("state can only be set to 'canceled' (the rest follows the work)")

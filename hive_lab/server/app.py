@@ -62,6 +62,12 @@ class HiveLab(ExtensionApp):
     rate_limit_probe = Float(60.0, config=True, help=(
         "No reset time known for a parked provider: first probe after this many seconds, "
         "doubling (capped at 15 min)."))
+    budgets = Dict(config=True, help=(
+        "Budgets: {'task': {dollars, tokens, minutes}, 'session': {...}, "
+        "'profile': {name: {window: day|5h|none, dollars, ...}}, 'fleet': [{window, ...}], "
+        "'warn_at': 0.8, 'ceiling': 1.5}. Days are UTC; 5h is the rolling billing block."))
+    budget_grace = Float(20.0, config=True,
+                         help="Seconds a paused agent may keep working before it is interrupted.")
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -76,6 +82,17 @@ class HiveLab(ExtensionApp):
     @validate("profiles")
     def _check_profiles(self, proposal: Any) -> dict[str, Any]:
         load_profiles(proposal["value"])  # raises with a clear message on bad config
+        return proposal["value"]
+
+    @validate("budgets")
+    def _check_budgets(self, proposal: Any) -> dict[str, Any]:
+        from ..core.errors import HiveError
+        from ..orchestrate.budgets import BudgetConfig
+
+        try:
+            BudgetConfig.parse(proposal["value"])
+        except HiveError as exc:
+            raise ValueError(exc.detail) from None
         return proposal["value"]
 
     def initialize_settings(self) -> None:
@@ -100,6 +117,8 @@ class HiveLab(ExtensionApp):
                 stall_minutes=self.stall_minutes, loop_repeats=self.loop_repeats,
                 resume_stagger=self.resume_stagger, probe_base=self.rate_limit_probe,
                 default_park=self.rate_limit_probe).validate(),
+            budgets=dict(self.budgets),
+            budget_grace=self.budget_grace,
         )
         self.hive = Hive(config)
         self.settings["hive_lab"] = self.hive

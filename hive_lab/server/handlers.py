@@ -232,6 +232,16 @@ class ScopeRequestHandler(HiveHandler):
                                                         body.get("note", "")))
 
 
+class BudgetsHandler(HiveHandler):
+    @api
+    def get(self) -> None:
+        self.reply(self.hive.budget_report())
+
+    @api
+    async def put(self) -> None:
+        self.reply(await self.hive.put_budgets(self.json_body()))
+
+
 def _usage_filters(handler: HiveHandler) -> dict[str, Any]:
     out: dict[str, Any] = {"session": handler.query("session")}
     for key in ("since", "until"):
@@ -307,5 +317,6 @@ def handlers() -> list[tuple[str, type]]:
         (rf"{API}/tasks/{NAME}/retry", TaskRetryHandler),
         (rf"{API}/tasks/{NAME}/violations", TaskViolationsHandler),
         (rf"{API}/scope-requests", ScopeRequestsHandler),
+        (rf"{API}/budgets", BudgetsHandler),
         (rf"{API}/scope-requests/(?P<rid>[^/]+)", ScopeRequestHandler),
     ]

@@ -37,7 +37,7 @@ def test_parse_full(repo: str) -> None:
     s = spec(repo, repo=repo + "/sub", title="Auth", base="origin/main", requires=["python", "implement", "python"],
              agent="claude", scope=["src/auth/", "tests/test_auth.py"], shared=["CHANGELOG.md"],
              depends_on=["schema"], priority=5, check=["pytest", "-q"], max_attempts=20,
-             budget={"usd": 2})
+             budget={"dollars": 2})
     assert s.repo == str(Path(repo).resolve()) and s.cwd == repo + "/sub"
     assert s.requires == ("implement", "python")
     assert s.scope == ("src/auth/**", "tests/test_auth.py")

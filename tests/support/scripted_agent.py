@@ -18,6 +18,15 @@ that start with ``@`` (everything else, the prose of a task prompt, is read and 
                           in a row (a looping agent; --hooked only)
     @stopfail ERROR       fire StopFailure with this error (rate_limit, authentication_failed..)
                           as Claude Code does when the API refuses (--hooked only)
+    @burn TOKENS COUNT    COUNT "API responses" of TOKENS input tokens each (claude-opus-4-8),
+                          appended as Claude-style lines (message ids, usage) to a transcript
+                          the hooks name as ``transcript_path``; a tool call (PreToolUse)
+                          after each, and a deny ends the step, as a turn boundary does
+    @spin TOKENS COUNT [stubborn]  the same without tool calls (a turn that only streams):
+                          only an interrupt (Ctrl-C) stops it, unless it is stubborn
+
+A line containing "Continue the task where you stopped" re-runs the step a deny or an
+interrupt stopped (the model picking up again after its budget was raised).
 
 Every action prints a line, so the screen shows activity; silence means "idle". With
 ``--hooked`` it also fires the hooks Claude Code fires around a turn (SessionStart at start,
@@ -31,6 +40,7 @@ import json
 import os
 import secrets
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -38,6 +48,45 @@ from pathlib import Path
 
 HOOKED = "--hooked" in sys.argv
 FAILED_TURN = [False]  # a StopFailure ended this turn: Claude Code fires no Stop after it
+STOPPED: list[str] = []  # the step a deny or an interrupt cut short
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    raise Interrupted()
+
+
+def _idle_sigint(signum: int, frame: object) -> None:
+    print("^C (nothing to interrupt)", flush=True)  # Ctrl-C at the prompt, as a chat agent
+
+
+def transcript() -> Path | None:
+    data_dir, session = os.environ.get("HIVE_LAB_DIR"), os.environ.get("HIVE_LAB_SESSION")
+    if not (data_dir and session):
+        return None
+    path = Path(data_dir) / "scripted" / f"{session}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def spend(tokens: int) -> None:
+    """One API response in Claude Code's transcript shape (one line, its usage)."""
+    path = transcript()
+    if path is None:
+        return
+    mid = "msg_" + secrets.token_hex(12)
+    line = {"type": "assistant", "isSidechain": False, "requestId": "req_" + secrets.token_hex(12),
+            "sessionId": f"scripted-{os.environ.get('HIVE_LAB_SESSION')}", "cwd": os.getcwd(),
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            "message": {"id": mid, "type": "message", "role": "assistant",
+                        "model": "claude-opus-4-8", "content": [{"type": "text", "text": "."}],
+                        "usage": {"input_tokens": tokens, "output_tokens": 0,
+                                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}
+    with open(path, "a") as f:
+        f.write(json.dumps(line) + "\n")
 
 
 def hook(event: str, **fields: object) -> subprocess.CompletedProcess[bytes] | None:
@@ -48,6 +97,10 @@ def hook(event: str, **fields: object) -> subprocess.CompletedProcess[bytes] | N
     client = Path(data_dir) / "bin" / "hive_lab_hook.pyc"
     payload = {"hook_event_name": event, "session_id": f"scripted-{session}",
                "cwd": os.getcwd(), **fields}
+    path = transcript()
+    if path is not None:
+        path.touch()
+        payload["transcript_path"] = str(path)
     return subprocess.run([sys.executable, "-S", "-E", "-s", str(client), "--agent", "scripted"],
                           input=json.dumps(payload).encode(), capture_output=True, timeout=30)
 
@@ -107,6 +160,34 @@ def act(line: str) -> None:
              last_assistant_message=f"API Error: scripted {rest}")
         FAILED_TURN[0] = True
         print(f"stop failure {rest}", flush=True)
+    elif verb in ("burn", "spin"):
+        parts = rest.split()
+        tokens, count = int(parts[0]), int(parts[1])
+        stubborn = verb == "spin" and "stubborn" in parts[2:]
+        signal.signal(signal.SIGINT, signal.SIG_IGN if stubborn else _on_sigint)
+        try:
+            for i in range(count):
+                spend(tokens)
+                print(f"{verb} {i + 1}/{count}", flush=True)
+                if verb == "burn":
+                    proc = hook("PreToolUse", tool_name="Bash", tool_input={"command": "true"},
+                                tool_use_id="toolu_" + secrets.token_hex(8))
+                    out = {}
+                    try:
+                        out = json.loads(proc.stdout or b"{}").get("hookSpecificOutput", {}) if proc else {}
+                    except (ValueError, AttributeError):
+                        pass
+                    if out.get("permissionDecision") == "deny":
+                        print(f"denied: {out.get('permissionDecisionReason', '')}", flush=True)
+                        STOPPED[:] = [f"@{verb} {tokens} {count - i - 1}"]
+                        return
+                time.sleep(0.6)
+            print(f"{verb} done", flush=True)
+        except Interrupted:
+            print("interrupted", flush=True)
+            STOPPED[:] = [f"@{verb} {rest}"]
+        finally:
+            signal.signal(signal.SIGINT, _idle_sigint)
     elif verb == "exit":
         print(f"exiting {rest}", flush=True)
         sys.exit(int(rest or "0"))
@@ -134,6 +215,7 @@ def lines():
 
 
 def main() -> None:
+    signal.signal(signal.SIGINT, _idle_sigint)
     print("scripted agent ready", flush=True)
     hook("SessionStart", source="startup")
     waiting_for: str | None = None
@@ -149,6 +231,10 @@ def main() -> None:
                 held = []
             elif line.startswith("@"):
                 held.append(line)
+            continue
+        if "Continue the task where you stopped" in line and STOPPED:
+            print("continuing", flush=True)
+            act(STOPPED.pop())
             continue
         if line.startswith("@await "):
             waiting_for = line[len("@await "):].strip()

@@ -1,0 +1,436 @@
+"""Budgets at run time: count spend as usage arrives, and enforce every limit for real.
+
+The keeper subscribes to ``signals.usage`` (a session has new rows; the rows themselves are in
+``UsageMonitor.fresh`` during the emit) and counts each row once into three meters (its
+session, its profile, the fleet), taking a replaced copy back out, so replays and re-reads
+never count twice. Every tick (the facade's loop, and at once after a limit changes) it
+evaluates the limits of every live session and acts, level-triggered:
+
+- warn_at reached (or a price unknown): one ``BudgetWarning`` per limit and window;
+- 100%: the session is *paused*: its decider denies PreToolUse and UserPromptSubmit with the
+  reason, its task goes to ``paused`` (reason ``budget``), and if it still works after the
+  grace it is interrupted (the profile's ``interrupt`` keys; at once for agents without hooks);
+- the ceiling (150%): the session is ended, its worktree and branch kept;
+- back under 100% (a limit raised, a window rolled over): resumed, the agent told to go on.
+
+Pauses and warnings are marked in the store, so a restart keeps them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from ..core import events as ev
+from ..core.decisions import Deciders, HookContext, Verdict
+from ..core.errors import HiveError
+from ..core.recorder import Recorder
+from ..core.sessions import SessionManager
+from ..core.signals import Signals
+from ..core.status import EXITED, WORKING
+from ..core.usagemonitor import UsageMonitor
+from ..usage.parse import UsageRow
+from ..wire import BUDGET_CEILING, BUDGET_PAUSED, BUDGET_RESUMED, BUDGET_WARNING
+from .budgets import (FLEET_KEY, LEVEL_RANK, BudgetConfig, BudgetStatus, BudgetUpdate, Limit,
+                      Mark, Meter, evaluate, limit_from_json, overlap_minutes)
+from .runtime import Orchestrator
+from .tasks import RUNNING, WAITING
+
+log = logging.getLogger("hive_lab.budgets")
+
+DENIED_EVENTS = frozenset({"PreToolUse", "UserPromptSubmit", "BeforeTool", "BeforeAgent"})
+RESUME_TEXT = ("Hive Lab: your budget was raised. Continue the task where you stopped.")
+
+
+@dataclass
+class Pause:
+    """A session held at its budget: what stopped it, and what the keeper did since."""
+
+    since: float
+    reason: str
+    limits: list[str]
+    agent: str
+    task: str | None = None
+    rows_at: int = 0  # the session's row count when paused (or last interrupted)
+    interrupted: float | None = None
+    ended: bool = False
+    grace_rows: int | None = None  # the row count when the grace ran out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reason": "budget", "detail": self.reason, "limits": self.limits,
+                "since": ev.iso(self.since), "task": self.task, "ended": self.ended,
+                "interrupted": ev.iso(self.interrupted) if self.interrupted else None}
+
+
+@dataclass
+class Subject:
+    """Whom limits apply to in one tick: a live session, or a paused task whose session ended."""
+
+    name: str
+    agent: str
+    task: str | None
+    live: bool
+    hooks: bool = True
+
+
+class BudgetKeeper:
+    def __init__(self, db_path: Path, sessions: SessionManager, usage: UsageMonitor,
+                 recorder: Recorder, signals: Signals, deciders: Deciders, tasks: Orchestrator,
+                 config: BudgetConfig, grace: float = 20.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.conn = sqlite3.connect(str(db_path), timeout=5.0, check_same_thread=False,
+                                    isolation_level=None)
+        self.conn.execute("PRAGMA busy_timeout=5000")
+        self.sessions = sessions
+        self.usage = usage
+        self.recorder = recorder
+        self.tasks = tasks
+        self.config = config
+        self.grace = grace
+        self.clock = clock
+        self.meters: dict[tuple[str, str], Meter] = {}
+        self._counted: dict[tuple[str, ...], list[tuple[Meter, Mark]]] = {}
+        self._agent_of: dict[str, str] = {}
+        self._lives: dict[str, list[Any]] = {}  # session -> [start, end | None, agent]
+        self.fleet: tuple[Limit, ...] | None = None  # live override (PUT budgets)
+        self.profiles: dict[str, tuple[Limit, ...]] = {}
+        self.paused: dict[str, Pause] = {}
+        self._warned: set[tuple[str, str, str]] = set()
+        self.statuses: dict[str, BudgetStatus] = {}
+        self._primed = False
+        self._subjects_seen: dict[str, Subject] = {}
+        self._lives_by: dict[str, list[tuple[float, float | None]]] = {}
+        self._load()
+        signals.usage.connect(self._on_usage)
+        deciders.register(self._decide)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- persistence -------------------------------------------------------------------------
+    def _load(self) -> None:
+        for scope, key, limits in self.conn.execute("SELECT scope, key, limits FROM budgets"):
+            parsed = tuple(limit_from_json(d) for d in json.loads(limits))
+            if scope == "fleet":
+                self.fleet = parsed
+            elif scope == "profile":
+                self.profiles[key] = parsed
+        for kind, subject, period, detail in self.conn.execute(
+                "SELECT kind, subject, period, detail FROM budget_marks"):
+            if kind == "paused":
+                self.paused[subject] = Pause(**json.loads(detail))
+            else:
+                self._warned.add((kind, subject, period))
+
+    def _mark(self, kind: str, subject: str, period: str, detail: dict[str, Any]) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO budget_marks (kind, subject, period, at, detail)"
+                          " VALUES (?, ?, ?, ?, ?)",
+                          (kind, subject, period, self.clock(), json.dumps(detail)))
+
+    def _unmark(self, kind: str, subject: str) -> None:
+        self.conn.execute("DELETE FROM budget_marks WHERE kind = ? AND subject = ?", (kind, subject))
+
+    # -- counting ----------------------------------------------------------------------------
+    def meter(self, scope: str, key: str) -> Meter:
+        m = self.meters.get((scope, key))
+        if m is None:
+            m = self.meters[(scope, key)] = Meter()
+        return m
+
+    def _on_usage(self, session: str) -> None:
+        rows = self.usage.fresh.get(session) or []
+        agent = self._agent(session)
+        for row in rows:
+            self.ingest(session, agent, row)
+
+    def _agent(self, session: str) -> str:
+        s = self.sessions.sessions.get(session)
+        if s is not None:
+            self._agent_of[session] = s.agent
+        return self._agent_of.get(session, "unknown")
+
+    def ingest(self, session: str, agent: str, row: UsageRow) -> None:
+        """Count one row (new, or a fuller copy of one already counted) into its meters."""
+        key = row.key
+        full = (session, *key) if key is not None else None
+        if full is not None:
+            for meter, mark in self._counted.pop(full, ()):
+                meter.remove(mark)
+        t = row.time.timestamp()
+        marks = [(m, m.add(t, row.cost, row.total_tokens)) for m in (
+            self.meter("session", session), self.meter("profile", agent),
+            self.meter("fleet", FLEET_KEY))]
+        if full is not None:
+            self._counted[full] = marks
+
+    # -- the limits in force -----------------------------------------------------------------
+    def fleet_limits(self) -> tuple[Limit, ...]:
+        return self.fleet if self.fleet is not None else self.config.fleet
+
+    def profile_limits(self, profile: str) -> tuple[Limit, ...]:
+        if profile in self.profiles:
+            return self.profiles[profile]
+        return tuple(self.config.profiles.get(profile, ()))
+
+    def limits_for(self, subject: Subject) -> list[Limit]:
+        out: list[Limit] = []
+        if self.config.session is not None:
+            out.append(replace(self.config.session, key=subject.name))
+        if subject.task:
+            task = self.tasks.task_record(subject.task)
+            limit = self.config.task_limit(subject.task, task.budget if task else None)
+            if limit is not None:
+                out.append(limit)
+        out.extend(self.profile_limits(subject.agent))
+        out.extend(self.fleet_limits())
+        return out
+
+    def measure(self, limit: Limit, now: float) -> BudgetStatus:
+        if limit.scope in ("session", "task"):
+            meter = self.meter("session", limit.key)
+            spend, start, end = meter.window("none", now)
+            if limit.scope == "task":
+                task = self.tasks.task_record(limit.key)
+                lives = [(a.started, a.ended) for a in (task.attempts if task else [])
+                         if a.started is not None]
+            else:
+                life = self._lives.get(limit.key)
+                lives = [(life[0], life[1])] if life else []
+            minutes = overlap_minutes(lives, None, now)
+            live = sum(1 for _, e in lives if e is None)
+        else:
+            key = FLEET_KEY if limit.scope == "fleet" else limit.key
+            meter = self.meter(limit.scope, key)
+            spend, start, end = meter.window(limit.window, now)
+            if limit.window == "5h" and start is None:
+                start, end = now, None  # no active block: the next row starts one
+            lives = self._lives_by.get(key) or []
+            lo = start if limit.window != "none" else None
+            minutes = overlap_minutes(lives, lo, now)
+            live = sum(1 for _, e in lives if e is None)
+        return evaluate(limit, spend, minutes, now, meter.rate(now), live / 60.0, start, end)
+
+    # -- the tick ----------------------------------------------------------------------------
+    def _subjects(self, now: float) -> list[Subject]:
+        out: dict[str, Subject] = {}
+        for name, s in self.sessions.sessions.items():
+            exited = self.sessions.tracker.get(name).name == EXITED
+            life = self._lives.get(name)
+            if life is None or life[0] != s.created:
+                life = self._lives[name] = [s.created, None, s.agent]
+            if exited and life[1] is None:
+                life[1] = now
+            self._agent_of[name] = s.agent
+            if not exited:
+                profile = self.sessions.profiles.get(s.agent)
+                hooked = bool(profile and profile.hooks) or s.external
+                out[name] = Subject(name, s.agent, s.task, True, hooked)
+        for name, life in self._lives.items():
+            if name not in self.sessions.sessions and life[1] is None:
+                life[1] = now
+        for name, pause in list(self.paused.items()):
+            if name in out:
+                continue
+            if pause.task is None:  # a plain session removed while paused: nothing to resume
+                del self.paused[name]
+                self._unmark("paused", name)
+                continue
+            out[name] = Subject(name, pause.agent, pause.task, False)
+        return list(out.values())
+
+    def evaluate_all(self, now: float) -> tuple[dict[str, BudgetStatus], dict[str, list[str]]]:
+        """Every limit in force, measured once; and which limits apply to which subject."""
+        statuses: dict[str, BudgetStatus] = {}
+        applies: dict[str, list[str]] = {}
+        subjects = self._subjects(now)
+        self._lives_by = {FLEET_KEY: []}
+        for life in self._lives.values():
+            pair = (life[0], life[1])
+            self._lives_by[FLEET_KEY].append(pair)
+            self._lives_by.setdefault(life[2], []).append(pair)
+        for subject in subjects:
+            ids = []
+            for limit in self.limits_for(subject):
+                if limit.id not in statuses:
+                    statuses[limit.id] = self.measure(limit, now)
+                ids.append(limit.id)
+            applies[subject.name] = ids
+        for limit in [*self.fleet_limits(), *[lim for p in self._all_profiles()
+                                             for lim in self.profile_limits(p)]]:
+            if limit.id not in statuses:
+                statuses[limit.id] = self.measure(limit, now)
+        self.statuses = statuses
+        self._subjects_seen = {s.name: s for s in subjects}
+        return statuses, applies
+
+    def _all_profiles(self) -> list[str]:
+        return sorted(set(self.config.profiles) | set(self.profiles))
+
+    async def tick(self) -> None:
+        if not self._primed:  # after a (re)start: count what the transcripts hold first
+            self._primed = True
+            await self.usage.poll()
+        now = self.clock()
+        statuses, applies = self.evaluate_all(now)
+        for status in statuses.values():
+            self._warn(status)
+        for name, ids in applies.items():
+            subject = self._subjects_seen[name]
+            mine = [statuses[i] for i in ids]
+            over = [s for s in mine if LEVEL_RANK[s.level] >= LEVEL_RANK["paused"]]
+            try:
+                if over:
+                    await self._hold(subject, over, now)
+                elif name in self.paused:
+                    await self._resume(subject, now)
+            except HiveError as exc:
+                log.warning("budget action on %s: %s", name, exc.detail)
+
+    def _warn(self, status: BudgetStatus) -> None:
+        period = "" if status.start is None or status.limit.window == "none" \
+            else str(int(status.start))
+        lim = status.limit
+        subject = "fleet" if lim.scope == "fleet" else lim.key
+        if status.unknown_cost and ("unknown", lim.id, period) not in self._warned:
+            self._warned.add(("unknown", lim.id, period))
+            self._mark("unknown", lim.id, period, {})
+            self._event(subject, BUDGET_WARNING, {"budget": status.to_json(), "why": "unknown_price"},
+                        f"budget {lim.describe()}: dollars unknown (a model without a known "
+                        f"price); the dollar limit counts only known prices")
+        if LEVEL_RANK[status.level] >= LEVEL_RANK["warn"] and ("warn", lim.id, period) \
+                not in self._warned:
+            self._warned.add(("warn", lim.id, period))
+            self._mark("warn", lim.id, period, {})
+            self._event(subject, BUDGET_WARNING, {"budget": status.to_json(), "why": "warn_at"},
+                        f"budget at {status.fraction:.0%}: {status.summary()}"[:200])
+
+    async def _hold(self, subject: Subject, over: list[BudgetStatus], now: float) -> None:
+        name = subject.name
+        pause = self.paused.get(name)
+        if pause is None:
+            reason = "; ".join(s.summary() for s in over)
+            pause = self.paused[name] = Pause(
+                since=now, reason=reason, limits=[s.limit.id for s in over], agent=subject.agent,
+                task=subject.task, rows_at=self.meter("session", name).total.rows)
+            self._mark("paused", name, "", asdict(pause))
+            self._event(name, BUDGET_PAUSED, {"budget": [s.to_json() for s in over],
+                                              "task": subject.task, "reason": reason},
+                        f"paused at its budget: {reason}"[:200])
+        if subject.task:
+            task = self.tasks.task_record(subject.task)
+            if task is not None and task.state in (RUNNING, WAITING):
+                await self.tasks.pause_task(subject.task, f"budget: {pause.reason}"[:500])
+        if not subject.live:
+            return
+        ceiling = [s for s in over if s.level == "ceiling"]
+        if ceiling and not pause.ended:
+            await self._end(subject, pause, ceiling)
+            return
+        self._maybe_interrupt(subject, pause, now)
+
+    def _maybe_interrupt(self, subject: Subject, pause: Pause, now: float) -> None:
+        """A paused session that still works after the grace (or has no hooks) is interrupted."""
+        rows = self.meter("session", subject.name).total.rows
+        working = self.sessions.tracker.get(subject.name).name == WORKING
+        if subject.hooks:  # its hooks are denied: only a turn that goes on past the grace
+            if now - (pause.interrupted or pause.since) < self.grace:
+                return
+            if pause.grace_rows is None:
+                pause.grace_rows = rows  # a response in flight at the pause may still land
+                if not working:
+                    return
+            elif rows <= pause.grace_rows and not working:
+                return
+        elif pause.interrupted is not None and rows <= pause.rows_at:
+            return  # no hooks: interrupted at once, again only if it spends again
+        session = self.sessions.sessions.get(subject.name)
+        profile = self.sessions.profiles.get(subject.agent)
+        if session is None or session.pane_id is None:
+            return
+        keys = list((profile.answers.get("interrupt") if profile else None) or ("C-c",))
+        self.sessions.send_keys(subject.name, keys)
+        pause.interrupted, pause.rows_at, pause.grace_rows = now, rows, None
+        self._mark("paused", subject.name, "", asdict(pause))
+        log.info("session %s: interrupted at its budget with %s", subject.name, keys)
+
+    async def _end(self, subject: Subject, pause: Pause, ceiling: list[BudgetStatus]) -> None:
+        reason = "; ".join(s.summary() for s in ceiling)
+        pause.ended = True
+        pause.reason = f"ceiling: {reason}"
+        self._mark("paused", subject.name, "", asdict(pause))
+        result = await self.sessions.kill(subject.name, keep_worktree=True)
+        if subject.task:
+            await self.tasks.end_attempt(subject.task, "budget_ceiling", pause.reason)
+        self._event(subject.name, BUDGET_CEILING, {"budget": [s.to_json() for s in ceiling],
+                                                   "task": subject.task, "reason": reason,
+                                                   "kill": result},
+                    f"ended at the budget ceiling (worktree kept): {reason}"[:200])
+
+    async def _resume(self, subject: Subject, now: float) -> None:
+        pause = self.paused.pop(subject.name)
+        self._unmark("paused", subject.name)
+        self._event(subject.name, BUDGET_RESUMED, {"task": subject.task, "was": pause.to_json()},
+                    "budget raised: resumed" + (" (session was ended; the task starts again)"
+                                               if pause.ended else ""))
+        if subject.task:
+            await self.tasks.resume_task(subject.task, "budget raised: resumed", RESUME_TEXT,
+                                         alive=subject.live and not pause.ended)
+        elif subject.live:
+            await self.sessions.deliver_when_ready(subject.name, RESUME_TEXT)
+
+    # -- the decider -------------------------------------------------------------------------
+    def _decide(self, ctx: HookContext) -> Verdict | None:
+        pause = self.paused.get(ctx.session)
+        if pause is None or ctx.event not in DENIED_EVENTS:
+            return None
+        if pause.task:
+            how = f'PATCH tasks/{pause.task} with a larger "budget"'
+        elif any(i.startswith(("fleet:", "profile:")) for i in pause.limits):
+            how = "PUT budgets with a larger limit"
+        else:
+            how = "raise c.HiveLab.budgets"
+        return Verdict("deny", f"Hive Lab paused this agent at its budget ({pause.reason}). "
+                               f"Stop here; it resumes when a person raises it ({how}).", "budget")
+
+    # -- the API -----------------------------------------------------------------------------
+    def report(self) -> dict[str, Any]:
+        statuses, _ = self.evaluate_all(self.clock())
+        return {"budgets": [s.to_json() for s in statuses.values()],
+                "paused": {name: p.to_json() for name, p in self.paused.items()},
+                "windows": {"day": "UTC calendar day", "5h": "rolling 5-hour billing block"}}
+
+    def paused_json(self, name: str) -> dict[str, Any] | None:
+        pause = self.paused.get(name)
+        return pause.to_json() if pause else None
+
+    async def update(self, body: Any) -> dict[str, Any]:
+        """``PUT budgets``: everything is validated before anything is stored."""
+        update = BudgetUpdate.parse(body, self.config)
+        now = self.clock()
+        if update.fleet is not None or update.fleet_cleared:
+            self.fleet = update.fleet
+            self._store("fleet", FLEET_KEY, update.fleet, now)
+        for name, limits in update.profiles.items():
+            if limits:
+                self.profiles[name] = limits
+                self._store("profile", name, limits, now)
+            else:
+                self.profiles.pop(name, None)
+                self._store("profile", name, None, now)
+        await self.tick()
+        return self.report()
+
+    def _store(self, scope: str, key: str, limits: tuple[Limit, ...] | None, now: float) -> None:
+        if limits is None:
+            self.conn.execute("DELETE FROM budgets WHERE scope = ? AND key = ?", (scope, key))
+        else:
+            self.conn.execute("INSERT OR REPLACE INTO budgets (scope, key, limits, updated) "
+                              "VALUES (?, ?, ?, ?)",
+                              (scope, key, json.dumps([lim.to_json() for lim in limits]), now))
+
+    def _event(self, session: str, name: str, payload: dict[str, Any], summary: str) -> None:
+        self.recorder.record_now([ev.internal(session, name, payload, summary)])
