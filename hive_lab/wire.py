@@ -46,8 +46,26 @@ CONFLICT_PREDICTED = "ConflictPredicted"
 USAGE_UPDATED = "UsageUpdated"
 SCREEN_ANSWERED = "ScreenAnswered"  # Hive Lab pressed keys on an agent's start-up screen
 HOOK_DECIDED = "HookDecided"  # a policy answered a blocking hook with deny or ask
+NOTIFICATION = "Notification"  # Hive Lab called the user (agent "hive"; Claude's hook is agent "claude")
 HIVE_EVENTS = (STATE_CHANGED, SESSION_CREATED, SESSION_REMOVED, GIT_CHANGED, CONFLICT_PREDICTED,
-               USAGE_UPDATED, SCREEN_ANSWERED, HOOK_DECIDED)
+               USAGE_UPDATED, SCREEN_ANSWERED, HOOK_DECIDED, NOTIFICATION)
+
+# Events other parts emit (agent "hive") for the notifier to turn into a notification. Payload:
+# ``message`` (str, the text to send), optional ``key`` (str: one notification per key; default
+# the event id), ``task`` (task id) and ``session`` (session name) when they are about one.
+BUDGET_WARNING = "BudgetWarning"
+BUDGET_PAUSED = "BudgetPaused"
+PROVIDER_PARKED = "ProviderParked"
+PROVIDER_RESUMED = "ProviderResumed"
+SESSION_STALLED = "SessionStalled"
+ATTENTION_EVENTS = (BUDGET_WARNING, BUDGET_PAUSED, PROVIDER_PARKED, PROVIDER_RESUMED,
+                    SESSION_STALLED)
+
+# Kinds of notification (c.HiveLab.notify_on picks among them).
+NOTIFY_KINDS = ("permission", "question", "task_failed", "task_blocked", "scope_request",
+                "budget_warning", "budget_paused", "provider_parked", "provider_resumed",
+                "session_stalled")
+NOTIFICATIONS_PATH = "notifications"
 
 # -- stream control messages -----------------------------------------------------------------
 MSG_HELLO, MSG_LIVE, MSG_HEARTBEAT, MSG_RESYNC, MSG_ERROR = (

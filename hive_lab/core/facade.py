@@ -35,6 +35,7 @@ from .status import Tracker
 from .store import Store
 from .tmux import Tmux
 from .usagemonitor import UsageMonitor
+from ..notify.notifier import Notifier, NotifyConfig
 from ..orchestrate.runtime import Orchestrator, OrchestratorConfig
 from ..usage.parse import Pricing
 from ..wire import API_PREFIX, HOOKS_PATH
@@ -61,6 +62,7 @@ class HiveConfig:
     task_interval: float = 1.0  # seconds between orchestration ticks
     check_timeout: float = 600.0
     max_rounds: int = 3
+    notify: NotifyConfig = field(default_factory=NotifyConfig, repr=False)  # may hold secrets
 
 
 class Hive:
@@ -91,6 +93,8 @@ class Hive:
             self.deciders, OrchestratorConfig(max_agents=config.max_agents,
                                               max_rounds=config.max_rounds,
                                               check_timeout=config.check_timeout))
+        self.notify = Notifier(self.paths.db, self.signals, self.recorder, self.tracker,
+                               config.notify)
         self._loops: list[asyncio.Task[Any]] = []
         self.started = time.time()
 
@@ -98,6 +102,7 @@ class Hive:
     async def start(self, server_url: str, base_url: str) -> None:
         """Adopt live sessions, drain spools, publish our address, start the loops."""
         self.sessions.adopt()
+        self.notify.start()  # its baseline: states found now are not notified
         await self.drain_spool()
         self._write_server_file(server_url, base_url)
         self._loops = [
@@ -105,6 +110,7 @@ class Hive:
             asyncio.ensure_future(self._every(self.config.spool_interval, self.drain_spool)),
             asyncio.ensure_future(self._every(self.config.usage_interval, self.usage.poll)),
             asyncio.ensure_future(self._every(self.config.task_interval, self.tasks.tick)),
+            asyncio.ensure_future(self._every(1.0, self.notify.tick)),
         ]
         self.git.mark_all()
 
@@ -119,6 +125,7 @@ class Hive:
         self._loops = []
         await self.sessions.close()
         self.tasks.close()
+        self.notify.close()
         self.bus.close()
         try:
             self.paths.server_file.unlink()
@@ -314,6 +321,16 @@ class Hive:
 
     def accept_violations(self, task_id: str, paths: Any) -> dict[str, Any]:
         return self.tasks.accept_violations(task_id, paths)
+
+    # -- notifications ----------------------------------------------------------------------
+    def notifications(self, unread: bool = False, limit: int = 100) -> list[dict[str, Any]]:
+        return self.notify.list(unread=unread, limit=limit)
+
+    def read_notification(self, notification_id: Any) -> dict[str, Any]:
+        return self.notify.mark_read(notification_id)
+
+    def notify_channels(self) -> dict[str, Any]:
+        return self.notify.describe_channels()
 
     # -- hooks for agents started by hand ---------------------------------------------------
     def install_hooks(self, directory: Any, agent: Any, remove: Any = False) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Sequence
 
+from ..notify.schema import MIGRATION_SQL as NOTIFY_SQL
 from ..orchestrate.schema import MIGRATION_SQL as ORCHESTRATION_SQL
 from .errors import HiveError
 
@@ -62,10 +63,13 @@ CREATE INDEX IF NOT EXISTS transitions_by_session ON transitions (session, id);
 
 # 2: orchestration (tasks, attempts, scope requests); the DDL lives with its code.
 V2_ORCHESTRATION = ";\n".join(ORCHESTRATION_SQL)
+# 3: notifications and the notifier's cursor; the DDL lives with its code.
+V3_NOTIFICATIONS = ";\n".join(NOTIFY_SQL)
 
 MIGRATIONS: tuple[str, ...] = (
     V1_BASE,
     V2_ORCHESTRATION,
+    V3_NOTIFICATIONS,
 )
 
 
