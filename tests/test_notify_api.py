@@ -22,7 +22,14 @@ import pytest
 from conftest import HiveServer, fire_hook, spawn, wait_for
 
 AGENT = str(Path(__file__).resolve().parent / "support" / "scripted_agent.py")
-SECRET = "pw-Zq81x7TopSecret"
+SECRET = "pw-Zq81x7TopSecret"  # the URL's password
+PATH_TOKEN = "tok9Xr2Lq8VbW3"  # a webhook token in the URL's path
+HEADER_SECRET = "hdr-Kk42Secret"  # a header apprise adds (json://...?+X-Token=...)
+# apprise and urllib3 log at DEBUG into the server log, so the test sees what they would print
+LOGGING = {"handlers": {"everything": {"class": "logging.StreamHandler", "level": "DEBUG",
+                                       "stream": "ext://sys.stderr"}},
+           "loggers": {name: {"level": "DEBUG", "handlers": ["everything"], "propagate": False}
+                       for name in ("apprise", "urllib3")}}
 PROFILES = {"scripted": {"command": [sys.executable, "-u", AGENT], "capabilities": ["implement"]}}
 
 
@@ -43,7 +50,8 @@ class Endpoint:
                     status = outer.status
                     if status == 200:
                         outer.posts.append({"path": self.path, "auth": self.headers.get(
-                            "Authorization"), **json.loads(body)})
+                            "Authorization"), "token": self.headers.get("X-Token"),
+                            **json.loads(body)})
                     else:
                         outer.refused += 1
                 self.send_response(status)
@@ -59,7 +67,8 @@ class Endpoint:
 
     @property
     def url(self) -> str:
-        return f"json://hive:{SECRET}@127.0.0.1:{self.port}/notify"
+        return (f"json://hive:{SECRET}@127.0.0.1:{self.port}/notify/{PATH_TOKEN}"
+                f"?+X-Token={HEADER_SECRET}")
 
     def about(self, needle: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -79,7 +88,12 @@ def endpoint() -> Iterator[Endpoint]:
 def make_server(base: Path, endpoint: Endpoint, **config: Any) -> HiveServer:
     cfg = {"notify_urls": [endpoint.url], "notify_escalate_after": 0, "profiles": PROFILES,
            "task_interval": 0.3, **config}
-    return HiveServer(base, extra_config=cfg)
+    srv = HiveServer(base, extra_config=cfg)
+    path = srv.base / "config" / "jupyter_server_config.json"
+    written = json.loads(path.read_text())
+    written["ServerApp"] = {"logging_config": LOGGING}
+    path.write_text(json.dumps(written))
+    return srv
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +143,7 @@ def test_a_permission_request_is_notified_once_with_tool_and_command(
     posts = wait_for(lambda: endpoint.about("perm1"), timeout=30, what="a post for perm1")
     assert "permission" in posts[0]["title"] and "Bash" in posts[0]["title"]
     assert "rm -rf build/" in posts[0]["message"] and "Clean the build" in posts[0]["message"]
-    assert posts[0]["path"] == "/notify"
+    assert posts[0]["path"] == f"/notify/{PATH_TOKEN}"
     # the same state again (the dialog's hooks once more): no new transition, no notification
     ask_permission(server, "perm1", "rm -rf build/", pre=False)
     barrier(server, endpoint, "perm1-barrier")
@@ -243,17 +257,24 @@ def test_the_secret_is_never_logged_nor_returned(server: HiveServer, endpoint: E
             endpoint.status = 200
     wait_for(lambda: endpoint.about("secretive"), timeout=60, what="the retry delivered")
     channels = server.get("notifications/channels")
-    assert channels["channels"][0]["label"].startswith("json://hive:")
+    assert channels["channels"][0]["label"] == (
+        f"json://hive:****@127.0.0.1:{endpoint.port}/notify/****")
     answers = [json.dumps(server.get(p)) for p in (
         "notifications/channels", "notifications", "events?limit=10000", "status")]
     answers += [json.dumps(server.get("events?event=Notification&limit=10000"))]
     for text in answers:
-        assert SECRET not in text
+        for secret in (SECRET, PATH_TOKEN, HEADER_SECRET):
+            assert secret not in text
     logs = "".join(p.read_text(errors="replace") for p in server.base.glob("server-*.log"))
     assert "not delivered" in logs  # our own warning was written (redacted)
-    assert SECRET not in logs
-    # the endpoint did get the credentials: the secret was used, just never shown
-    assert endpoint.about("secretive")[0]["auth"].startswith("Basic ")
+    assert "JSON POST URL" in logs and "Failed to send" in logs  # apprise's own, at DEBUG
+    assert f"JSON POST URL: http://127.0.0.1:{endpoint.port}/****/****" in logs  # scrubbed
+    assert "Loaded JSON URL" in logs and '"POST /****/**** HTTP/1.1" 500' in logs  # urllib3's
+    for secret in (SECRET, PATH_TOKEN, HEADER_SECRET):
+        assert secret not in logs, secret
+    # the endpoint did get the credentials: the secrets were used, just never shown
+    post = endpoint.about("secretive")[0]
+    assert post["auth"].startswith("Basic ") and post["token"] == HEADER_SECRET
 
 
 # -- escalation and restarts (each on its own server) -------------------------------------------

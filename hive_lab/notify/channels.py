@@ -14,10 +14,11 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from typing import Any, Sequence
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 COMMAND_TIMEOUT = 30.0
-SCRUBBED_LOGGERS = ("apprise", "urllib3", "urllib3.connectionpool", "requests")
+SCRUBBED_LOGGERS = ("apprise", "urllib3", "urllib3.connectionpool", "requests", "ServerApp", "HiveLab",
+                    "hive_lab", "hive_lab.notify")
 MASK = "****"
 
 
@@ -63,9 +64,10 @@ class AppriseChannel(Channel):
         except Exception:
             label = ""
         password = _password(url)
+        label = _short_label(str(label or ""))
         if not label or url.strip() in label or (password and password in label):
             label = f"{line_safe(url.split('://', 1)[0])}://…"
-        return cls(id=_hash("url", url.strip()), label=_short_label(str(label)), url=url.strip())
+        return cls(id=_hash("url", url.strip()), label=_mask_tokens(label), url=url.strip())
 
     def send(self, title: str, body: str, data: dict[str, Any]) -> Outcome:
         import apprise
@@ -118,6 +120,18 @@ def _password(url: str) -> str | None:
         return None
 
 
+def _mask_tokens(label: str) -> str:
+    """apprise's privacy form keeps the path of generic webhooks (json://, form://...), where
+    tokens often live: mask path segments that look like one (8+ characters with a digit)."""
+    scheme, sep, rest = label.partition("://")
+    if not sep:
+        return label
+    head, slash, path = rest.partition("/")
+    parts = [MASK if len(seg) >= 8 and any(c.isdigit() for c in seg) else seg
+             for seg in path.split("/")]
+    return f"{scheme}://{head}{slash}{'/'.join(parts)}"
+
+
 def _short_label(label: str) -> str:
     """apprise appends its default options (``?method=POST&overflow=...``): noise in a list."""
     return label.split("?", 1)[0][:200]
@@ -139,7 +153,7 @@ def secrets_of(url: str) -> set[str]:
     candidates += [seg for seg in parts.path.split("/") if seg]
     candidates += [v for _, v in parse_qsl(parts.query, keep_blank_values=False)]
     for value in candidates:
-        for form in (value, unquote(value)):
+        for form in (value, unquote(value), quote(value, safe=""), quote_plus(value)):
             if len(form) >= 4:
                 out.add(form)
     return out
@@ -175,12 +189,16 @@ class SecretFilter(logging.Filter):
         return True
 
 
-def install_filter(channels: Sequence[Channel]) -> SecretFilter:
-    """Scrub the secrets of ``channels`` from the loggers that could print them."""
+def install_filter(urls: Sequence[Any]) -> SecretFilter:
+    """Scrub the secrets of ``urls`` from the loggers that could print them.
+
+    Installed before apprise first sees a URL: loading one already logs it ("Loaded JSON
+    URL: ..." at debug level, with the path and the headers in clear).
+    """
     secrets: set[str] = set()
-    for channel in channels:
-        if isinstance(channel, AppriseChannel):
-            secrets |= secrets_of(channel.url)
+    for url in urls:
+        if isinstance(url, str) and url.strip():
+            secrets |= secrets_of(url.strip())
     filt = SecretFilter(sorted(secrets))
     for name in SCRUBBED_LOGGERS:
         logging.getLogger(name).addFilter(filt)

@@ -81,6 +81,7 @@ class Notifier:
     def __init__(self, db_path: Path, signals: Signals, recorder: Recorder, tracker: Tracker,
                  config: NotifyConfig | None = None) -> None:
         self.config = config or NotifyConfig()
+        self._filter = install_filter(self.config.urls)  # before apprise sees (and logs) one
         self.channels = self.config.channels()
         self.recorder = recorder
         self.tracker = tracker
@@ -95,7 +96,6 @@ class Notifier:
         self._started = False
         self._cursor = 0
         self._saved_cursor = 0
-        self._filter = install_filter(self.channels)
         signals.stored.connect(self._on_stored)
 
     # -- life cycle -----------------------------------------------------------------------
