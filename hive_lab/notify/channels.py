@@ -151,7 +151,8 @@ def secrets_of(url: str) -> set[str]:
     if host and "." not in host and host != "localhost":  # slack://TOKEN/..., tgram://BOT/...
         candidates.append(host)
     candidates += [seg for seg in parts.path.split("/") if seg]
-    candidates += [v for _, v in parse_qsl(parts.query, keep_blank_values=False)]
+    for _, value in parse_qsl(parts.query, keep_blank_values=False):
+        candidates += [value, *value.split()]  # "Bearer TOKEN": the token alone too
     for value in candidates:
         for form in (value, unquote(value), quote(value, safe=""), quote_plus(value)):
             if len(form) >= 4:
