@@ -324,7 +324,7 @@ class Hive:
 
     # -- notifications ----------------------------------------------------------------------
     def notifications(self, unread: bool = False, limit: int = 100) -> list[dict[str, Any]]:
-        return self.notify.list(unread=unread, limit=limit)
+        return self.notify.recent(unread=unread, limit=limit)
 
     def read_notification(self, notification_id: Any) -> dict[str, Any]:
         return self.notify.mark_read(notification_id)

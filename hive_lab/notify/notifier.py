@@ -169,7 +169,8 @@ class Notifier:
             self._on_scope(event, payload)
         elif event.event in ATTENTION_EVENTS:
             title, body = text.attention(event.event, event.session, payload, event.summary)
-            key = payload.get("key") if isinstance(payload.get("key"), str) else str(event.id)
+            raw_key = payload.get("key")
+            key = raw_key if isinstance(raw_key, str) else str(event.id)
             kind = _snake(event.event)
             self._create(kind, f"{event.event}:{event.session}:{key[:200]}",
                          _str(payload.get("session")) or None, _str(payload.get("task")) or None,
@@ -462,7 +463,7 @@ class Notifier:
                 "delivered": delivered, "attempts": row["attempts"],
                 "pending": row["next_try"] is not None, "last_error": row["last_error"]}
 
-    def list(self, unread: bool = False, limit: int = 100) -> list[dict[str, Any]]:
+    def recent(self, unread: bool = False, limit: int = 100) -> list[dict[str, Any]]:
         """Unread first, newest first within each."""
         if not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise BadRequest("limit must be an integer from 1 to 1000")

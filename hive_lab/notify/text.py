@@ -72,7 +72,8 @@ def questions(items: list[Any]) -> str:
             continue
         head = clean(item.get("question") or item.get("header") or "", 400)
         rows = [head + (" (several answers allowed)" if item.get("multiSelect") else "")]
-        options = item.get("options") if isinstance(item.get("options"), list) else []
+        raw = item.get("options")
+        options: list[Any] = raw if isinstance(raw, list) else []
         for n, option in enumerate(options[:12], 1):
             if isinstance(option, dict):
                 label = line(option.get("label"), 120)
