@@ -55,3 +55,17 @@ def test_labels_and_logs_hide_the_secrets() -> None:
     assert scrub(f"sending to {url}") == "sending to ****"
     for secret in ("pass-1234", "abc123def456", "tok-998877"):
         assert secret not in scrub(f"posting http://example.com/hook/abc123def456 {secret}")
+
+
+def test_the_command_channel_gets_json_on_stdin(tmp_path: Path) -> None:
+    import sys
+
+    from hive_lab.notify.channels import CommandChannel
+
+    out = tmp_path / "got.json"
+    script = f"import sys; open({str(out)!r}, 'w').write(sys.stdin.read())"
+    channel = CommandChannel.parse([sys.executable, "-c", script])
+    assert channel.send("t", "b", {"kind": "permission"}).ok
+    assert json.loads(out.read_text()) == {"kind": "permission", "title": "t", "body": "b"}
+    failing = CommandChannel.parse([sys.executable, "-c", "raise SystemExit(4)"])
+    assert failing.send("t", "b", {}).error.endswith("exited 4")
