@@ -67,8 +67,22 @@ BUDGET_PAUSED = "BudgetPaused"  # 100%: tool calls and prompts denied, task paus
 BUDGET_RESUMED = "BudgetResumed"  # the limit was raised (or its window rolled over)
 BUDGET_CEILING = "BudgetCeiling"  # the hard ceiling: the session was ended, worktree kept
 BUDGET_EVENTS = (BUDGET_WARNING, BUDGET_PAUSED, BUDGET_RESUMED, BUDGET_CEILING)
+NOTIFICATION = "NotificationRaised"  # Hive Lab called the user (a notification was made)
 HIVE_EVENTS = (STATE_CHANGED, SESSION_CREATED, SESSION_REMOVED, GIT_CHANGED, CONFLICT_PREDICTED,
-               USAGE_UPDATED, SCREEN_ANSWERED, HOOK_DECIDED, *RECOVERY_EVENTS, *BUDGET_EVENTS)
+               USAGE_UPDATED, SCREEN_ANSWERED, HOOK_DECIDED, NOTIFICATION, *RECOVERY_EVENTS,
+               *BUDGET_EVENTS)
+
+# Events other parts emit (agent "hive") for the notifier to turn into a notification. Payload:
+# ``message`` (str, the text to send), optional ``key`` (str: one notification per key; default
+# the event id), ``task`` (task id) and ``session`` (session name) when they are about one.
+ATTENTION_EVENTS = (BUDGET_WARNING, BUDGET_PAUSED, BUDGET_CEILING, PROVIDER_PARKED,
+                    PROVIDER_RESUMED, SESSION_STALLED, SESSION_LOOPING, AUTH_FAILED)
+
+# Kinds of notification (c.HiveLab.notify_on picks among them).
+NOTIFY_KINDS = ("permission", "question", "task_failed", "task_blocked", "scope_request",
+                "budget_warning", "budget_paused", "budget_ceiling", "provider_parked",
+                "provider_resumed", "session_stalled", "session_looping", "auth_failed")
+NOTIFICATIONS_PATH = "notifications"
 
 # -- stream control messages -----------------------------------------------------------------
 MSG_HELLO, MSG_LIVE, MSG_HEARTBEAT, MSG_RESYNC, MSG_ERROR = (

@@ -38,6 +38,7 @@ from .usagemonitor import UsageMonitor
 from ..orchestrate.recovery import RecoveryConfig
 from ..orchestrate.budgetkeeper import BudgetKeeper
 from ..orchestrate.budgets import BudgetConfig
+from ..notify.notifier import Notifier, NotifyConfig
 from ..orchestrate.runtime import Orchestrator, OrchestratorConfig
 from ..usage.parse import Pricing
 from ..wire import API_PREFIX, HOOKS_PATH
@@ -67,6 +68,7 @@ class HiveConfig:
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)  # failure policies
     budgets: dict[str, Any] = field(default_factory=dict)  # c.HiveLab.budgets (budgets.py)
     budget_grace: float = 20.0  # seconds a paused agent may still work before it is interrupted
+    notify: NotifyConfig = field(default_factory=NotifyConfig, repr=False)  # may hold secrets
 
 
 class Hive:
@@ -101,6 +103,8 @@ class Hive:
         self.budgets = BudgetKeeper(self.paths.db, self.sessions, self.usage, self.recorder,
                                     self.signals, self.deciders, self.tasks,
                                     BudgetConfig.parse(config.budgets), config.budget_grace)
+        self.notify = Notifier(self.paths.db, self.signals, self.recorder, self.tracker,
+                               config.notify)
         self._loops: list[asyncio.Task[Any]] = []
         self.started = time.time()
 
@@ -108,6 +112,7 @@ class Hive:
     async def start(self, server_url: str, base_url: str) -> None:
         """Adopt live sessions, drain spools, publish our address, start the loops."""
         self.sessions.adopt()
+        self.notify.start()  # its baseline: states found now are not notified
         await self.drain_spool()
         self._write_server_file(server_url, base_url)
         self._loops = [
@@ -116,6 +121,7 @@ class Hive:
             asyncio.ensure_future(self._every(self.config.usage_interval, self.usage.poll)),
             asyncio.ensure_future(self._every(self.config.task_interval, self.tasks.tick)),
             asyncio.ensure_future(self._every(self.config.task_interval, self.budgets.tick)),
+            asyncio.ensure_future(self._every(1.0, self.notify.tick)),
         ]
         self.git.mark_all()
 
@@ -131,6 +137,7 @@ class Hive:
         await self.sessions.close()
         self.tasks.close()
         self.budgets.close()
+        self.notify.close()
         self.bus.close()
         try:
             self.paths.server_file.unlink()
@@ -344,6 +351,16 @@ class Hive:
 
     def accept_violations(self, task_id: str, paths: Any) -> dict[str, Any]:
         return self.tasks.accept_violations(task_id, paths)
+
+    # -- notifications ----------------------------------------------------------------------
+    def notifications(self, unread: bool = False, limit: int = 100) -> list[dict[str, Any]]:
+        return self.notify.recent(unread=unread, limit=limit)
+
+    def read_notification(self, notification_id: Any) -> dict[str, Any]:
+        return self.notify.mark_read(notification_id)
+
+    def notify_channels(self) -> dict[str, Any]:
+        return self.notify.describe_channels()
 
     # -- hooks for agents started by hand ---------------------------------------------------
     def install_hooks(self, directory: Any, agent: Any, remove: Any = False) -> dict[str, Any]:

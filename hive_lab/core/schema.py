@@ -12,6 +12,7 @@ import sqlite3
 from typing import Sequence
 
 from ..orchestrate.recoverystore import MIGRATION_SQL as RECOVERY_SQL
+from ..notify.schema import MIGRATION_SQL as NOTIFY_SQL
 from ..orchestrate.schema import MIGRATION_SQL as ORCHESTRATION_SQL
 from .errors import HiveError
 
@@ -63,7 +64,6 @@ CREATE INDEX IF NOT EXISTS transitions_by_session ON transitions (session, id);
 
 # 2: orchestration (tasks, attempts, scope requests); the DDL lives with its code.
 V2_ORCHESTRATION = ";\n".join(ORCHESTRATION_SQL)
-
 # 3: recovery (parked providers, the fleet's restarts, resume marks).
 V3_RECOVERY = ";\n".join(RECOVERY_SQL)
 
@@ -88,11 +88,15 @@ CREATE TABLE IF NOT EXISTS budget_marks (
 );
 """
 
+# 5: notifications and the notifier's cursor; the DDL lives with its code.
+V5_NOTIFICATIONS = ";\n".join(NOTIFY_SQL)
+
 MIGRATIONS: tuple[str, ...] = (
     V1_BASE,
     V2_ORCHESTRATION,
     V3_RECOVERY,
     V4_BUDGETS,
+    V5_NOTIFICATIONS,
 )
 
 

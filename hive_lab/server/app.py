@@ -6,13 +6,14 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Float, Int, Unicode, default, validate
+from traitlets import Dict, Float, Int, List, Unicode, default, validate
 
 from .._version import __version__
 from ..core.agents import load_profiles
 from ..core.facade import Hive, HiveConfig
 from ..orchestrate.recovery import RecoveryConfig
-from ..wire import NAME_RE
+from ..notify.notifier import NotifyConfig
+from ..wire import NAME_RE, NOTIFY_KINDS
 
 
 class HiveLab(ExtensionApp):
@@ -68,6 +69,17 @@ class HiveLab(ExtensionApp):
         "'warn_at': 0.8, 'ceiling': 1.5}. Days are UTC; 5h is the rolling billing block."))
     budget_grace = Float(20.0, config=True,
                          help="Seconds a paused agent may keep working before it is interrupted.")
+    notify_urls = List(Unicode(), config=True, help=(
+        "Where notifications go besides the event stream: any URL apprise understands "
+        "(slack://..., ntfy://..., json://host/path, mailto://...). May hold secrets: they are "
+        "never logged nor returned by the API (shown redacted)."))
+    notify_command = List(Unicode(), config=True, help=(
+        "A command run for every notification (argv list), the notification as JSON on stdin."))
+    notify_escalate_after = Float(10.0, config=True, help=(
+        "Minutes after which a notification still unanswered (the state has not changed) is "
+        "sent once more, marked 'still waiting'. 0: never."))
+    notify_on = List(Unicode(), default_value=list(NOTIFY_KINDS), config=True, help=(
+        "Kinds that notify: " + ", ".join(NOTIFY_KINDS) + "."))
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -119,6 +131,10 @@ class HiveLab(ExtensionApp):
                 default_park=self.rate_limit_probe).validate(),
             budgets=dict(self.budgets),
             budget_grace=self.budget_grace,
+            notify=NotifyConfig(urls=list(self.notify_urls),
+                                command=list(self.notify_command) or None,
+                                escalate_after=self.notify_escalate_after,
+                                on=tuple(self.notify_on)),
         )
         self.hive = Hive(config)
         self.settings["hive_lab"] = self.hive

@@ -15,7 +15,7 @@ from tornado import web
 from ..core.errors import BadRequest, HiveError
 from ..core.facade import Hive
 from ..hook import c1_answer
-from ..wire import API_PREFIX, CLIENT_C1, HEADER_CLIENT, HOOKS_PATH, STREAM_PATH
+from ..wire import API_PREFIX, CLIENT_C1, HEADER_CLIENT, HOOKS_PATH, NOTIFICATIONS_PATH, STREAM_PATH
 from .base import HiveHandler, api, error_body, error_status, parse_bool, parse_int, parse_time
 from .stream import EventStreamHandler
 
@@ -242,6 +242,27 @@ class BudgetsHandler(HiveHandler):
         self.reply(await self.hive.put_budgets(self.json_body()))
 
 
+class NotificationsHandler(HiveHandler):
+    @api
+    def get(self) -> None:
+        self.reply({"notifications": self.hive.notifications(
+            unread=parse_bool(self.query("unread")),
+            limit=parse_int(self.query("limit"), "limit", 100, 1, 1000))})
+
+
+class NotificationChannelsHandler(HiveHandler):
+    @api
+    def get(self) -> None:
+        self.reply(self.hive.notify_channels())
+
+
+class NotificationReadHandler(HiveHandler):
+    @api
+    def post(self, nid: str) -> None:
+        number = parse_int(nid, "notification id", 0, 1, 2**62)
+        self.reply(self.hive.read_notification(number))
+
+
 def _usage_filters(handler: HiveHandler) -> dict[str, Any]:
     out: dict[str, Any] = {"session": handler.query("session")}
     for key in ("since", "until"):
@@ -319,4 +340,7 @@ def handlers() -> list[tuple[str, type]]:
         (rf"{API}/scope-requests", ScopeRequestsHandler),
         (rf"{API}/budgets", BudgetsHandler),
         (rf"{API}/scope-requests/(?P<rid>[^/]+)", ScopeRequestHandler),
+        (rf"{API}/{NOTIFICATIONS_PATH}", NotificationsHandler),
+        (rf"{API}/{NOTIFICATIONS_PATH}/channels", NotificationChannelsHandler),
+        (rf"{API}/{NOTIFICATIONS_PATH}/(?P<nid>[^/]+)/read", NotificationReadHandler),
     ]

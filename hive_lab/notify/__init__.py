@@ -1,0 +1,1 @@
+"""Calling the user only when needed: one policy fed by transitions, channels through apprise."""
