@@ -37,8 +37,8 @@ STARTING, WORKING, WAITING, IDLE, EXITED, ERROR = (
 STATES = (STARTING, WORKING, WAITING, IDLE, EXITED, ERROR)
 
 # -- task states (hive_lab.orchestrate.tasks.STATES; a test checks they agree) -----------------
-TASK_STATES = ("pending", "ready", "running", "waiting", "checking", "blocked", "done", "failed",
-               "canceled")
+TASK_STATES = ("pending", "ready", "running", "waiting", "checking", "blocked", "paused", "done",
+               "failed", "canceled")
 SCOPE_REQUEST_STATES = ("pending", "approved", "refused")
 SCOPE_REQUEST_HOOK = "ScopeRequest"  # the hook event `hive-lab task request-scope` posts
 
