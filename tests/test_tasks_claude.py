@@ -215,3 +215,117 @@ def test_a_shell_write_outside_the_scope_brings_up_the_permission_dialog(
     assert done["state"]["name"] == "done", explain(server, "cc-ask")
     assert not (worktree / "docs" / "y.md").exists()
     assert [(g["action"], g["tool"]) for g in done["flags"]["guarded"]] == [("ask", "Bash")]
+
+
+# -- scheduling -------------------------------------------------------------------------------
+def test_overlapping_scopes_run_one_after_the_other_disjoint_ones_together(
+        server: HiveServer, api: FakeAnthropic, repo: Path) -> None:
+    add(server, id="cc-one", repo=str(repo), agent="claude", scope=["src/**"], priority=5,
+        check=["test", "-f", "src/one.py"],
+        prompt="SCENARIO:steps bash sleep 6 ;; write src/one.py ONE = 1")
+    until_state(server, "cc-one", "running")
+    add(server, id="cc-two", repo=str(repo), agent="claude", scope=["src/two.py"],
+        check=["test", "-f", "src/two.py"], prompt="SCENARIO:steps write src/two.py TWO = 2")
+    add(server, id="cc-docs", repo=str(repo), agent="claude", scope=["docs/**"],
+        check=["test", "-f", "docs/d.md"], prompt="SCENARIO:steps write docs/d.md D")
+    blocked = wait(lambda: (t := task(server, "cc-two")).get("why") and "cc-one" in t["why"] and t,
+                   "cc-two's why naming cc-one")
+    assert "scope overlaps" in blocked["why"] and "src/**" in blocked["why"], blocked["why"]
+    assert blocked["state"]["name"] == "ready"
+    # The disjoint one runs, and is done, while cc-one still holds src/** (its sleep is 6 s).
+    docs = until_state(server, "cc-docs", "done", "failed")
+    assert docs["state"]["name"] == "done", explain(server, "cc-docs")
+    one = task(server, "cc-one")
+    assert one["state"]["name"] in ("running", "checking"), one["state"]
+    assert docs["attempts"][0]["started"] > one["attempts"][0]["started"]
+    assert task(server, "cc-two")["state"]["name"] == "ready"
+    for name in ("cc-one", "cc-two"):
+        done = until_state(server, name, "done", "failed")
+        assert done["state"]["name"] == "done", explain(server, name)
+    one, two = task(server, "cc-one"), task(server, "cc-two")
+    assert two["attempts"][0]["started"] >= one["attempts"][0]["ended"]
+    assert (Path(two["worktree"]) / "src" / "two.py").read_text() == "TWO = 2"
+
+
+# -- rounds -----------------------------------------------------------------------------------
+def test_a_failing_check_feeds_its_output_back_and_the_second_round_passes(
+        server: HiveServer, api: FakeAnthropic, repo: Path) -> None:
+    # When it fails the check says what is missing; the model reads that in its next prompt
+    # (the fake model acts on a SCENARIO line, as a real one would act on the message). The
+    # line is spelt SCEN""ARIO in the command: the first prompt quotes the check's command,
+    # and the model must not find the fix there.
+    check = ["sh", "-c", "test -f src/fixed.py && exit 0; echo 'check: src/fixed.py is missing'; "
+                         "echo SCEN\"\"ARIO:write src/fixed.py FIXED = 1; exit 1"]
+    add(server, id="cc-rounds", repo=str(repo), agent="claude", scope=["src/**"], check=check,
+        prompt="SCENARIO:steps write src/first.py F = 1")
+    done = until_state(server, "cc-rounds", "done", "failed")
+    assert done["state"]["name"] == "done", explain(server, "cc-rounds")
+    runs = [e["payload"] for e in events(server, "cc-rounds", "CheckRan")]
+    assert [r["passed"] for r in runs] == [False, True]
+    assert done["attempts"][0]["rounds"] == 2 and len(done["attempts"]) == 1
+    worktree = Path(done["worktree"])
+    assert (worktree / "src" / "first.py").exists() and (worktree / "src" / "fixed.py").exists()
+    # What the model was sent for round 2: the failed check, its output tail, rounds left.
+    round2 = [c for c in calls_of(api, done) if c.scenario == "write"]
+    assert round2, [(c.scenario, c.step) for c in calls_of(api, done)]
+    told = prompts_sent(round2[0])[-1]
+    assert "check: src/fixed.py is missing" in told
+    assert "exited with status 1 (round 1 of 3)" in told and "round(s) left" in told
+
+
+# -- scope requests -------------------------------------------------------------------------
+def scope_request_command(task_id: str, glob: str, why: str) -> str:
+    """What ``hive-lab task request-scope`` does, done directly: the ScopeRequest hook event
+    piped into the session's own hook client (the CLI subcommand was not merged yet)."""
+    payload = json.dumps({"hook_event_name": "ScopeRequest", "task": task_id, "glob": glob,
+                          "why": why})
+    return (f"printf '%s' '{payload}' | python -S -E -s \"$HIVE_LAB_DIR/bin/hive_lab_hook.pyc\" "
+            "--agent claude")
+
+
+def test_a_scope_request_approved_through_the_api_lets_the_write_succeed(
+        server: HiveServer, api: FakeAnthropic, repo: Path) -> None:
+    ask = scope_request_command("cc-scope", "docs/**", "the guide must mention it")
+    add(server, id="cc-scope", repo=str(repo), agent="claude", scope=["src/**"],
+        check=["test", "-f", "docs/guide.md"],
+        prompt=f"SCENARIO:steps write docs/guide.md early ;; bash {ask} ;; stop ;; "
+               "write docs/guide.md GUIDE")
+    blocked = until_state(server, "cc-scope", "blocked", "done", "failed")
+    assert blocked["state"]["name"] == "blocked", explain(server, "cc-scope")
+    assert blocked["state"]["reason"].startswith("scope: asks for docs/**"), blocked["state"]
+    worktree = Path(blocked["worktree"])
+    assert not (worktree / "docs" / "guide.md").exists()  # the first try was denied
+    requests = server.get("scope-requests?task=cc-scope")["requests"]
+    assert [(r["glob"], r["why"], r["state"]) for r in requests] == \
+        [("docs/**", "the guide must mention it", "pending")]
+    status, decided = server.request("POST", f"scope-requests/{requests[0]['id']}",
+                                     {"approve": True, "note": "go ahead"})
+    assert status == 200, decided
+    done = until_state(server, "cc-scope", "done", "failed", "blocked")
+    assert done["state"]["name"] == "done", explain(server, "cc-scope")
+    assert "docs/**" in done["scope"]
+    assert (worktree / "docs" / "guide.md").read_text() == "GUIDE"
+    assert [g["action"] for g in done["flags"]["guarded"]] == ["deny"]  # only the early try
+    told = [t for c in calls_of(api, done) for t in prompts_sent(c)]
+    assert any("Your scope now includes docs/**" in t for t in told), told[-3:]
+
+
+# -- restarts ---------------------------------------------------------------------------------
+def test_server_killed_mid_run_restarts_without_starting_anything_twice(
+        server: HiveServer, api: FakeAnthropic, repo: Path) -> None:
+    add(server, id="cc-survivor", repo=str(repo), agent="claude", scope=["src/**"],
+        check=["test", "-f", "src/sv.py"],
+        prompt="SCENARIO:steps bash sleep 8 ;; write src/sv.py SV = 1")
+    until_state(server, "cc-survivor", "running")
+    wait(lambda: any(e["tool"] == "Bash" for e in events(server, "cc-survivor", "PreToolUse")),
+         "the sleep to be running")
+    server.stop(signal.SIGKILL)
+    server.start()
+    done = until_state(server, "cc-survivor", "done", "failed")
+    assert done["state"]["name"] == "done", explain(server, "cc-survivor")
+    assert len(done["attempts"]) == 1  # re-adopted, not started again
+    assert len(events(server, "cc-survivor", "SessionCreated")) == 1
+    assert len(events(server, "cc-survivor", "SessionStart")) == 1
+    assert (Path(done["worktree"]) / "src" / "sv.py").read_text() == "SV = 1"
+    sids = {c.headers.get("X-Claude-Code-Session-Id") for c in calls_of(api, done)}
+    assert sids == {done["flags"]["agent_session_id"]}
