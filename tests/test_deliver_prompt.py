@@ -3,8 +3,9 @@
 Seen with the real Claude Code 2.1.197 on the loaded 2-core machine (tests/test_tasks_claude.py):
 a task's long first prompt was pasted, the Enter 0.15 s later was lost, the prompt sat in the
 input box (``[Pasted text #1 +10 lines]``) and the task never started. No real CLI needed here:
-a raw-mode stand-in with Claude-style hooks draws Claude's input box and drops the first Enter
-it reads, as the CLI did.
+a raw-mode stand-in with Claude-style hooks draws Claude's input box before it is ready (as
+the CLI does: the box shows ~0.15 s before SessionStart, far more under load), loses the
+Enter of a prompt typed then, and becomes ready (SessionStart) only after that.
 """
 from __future__ import annotations
 
@@ -33,7 +34,6 @@ def box(text):
     os.write(1, ("\x1b[2J\x1b[H" + rule + "\r\n\u276f " + text + "\r\n" + rule + "\r\n").encode())
 
 box("")
-hook("SessionStart", source="startup")
 typed, enters = "", 0
 while True:
     data = os.read(0, 4096)
@@ -46,6 +46,7 @@ while True:
         enters += 1
         if enters == 1:
             note(f"dropped enter with {typed!r} in the box")
+            hook("SessionStart", source="startup")  # ready only now
             continue
         if typed:
             note(f"submitted {typed!r}")

@@ -360,24 +360,33 @@ class SessionManager:
                                  began: float) -> None:
         """Press Enter again while the typed prompt still sits in the agent's input box.
 
-        Seen with Claude Code 2.1.197 on a loaded machine: the Enter that follows a long paste
-        is sometimes swallowed, the prompt stays in the box ("[Pasted text #1 +10 lines]") and
-        nothing happens. Its hooks tell a submitted prompt (the state leaves idle); an Enter
-        on an empty box does nothing there, so a late hook costs nothing.
+        Seen with Claude Code 2.1.197 on a loaded machine: its input box is drawn before it is
+        ready (SessionStart), a prompt typed then stays in the box ("[Pasted text #1 +10
+        lines]"), its Enter lost, and nothing happens. Its hooks tell a submitted prompt: the
+        state goes working (or waiting). Counted only once it is ready; an Enter on an empty
+        box does nothing there, so a turn too quick to be seen costs nothing.
         """
-        for _ in range(SUBMIT_RETRIES):
-            end = time.monotonic() + SUBMIT_CONFIRM
-            while time.monotonic() < end:
-                if self.sessions.get(session.name) is not session:
-                    return
-                state = self.tracker.get(session.name)
-                if state.name != IDLE or state.since > began:
-                    return
+        presses = 0
+        end = time.monotonic() + SUBMIT_CONFIRM
+        give_up = end + profile.ready_timeout + SUBMIT_CONFIRM * SUBMIT_RETRIES
+        while presses < SUBMIT_RETRIES and time.monotonic() < give_up:
+            if self.sessions.get(session.name) is not session:
+                return
+            state = self.tracker.get(session.name)
+            if state.name not in (IDLE, STARTING):
+                return
+            if state.name == STARTING or time.monotonic() < end:
+                if state.name == STARTING:
+                    end = time.monotonic() + SUBMIT_CONFIRM  # not ready yet: the wait starts later
                 await asyncio.sleep(0.1)
+                continue
             if profile.cues.idle and not profile.cues.find("idle", self.tmux.capture(session.pane_id)):
                 return  # no input box on screen (a dialog, a crash): not ours to press
-            log.info("session %s: the prompt was not submitted; pressing Enter again", session.name)
+            log.warning("session %s: the typed prompt was not taken; pressing Enter again",
+                        session.name)
             self.tmux.send_keys(session.pane_id, ["Enter"])
+            presses += 1
+            end = time.monotonic() + SUBMIT_CONFIRM
 
     def _background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
