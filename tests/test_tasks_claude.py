@@ -170,6 +170,9 @@ def test_a_write_outside_the_scope_is_denied_the_model_is_told_and_goes_on(
     done = until_state(server, "cc-deny", "done", "failed", "blocked")
     assert done["state"]["name"] == "done", explain(server, "cc-deny")
     assert [a["profile"] for a in done["attempts"]] == ["claude"]
+    created = events(server, "cc-deny", "SessionCreated")
+    assert len(created) == 1 and f"--session-id {done['flags']['agent_session_id']}" \
+        in created[0]["summary"], created
     worktree = Path(done["worktree"])
     assert (worktree / "src" / "ok.py").read_text() == "OK = 1"
     assert not (worktree / "docs" / "x.md").exists()
