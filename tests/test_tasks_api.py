@@ -182,6 +182,8 @@ def test_the_guard_denies_a_write_outside_the_scope_before_it_happens(server: Hi
     assert [d["payload"]["verdict"]["action"] for d in decided] == ["deny"]
     reason = decided[0]["payload"]["verdict"]["reason"]
     assert "docs/x.md" in reason and "request-scope guard-a" in reason
+    assert [(g["action"], g["tool"], g["paths"], g["reason"]) for g in done["flags"]["guarded"]] \
+        == [("deny", "Write", ["docs/x.md"], reason)]  # the task shows the attempt
     assert not events(server, "guard-a", "ScopeViolation")
 
 

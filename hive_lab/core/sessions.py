@@ -29,7 +29,7 @@ from .events import Event, iso
 from .names import is_name, validate_name
 from .recorder import Recorder
 from .signals import Signals
-from .status import EXITED, STARTING, WAITING, State, Tracker
+from .status import EXITED, IDLE, STARTING, WAITING, State, Tracker
 from .store import Store
 from .tmux import PaneInfo, Tmux, validate_keys
 
@@ -38,6 +38,11 @@ log = logging.getLogger("hive_lab.sessions")
 MAX_INPUT = 256 * 1024
 MAX_SCREEN_LINES = 10000
 STATUS_GRACE = 2.0  # seconds a dead pane may lack its exit status (see _apply_pane)
+# Hook kinds that report a submitted prompt (UserPromptSubmit moves the state off idle), so a
+# typed prompt can be confirmed; Enter is pressed again while it is not (_confirm_submitted).
+SUBMIT_HOOKS = ("claude",)
+SUBMIT_CONFIRM = 2.0  # seconds to wait for the submit before pressing Enter again
+SUBMIT_RETRIES = 3
 _HEX_KEY = re.compile(r"[0-9a-zA-Z_-]{8,80}")
 
 
@@ -345,9 +350,43 @@ class SessionManager:
         began = time.time()
         try:
             await self.send_input(name, prompt, enter=True)
+            if profile.hooks in SUBMIT_HOOKS:
+                await self._confirm_submitted(session, profile, began)
         except HiveError:
             return None
         return began
+
+    async def _confirm_submitted(self, session: Session, profile: AgentProfile,
+                                 began: float) -> None:
+        """Press Enter again while the typed prompt still sits in the agent's input box.
+
+        Seen with Claude Code 2.1.197 on a loaded machine: its input box is drawn before it is
+        ready (SessionStart), a prompt typed then stays in the box ("[Pasted text #1 +10
+        lines]"), its Enter lost, and nothing happens. Its hooks tell a submitted prompt: the
+        state goes working (or waiting). Counted only once it is ready; an Enter on an empty
+        box does nothing there, so a turn too quick to be seen costs nothing.
+        """
+        presses = 0
+        end = time.monotonic() + SUBMIT_CONFIRM
+        give_up = end + profile.ready_timeout + SUBMIT_CONFIRM * SUBMIT_RETRIES
+        while presses < SUBMIT_RETRIES and time.monotonic() < give_up:
+            if self.sessions.get(session.name) is not session:
+                return
+            state = self.tracker.get(session.name)
+            if state.name not in (IDLE, STARTING):
+                return
+            if state.name == STARTING or time.monotonic() < end:
+                if state.name == STARTING:
+                    end = time.monotonic() + SUBMIT_CONFIRM  # not ready yet: the wait starts later
+                await asyncio.sleep(0.1)
+                continue
+            if profile.cues.idle and not profile.cues.find("idle", self.tmux.capture(session.pane_id)):
+                return  # no input box on screen (a dialog, a crash): not ours to press
+            log.warning("session %s: the typed prompt was not taken; pressing Enter again",
+                        session.name)
+            self.tmux.send_keys(session.pane_id, ["Enter"])
+            presses += 1
+            end = time.monotonic() + SUBMIT_CONFIRM
 
     def _background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -55,6 +55,7 @@ CHECK_RAN = "CheckRan"
 SCOPE_REQUEST_HOOK = "ScopeRequest"  # the hook event `hive-lab task request-scope` sends
 FILE_HOOKS = ("PreToolUse", "BeforeTool")
 DEGRADED_GAP = 60.0  # unguarded hooks closer than this join one interval
+MAX_GUARDED = 50  # guard decisions kept on a task (the newest; the count goes on)
 
 
 @dataclass
@@ -94,6 +95,9 @@ class Orchestrator:
         self._delivering: dict[str, asyncio.Task[None]] = {}
         self._lock = asyncio.Lock()
         self.recovery = Recovery(self, self.config.recovery)
+        # Guard answers waiting for their hook event to be stored: (session, tool_use_id) ->
+        # what the task will show. The decider only notes; the task is written off the hot path.
+        self._guarded: dict[tuple[str, str], dict[str, Any]] = {}
         deciders.register(self._guard)
         signals.stored.connect(self._on_event)
         signals.stored.connect(self.recovery.on_event)
@@ -627,13 +631,38 @@ class Orchestrator:
                                 worktree, task.repo)
         if decision.action == guard.ALLOW:
             return None
+        tool_use_id = ctx.payload.get("tool_use_id")
+        if len(self._guarded) >= 4 * MAX_GUARDED:  # hooks whose event was never stored
+            self._guarded.pop(next(iter(self._guarded)))
+        self._guarded[(ctx.session, tool_use_id if isinstance(tool_use_id, str) else "")] = {
+            "action": decision.action, "tool": guard.show(ctx.tool, 64),
+            "paths": list(decision.paths), "reason": decision.reason}
         return Verdict(decision.action, decision.reason, "scope")
+
+    def _record_guarded(self, event: Event) -> None:
+        """The task shows what its guard refused or asked about (newest MAX_GUARDED, a count)."""
+        noted = self._guarded.pop((event.session, event.tool_use_id or ""), None)
+        found = self._task_of(event.session)
+        if noted is None or found is None:
+            return
+        task = taskstore.get_task(self.conn, found[0].id)
+        flags = dict(task.flags)
+        flags["guarded"] = [*flags.get("guarded", []),
+                            {**noted, "time": event.time, "event_id": event.id}][-MAX_GUARDED:]
+        flags["guarded_count"] = int(flags.get("guarded_count", 0)) + 1
+        updated = replace(task, flags=flags)
+        taskstore.save_task(self.conn, updated, time.time())
+        where = ", ".join(noted["paths"][:3]) or noted["tool"]
+        self._changed(updated, task.state, f"the guard answered {noted['action']} to "
+                                           f"{noted['tool']} ({where})")
 
     def _on_event(self, event: Event) -> None:
         if event.agent == ev.HIVE_AGENT and event.event == ev.GIT_CHANGED:
             self._audit(event.session)
         elif event.agent != ev.HIVE_AGENT and event.event == SCOPE_REQUEST_HOOK:
             self._scope_request(event)
+        elif event.agent != ev.HIVE_AGENT and event.event in FILE_HOOKS and self._guarded:
+            self._record_guarded(event)
 
     def _audit(self, session_name: str) -> None:
         """The backstop no spelling defeats: every changed file checked against the scope."""

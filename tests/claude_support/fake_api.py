@@ -41,12 +41,23 @@ turn with text). Scripts:
 :meth:`FakeAnthropic.outage` does the same for *every* ``/v1/messages`` request whatever the
 prompt ("the API is down for N requests / until T, then recovers"): it is how tests script a
 provider-wide 429/529/401 and its end.
+``steps <step> ;; <step> ...``  a multi-step plan, one step per assistant message, whatever
+                                the tool results were (a denied step is simply passed):
+                                ``write <path> <content...>``, ``bash <command...>``,
+                                ``read <path>``, ``stop`` (end the turn here) and
+                                ``text <words...>`` (say ``words`` and end the turn).
+                                The plan *resumes* at the next prompt that carries no
+                                ``SCENARIO:`` of its own (e.g. a message an orchestrator
+                                types: "your scope now includes ..."), with the step after
+                                the ``stop``. After the last step the turn ends with text.
 
 Requests without ``tools`` (or with ``"tools": []``) are side calls -- the interactive CLI
 asks ``claude-haiku-4-5-*`` for a session title (JSON ``{"title": ...}``) at the first
 prompt: they get a short text answer. ``/v1/messages/count_tokens`` gets an estimate.
 
-A "prompt" is the newest user message with typed text. After a denied tool the CLI
+A "prompt" is the newest user message with typed text. When it has no ``SCENARIO:`` the
+newest earlier one counts if its script is *resumable* (:attr:`FakeAnthropic.resumable`,
+``steps`` by default); otherwise the answer is ``OK.``. After a denied tool the CLI
 sends the rejected ``tool_result``, ``[Request interrupted by user for tool use]`` and
 the next prompt together in one user message; that message counts as the prompt.
 
@@ -126,6 +137,7 @@ class ScriptContext:
     cwd: str | None  #: working directory the CLI announced in its system prompt
     messages: list[dict[str, Any]]
     tool_results: list[dict[str, Any]]  #: ``tool_result`` blocks of the last user message
+    prompt: str = ""  #: text of the newest prompt (may be a later one than the SCENARIO's)
 
     def path(self, p: str) -> str:
         """``p`` made absolute against the CLI's cwd (the file tools want absolute paths)."""
@@ -303,6 +315,27 @@ def _flaky(ctx: ScriptContext) -> Reply | None:
     if seen < n:
         return error_reply(status, retry_after, should_retry)
     return Reply(text=f"Recovered after {n} error(s).")
+def _steps(ctx: ScriptContext) -> Reply | None:
+    plan = [p.strip() for p in ctx.args.split(";;")]
+    if ctx.step >= len(plan):
+        return Reply(text="All steps done.")
+    verb, _, rest = plan[ctx.step].partition(" ")
+    n = f"Step {ctx.step + 1} of {len(plan)}"
+    if verb == "write":
+        path, _, content = rest.strip().partition(" ")
+        return Reply(text=f"{n}: writing {path}.",
+                     tools=[ToolCall("Write", {"file_path": ctx.path(path), "content": content})])
+    if verb == "bash":
+        return Reply(text=f"{n}: running a command.",
+                     tools=[ToolCall("Bash", {"command": rest.strip(), "description": f"{n}"})])
+    if verb == "read":
+        return Reply(tools=[ToolCall("Read", {"file_path": ctx.path(rest.strip())})])
+    if verb == "stop":
+        return Reply(text=f"{n}: stopping here until I am told to go on.")
+    if verb == "text":
+        # A text-only message ends the CLI's turn too; so "text" is a stop that says something.
+        return Reply(text=rest.strip() or "OK.")
+    return Reply(text=f"{n}: unknown step {verb!r}.")
 
 
 #: name -> script. Tests may add their own (``api.scenarios["mine"] = fn``).
@@ -318,6 +351,7 @@ SCENARIOS: dict[str, Script] = {
     "text": _text,
     "error": _error,
     "flaky": _flaky,
+    "steps": _steps,
 }
 
 _SCENARIO_RE = re.compile(r"SCENARIO:([A-Za-z][\w-]*)[ \t]*([^\n]*)")
@@ -640,6 +674,8 @@ class FakeAnthropic:
     def __init__(self, *, seed: int = 1, host: str = "127.0.0.1", port: int = 0,
                  default_model: str = "claude-opus-4-8", event_gap: float = 0.0) -> None:
         self.scenarios: dict[str, Script] = dict(SCENARIOS)
+        #: scripts that go on at a later prompt without a SCENARIO of its own
+        self.resumable: set[str] = {"steps"}
         self.default_model = default_model
         self.event_gap = event_gap  #: seconds between streamed deltas
         self._host, self._port = host, port
@@ -782,8 +818,17 @@ class FakeAnthropic:
         idx = next((i for i in range(len(messages) - 1, -1, -1) if _is_prompt(messages[i])), None)
         if idx is None:
             return Reply(text="OK.")
-        text = "\n".join(_texts(messages[idx].get("content")))
-        found = list(_SCENARIO_RE.finditer(text))
+        newest = "\n".join(_texts(messages[idx].get("content")))
+        found = list(_SCENARIO_RE.finditer(newest))
+        if not found:  # a later prompt: a resumable plan started earlier goes on
+            for j in range(idx - 1, -1, -1):
+                if not _is_prompt(messages[j]):
+                    continue
+                earlier = list(_SCENARIO_RE.finditer("\n".join(_texts(messages[j].get("content")))))
+                if earlier:
+                    if earlier[-1].group(1).lower() in self.resumable:
+                        idx, found = j, earlier
+                    break
         if not found:
             return Reply(text="OK.")
         name, args = found[-1].group(1).lower(), found[-1].group(2)
@@ -795,7 +840,8 @@ class FakeAnthropic:
         script = self.scenarios.get(name)
         if script is None:
             return Reply(text=f"Unknown scenario {name!r}.")
-        ctx = ScriptContext(args=args, step=step, cwd=_find_cwd(body), messages=messages, tool_results=results)
+        ctx = ScriptContext(args=args, step=step, cwd=_find_cwd(body), messages=messages, tool_results=results,
+                            prompt=newest)
         return script(ctx) or Reply(text="Done.")
 
     def _side_reply(self, body: dict[str, Any]) -> Reply:

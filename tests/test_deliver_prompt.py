@@ -1,0 +1,90 @@
+"""A typed prompt is submitted even when the agent swallows the Enter after the paste.
+
+Seen with the real Claude Code 2.1.197 on the loaded 2-core machine (tests/test_tasks_claude.py):
+a task's long first prompt was pasted, the Enter 0.15 s later was lost, the prompt sat in the
+input box (``[Pasted text #1 +10 lines]``) and the task never started. No real CLI needed here:
+a raw-mode stand-in with Claude-style hooks draws Claude's input box before it is ready (as
+the CLI does: the box shows ~0.15 s before SessionStart, far more under load), loses the
+Enter of a prompt typed then, and becomes ready (SessionStart) only after that.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from conftest import HiveServer, wait_for
+
+STANDIN = r'''
+import json, os, subprocess, sys, tty
+log = sys.argv[1]
+tty.setraw(0)
+
+def note(line):
+    with open(log, "a") as f:
+        f.write(line + "\n")
+
+def hook(event, **fields):
+    client = os.path.join(os.environ["HIVE_LAB_DIR"], "bin", "hive_lab_hook.pyc")
+    payload = {"hook_event_name": event, "session_id": "standin", "cwd": os.getcwd(), **fields}
+    subprocess.run([sys.executable, "-S", "-E", "-s", client, "--agent", "claude"],
+                   input=json.dumps(payload).encode(), capture_output=True, timeout=30)
+
+def box(text):
+    rule = "\u2500" * 40
+    os.write(1, ("\x1b[2J\x1b[H" + rule + "\r\n\u276f " + text + "\r\n" + rule + "\r\n").encode())
+
+box("")
+typed, enters = "", 0
+while True:
+    data = os.read(0, 4096)
+    if not data:
+        break
+    for ch in data.decode("utf-8", "replace"):
+        if ch != "\r":
+            typed += ch
+            continue
+        enters += 1
+        if enters == 1:
+            note(f"dropped enter with {typed!r} in the box")
+            hook("SessionStart", source="startup")  # ready only now
+            continue
+        if typed:
+            note(f"submitted {typed!r}")
+            hook("UserPromptSubmit", prompt=typed)
+            typed = ""
+            box("done")
+            hook("Stop", stop_hook_active=False)
+        else:
+            note("enter on an empty box")
+        box(typed)
+'''
+
+
+def test_a_prompt_whose_enter_was_swallowed_is_submitted(tmp_path: Path) -> None:
+    script = tmp_path / "standin.py"
+    script.write_text(STANDIN)
+    log = tmp_path / "keys.log"
+    srv = HiveServer(tmp_path / "hive", extra_config={"profiles": {"standin": {
+        "command": [sys.executable, str(script), str(log)], "hooks": "claude",
+        "cues": {"idle": ["^─{20,}\\s*\\n❯.*\\n─{20,}"]}}}})
+    srv.start()
+    try:
+        project = srv.root / "project"
+        project.mkdir()
+        status, body = srv.request("POST", "sessions", {"name": "swallow", "agent": "standin",
+                                                        "cwd": str(project),
+                                                        "prompt": "do the thing"})
+        assert status == 201, body
+        submitted = wait_for(lambda: [e for e in srv.get("events?session=swallow")["events"]
+                                      if e["event"] == "UserPromptSubmit"],
+                             timeout=30, what="the prompt submitted")
+        assert [e["payload"]["prompt"] for e in submitted] == ["do the thing"]
+        wait_for(lambda: srv.get("sessions/swallow")["state"]["name"] == "idle", timeout=30,
+                 what="idle after the turn")
+        lines = log.read_text().splitlines()
+        assert lines[:2] == ["dropped enter with 'do the thing' in the box",
+                             "submitted 'do the thing'"], lines
+        assert all(line == "enter on an empty box" for line in lines[2:]), lines
+    finally:
+        srv.stop()
+        srv.kill_tmux()
