@@ -8,9 +8,11 @@ it is :class:`FakeAnthropic`: the task prompt's ``SCENARIO:steps ...`` line is i
 its request log is what the model was sent (so a test can read what the CLI told the model
 after a deny, or what Hive Lab typed after a failed check).
 
-The profile's only change is its ``env``: a private HOME whose user settings allow Bash,
-Write and Edit, so no dialog of Claude Code's own stops an unattended task. A dialog that
-does show is the guard's ``ask``. What was seen is in tests/claude_support/NOTES.md.
+The profile's only change is its ``env``: a private HOME whose user settings allow Bash, so
+no dialog of Claude Code's own stops an unattended task on a command. Writes and edits are
+NOT allowed there: inside the task's scope the guard itself answers "allow" (that is what
+lets an unattended task edit its files), outside it "deny". A dialog that does show is the
+guard's ``ask``. What was seen is in tests/claude_support/NOTES.md.
 """
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ def server(claude: Path, api: FakeAnthropic, tmp_path_factory: pytest.TempPathFa
     env = _cli.private_home(base, [], base_url=api.base_url)
     user_settings = Path(env["HOME"]) / ".claude" / "settings.json"
     settings = json.loads(user_settings.read_text())
-    settings["permissions"] = {"allow": ["Bash", "Write", "Edit"]}
+    settings["permissions"] = {"allow": ["Bash"]}  # Write/Edit: the guard's own allow
     user_settings.write_text(json.dumps(settings))
     srv = HiveServer(base / "hive", extra_path=[str(claude.parent)],
                      drop_env_prefixes=("ANTHROPIC_", "CLAUDE", "OTEL_"),

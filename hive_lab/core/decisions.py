@@ -98,7 +98,15 @@ class HookAnswer:
 
 def hook_answer(kind: str | None, event: str, verdict: Verdict | None) -> HookAnswer:
     """What the hook client prints and exits with, in the dialect of ``kind``."""
-    if verdict is None or verdict.action == "allow":
+    if verdict is None:
+        return HookAnswer()
+    if verdict.action == "allow":
+        # An explicit allow skips the CLI's own permission dialog (Claude Code and Codex's
+        # PreToolUse); elsewhere silence already means "go on".
+        if event == "PreToolUse" and kind in ("claude", "codex"):
+            return HookAnswer(output={"hookSpecificOutput": {
+                "hookEventName": "PreToolUse", "permissionDecision": "allow",
+                "permissionDecisionReason": verdict.reason}})
         return HookAnswer()
     if kind == "gemini":  # Gemini CLI: exit 2 blocks, stderr is the reason the model reads
         if verdict.action == "deny":

@@ -630,6 +630,10 @@ class Orchestrator:
         decision = guard.decide(ctx.tool, ctx.tool_input, cwd, task, self._others(task),
                                 worktree, task.repo)
         if decision.action == guard.ALLOW:
+            if decision.paths and (ctx.tool in guard.FILE_TOOLS or ctx.tool in guard.PATCH_TOOLS):
+                # An edit inside the task's own scope: the guard is the authority here, so the
+                # agent's own permission dialog does not stall an unattended task on it.
+                return Verdict("allow", f"inside the scope of task {task.id}", "scope")
             return None
         tool_use_id = ctx.payload.get("tool_use_id")
         if len(self._guarded) >= 4 * MAX_GUARDED:  # hooks whose event was never stored
@@ -637,7 +641,7 @@ class Orchestrator:
         self._guarded[(ctx.session, tool_use_id if isinstance(tool_use_id, str) else "")] = {
             "action": decision.action, "tool": guard.show(ctx.tool, 64),
             "paths": list(decision.paths), "reason": decision.reason}
-        return Verdict(decision.action, decision.reason, "scope")
+        return Verdict(decision.action, decision.reason, "scope")  # type: ignore[arg-type]
 
     def _record_guarded(self, event: Event) -> None:
         """The task shows what its guard refused or asked about (newest MAX_GUARDED, a count)."""

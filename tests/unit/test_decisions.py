@@ -38,7 +38,10 @@ def test_answers_in_each_cli_dialect() -> None:
     gemini = hook_answer("gemini", "BeforeTool", deny)
     assert (gemini.exit_code, gemini.stderr, gemini.output) == (2, "src/** only", None)
     assert hook_answer("claude", "PreToolUse", None).output is None
-    assert hook_answer("claude", "PreToolUse", Verdict("allow", "", "x")).output is None
+    allow = hook_answer("claude", "PreToolUse", Verdict("allow", "inside the scope", "scope"))
+    assert allow.output["hookSpecificOutput"]["permissionDecision"] == "allow"
+    assert hook_answer("gemini", "BeforeTool", Verdict("allow", "", "x")) == hook_answer(
+        "gemini", "BeforeTool", None)
 
 
 @pytest.fixture
