@@ -26,10 +26,9 @@ def _print(data: Any, as_json: bool = True) -> None:
 
 
 def _state_text(state: dict[str, Any]) -> str:
-    extra = [state.get("reason"), state.get("tool")]
+    extra = [str(x) for x in (state.get("reason"), state.get("tool")) if x]
     if state.get("exit_status") is not None:
         extra.append(f"status {state['exit_status']}")
-    extra = [str(x) for x in extra if x]
     return state["name"] + (f" ({', '.join(extra)})" if extra else "")
 
 

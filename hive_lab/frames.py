@@ -23,7 +23,7 @@ import os
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import pandas as pd
 
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 UsageBy = Literal["rows", "session", "day", "model", "block"]
-TimeLike = str | float | int | datetime | timedelta | pd.Timestamp | None
+TimeLike: TypeAlias = "str | float | int | datetime | timedelta | pd.Timestamp | None"
 
 TIME = "datetime64[ns, UTC]"
 SPAN = "timedelta64[ns]"

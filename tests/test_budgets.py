@@ -15,6 +15,7 @@ import pytest
 from hive_lab.core.errors import BadRequest
 from hive_lab.orchestrate.budgets import (BLOCK, DAY, BudgetConfig, BudgetUpdate, Limit, Meter,
                                           Spend, evaluate, parse_task_budget)
+from hive_lab.orchestrate.errors import IllegalTransition
 from hive_lab.orchestrate.tasks import PAUSED, RUNNING, TaskPatch, transition, Task
 from hive_lab.usage.parse import UsageRow
 
@@ -81,7 +82,7 @@ def test_paused_is_a_task_state_between_running_and_running() -> None:
     task = Task(id="t", prompt="p", repo="/r", state=RUNNING)
     paused = transition(task, PAUSED, "budget: task t", 1.0)
     assert transition(paused, RUNNING, "budget raised", 2.0).state == RUNNING
-    with pytest.raises(Exception):
+    with pytest.raises(IllegalTransition):
         transition(paused, "checking", "x", 3.0)
 
 
@@ -280,7 +281,7 @@ def test_the_ceiling_ends_the_session_and_keeps_the_worktree(server: HiveServer,
     add_task(server, id="ceil", prompt="@spin 200 40 stubborn", repo=str(repo),
              agent="budgeted", scope=["src/**"], check=["true"],
              budget={"tokens": 500, "ceiling": 1.5})
-    state = until_task(server, "ceil", "paused")
+    until_task(server, "ceil", "paused")
     wait_for(lambda: hive_events(server, "ceil", "BudgetCeiling"), timeout=60, what="the ceiling")
     status, _ = server.request("GET", "sessions/ceil")
     assert status == 404  # ended

@@ -151,7 +151,7 @@ def test_a_rate_limit_parks_the_provider_and_resumes_staggered_once_across_a_res
     try:
         repo = new_repo(srv, "limits")
         for i in (1, 2):
-            add(srv, id=f"lim{i}", prompt=f"@stopfail rate_limit", repo=str(repo),
+            add(srv, id=f"lim{i}", prompt="@stopfail rate_limit", repo=str(repo),
                 agent="guarded", scope=[f"src/l{i}/**"])
         for i in (1, 2):
             parked = until_state(srv, f"lim{i}", "waiting", timeout=40)

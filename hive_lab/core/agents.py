@@ -160,7 +160,7 @@ def profile_from_config(name: str, spec: Mapping[str, Any],
         cues = spec["cues"]
         if not isinstance(cues, Mapping) or set(cues) - _CUE_KEYS:
             raise BadRequest(f"profile {name!r}: cues keys are {sorted(_CUE_KEYS)}")
-        changes["cues"] = replace(profile.cues, **{
+        changes["cues"] = replace(profile.cues, **{  # type: ignore[arg-type]
             k: (v if k == "permission_tool" else _first_run(v, name) if k == "first_run"
                 else tuple(_str_list(v, f"{name}.cues.{k}")))
             for k, v in cues.items()})

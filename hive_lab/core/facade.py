@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, AsyncGenerator, Awaitable, Callable, Mapping
 
 from .._version import __version__
 from . import events as ev
@@ -173,7 +173,7 @@ class Hive:
         record the server refuses for good (bad JSON...) is logged and skipped, not retried.
         """
         # closing(): releases the drain lock at once, even if storing fails mid-way
-        with contextlib.closing(spool.iter_batches(self.paths.spool)) as batches:
+        with contextlib.closing(spool.iter_batches(self.paths.spool)) as batches:  # type: ignore[type-var]
             return await self._drain_batches(batches)
 
     async def _drain_batches(self, batches: Any) -> int:
@@ -207,7 +207,7 @@ class Hive:
 
     # -- sessions ------------------------------------------------------------------------------
     def list_sessions(self) -> list[dict[str, Any]]:
-        return [self._with_budget(s) for s in self.sessions.list()]
+        return [self._with_budget(s) for s in self.sessions.describe_all()]
 
     def session(self, name: str) -> dict[str, Any]:
         return self._with_budget(self.sessions.describe(self.sessions.get(name)))
@@ -294,7 +294,7 @@ class Hive:
         return rows
 
     def feed(self, after: int, filters: Mapping[str, str], queue_size: int,
-             heartbeat: float) -> AsyncIterator[FeedItem]:
+             heartbeat: float) -> AsyncGenerator[FeedItem, None]:
         """Replay after ``after``, then live, with no gap and no duplicate (see :mod:`.feed`)."""
         return event_feed(self.store, self.bus, after, dict(filters), queue_size, heartbeat)
 
@@ -314,7 +314,7 @@ class Hive:
 
     def list_tasks(self, state: str | None = None, repo: str | None = None,
                    session: str | None = None) -> list[dict[str, Any]]:
-        return self.tasks.list(state=state, repo=repo, session=session)
+        return self.tasks.list_tasks(state=state, repo=repo, session=session)
 
     def task(self, task_id: str) -> dict[str, Any]:
         return self.tasks.get(task_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator
 
 from ..wire import MSG_HEARTBEAT, MSG_HELLO, MSG_LIVE, MSG_RESYNC
 from .bus import Broadcaster, Lagging
@@ -39,7 +39,7 @@ def _wanted(text: str, filters: dict[str, str]) -> bool:
 
 
 async def event_feed(store: Store, bus: Broadcaster, after: int, filters: dict[str, str],
-                     queue_size: int, heartbeat: float) -> AsyncIterator[FeedItem]:
+                     queue_size: int, heartbeat: float) -> AsyncGenerator[FeedItem, None]:
     """``hello``, the replay, ``live``, then live events and heartbeats; ``resync`` when the
     consumer fell more than ``queue_size`` behind (it should reconnect with ``after``)."""
     last = after

@@ -158,6 +158,8 @@ class GitMonitor:
         wt = Worktree.from_json(session.worktree)
         state = self.states.get(name)
         base = (state.merge_base if state else None) or wt.base_sha
+        if wt.path is None or base is None:
+            return None  # only the branch is left, or its base was never recorded
         result = await asyncio.to_thread(gitwatch.diff, wt.path, base, max_bytes)
         return result.to_json()
 
@@ -183,6 +185,8 @@ class GitMonitor:
 
 def _read_state(worktree: dict[str, Any], cache: GitCache) -> GitState:
     wt = Worktree.from_json(worktree)
+    if wt.path is None:
+        raise gitwatch.NotFound(f"the worktree of {wt.session} is gone (only {wt.branch} is left)")
     return gitwatch.git_state(wt.path, wt.base_ref, wt.base_sha, cache=cache)
 
 

@@ -68,6 +68,13 @@ class Session:
     task: str | None = None  # the orchestration task this session works on
     last_activity: int = 0
 
+    @property
+    def pane(self) -> str:
+        """The pane's id; a session started outside Hive Lab has none (refused, not guessed)."""
+        if self.pane_id is None:
+            raise BadRequest(f"session {self.name!r} has no pane (started outside Hive Lab)")
+        return self.pane_id
+
     def meta(self) -> dict[str, Any]:
         """What survives a restart (tmux user option, meta.json, store)."""
         return {"hive": 1, "name": self.name, "agent": self.agent, "command": self.command,
@@ -220,7 +227,7 @@ class SessionManager:
     def describe(self, session: Session) -> dict[str, Any]:
         return session.to_json(self.tracker.get(session.name))
 
-    def list(self) -> list[dict[str, Any]]:
+    def describe_all(self) -> list[dict[str, Any]]:
         return [self.describe(s) for s in sorted(self.sessions.values(), key=lambda s: s.created)]
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -340,7 +347,7 @@ class SessionManager:
                 break
             if session.pane_id and profile.cues.idle:
                 try:
-                    if profile.cues.find("idle", self.tmux.capture(session.pane_id)):
+                    if profile.cues.find("idle", self.tmux.capture(session.pane)):
                         break
                 except HiveError:
                     return None
@@ -380,11 +387,11 @@ class SessionManager:
                     end = time.monotonic() + SUBMIT_CONFIRM  # not ready yet: the wait starts later
                 await asyncio.sleep(0.1)
                 continue
-            if profile.cues.idle and not profile.cues.find("idle", self.tmux.capture(session.pane_id)):
+            if profile.cues.idle and not profile.cues.find("idle", self.tmux.capture(session.pane)):
                 return  # no input box on screen (a dialog, a crash): not ours to press
             log.warning("session %s: the typed prompt was not taken; pressing Enter again",
                         session.name)
-            self.tmux.send_keys(session.pane_id, ["Enter"])
+            self.tmux.send_keys(session.pane, ["Enter"])
             presses += 1
             end = time.monotonic() + SUBMIT_CONFIRM
 
@@ -403,16 +410,16 @@ class SessionManager:
         if len(text.encode("utf-8")) > MAX_INPUT:
             raise TooLarge(f"text is over {MAX_INPUT} bytes")
         if text:
-            self.tmux.paste(session.pane_id, text)
+            self.tmux.paste(session.pane, text)
         if enter:
             if text:
                 await asyncio.sleep(0.15)
-            self.tmux.send_keys(session.pane_id, ["Enter"])
+            self.tmux.send_keys(session.pane, ["Enter"])
 
     def send_keys(self, name: str, keys: Any) -> list[str]:
         session = self._live(name)
         keys = validate_keys(keys)
-        self.tmux.send_keys(session.pane_id, keys)
+        self.tmux.send_keys(session.pane, keys)
         return keys
 
     def approve(self, name: str) -> dict[str, Any]:
@@ -427,8 +434,8 @@ class SessionManager:
         """Press the profile's answer keys only if state *and* screen say a permission dialog
         is open: a key typed into an idle prompt is a message to the agent, not an answer."""
         session = self._live(name)
-        profile = self.profiles.get(session.agent)
-        keys = profile.answers.get(kind) if profile else None
+        profile = self.profiles.get(session.agent) or self.profiles["shell"]
+        keys = profile.answers.get(kind)
         if not keys:
             raise BadRequest(f"agent {session.agent!r} has no {kind} keys "
                              f"(set 'answers' in its profile)")
@@ -441,10 +448,10 @@ class SessionManager:
         if not profile.cues.permission:
             raise NotWaiting(f"agent {session.agent!r} has no permission cue to check the screen "
                            f"against; nothing was typed", extra=seen)
-        if not profile.cues.find("permission", self.tmux.capture(session.pane_id)):
+        if not profile.cues.find("permission", self.tmux.capture(session.pane)):
             raise NotWaiting(f"session {name!r} shows no permission dialog on screen (answered "
                            f"in the terminal?); nothing was typed", extra=seen)
-        self.tmux.send_keys(session.pane_id, list(keys))
+        self.tmux.send_keys(session.pane, list(keys))
         log.info("session %s: %s with %s (tool %s)", name, kind, keys, state.tool)
         return {"name": name, "answer": kind, "keys": list(keys), "tool": state.tool}
 
@@ -610,7 +617,7 @@ class SessionManager:
                 continue
             self._answered[tag] = 0
             if keys and session.pane_id:
-                self.tmux.send_keys(session.pane_id, list(keys))
+                self.tmux.send_keys(session.pane, list(keys))
             log.info("session %s: answered start-up screen %r with %s", session.name,
                      pattern, keys)
             self.recorder.record_now([ev.internal(
@@ -688,7 +695,7 @@ class SessionManager:
             fired_at = float(fired) if fired is not None else None
         except (TypeError, ValueError):
             raise BadRequest("X-Hive-Fired must be epoch seconds") from None
-        agent_name = agent if is_name(agent) else "unknown"
+        agent_name = agent if agent is not None and is_name(agent) else "unknown"
         name = session if session else self._external_session(install, agent_name, payload)
         if name not in self.sessions and not trusted:
             raise Forbidden(f"unknown session {name!r}")

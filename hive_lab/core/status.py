@@ -67,7 +67,7 @@ class State:
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> "State":
-        fields = {k: data.get(k) for k in ("name", "source", "since", "reason", "tool",
+        fields: dict[str, Any] = {k: data.get(k) for k in ("name", "source", "since", "reason", "tool",
                                            "exit_status", "detail", "resume_at")}
         if not isinstance(fields["resume_at"], (int, float)):
             fields["resume_at"] = None

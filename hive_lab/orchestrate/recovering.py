@@ -89,7 +89,6 @@ class Recovery:
         if provider is None:
             why = f"{reason.replace('_', ' ')}: waits for the agent to continue"
         else:
-            current = existing
             if existing is None:
                 current = park(None, provider, kind, resume_at, now, self.cfg,
                                source=f"session {task.id}")
@@ -98,6 +97,8 @@ class Recovery:
                 current = replace(after_probe_failed(existing, now, self.cfg), since=now)
             elif resume_at is not None and (existing.until or 0) < resume_at:
                 current = replace(existing, until=resume_at)
+            else:
+                current = existing
             if current != existing:
                 rs.save_park(self.orch.conn, current)
                 if existing is None or current.since != existing.since:

@@ -126,7 +126,7 @@ class Orchestrator:
         self._changed(task, None, task.state_reason)
         return self._json(task)
 
-    def list(self, state: str | None = None, repo: str | None = None,
+    def list_tasks(self, state: str | None = None, repo: str | None = None,
              session: str | None = None) -> list[dict[str, Any]]:
         tasks = taskstore.list_tasks(self.conn, state=state, repo=repo, session=session,
                                      with_attempts=True)
