@@ -66,7 +66,7 @@ sys.dont_write_bytecode = True  # importing bench_hook must not leave benchmarks
 import bench_hook  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
-from server_process import BIN, HiveServer  # noqa: E402
+from support.server import BIN, HiveServer  # noqa: E402
 from hive_lab.core.installers import is_ours  # noqa: E402
 
 SAMPLES = Path("/work/shared/samples/claude-code-2.1.197-hooks.jsonl")
@@ -167,7 +167,7 @@ def machine() -> str:
 
 # -- the server ----------------------------------------------------------------------------
 class Server(HiveServer):
-    """The tests' server harness (tests/server_process.py), plus what the benchmark measures."""
+    """The tests' server harness (tests/support/server.py), plus what the benchmark measures."""
 
     def __init__(self, base: Path, profile_out: str | None = None) -> None:
         launcher = ([sys.executable, "-m", "cProfile", "-o", profile_out, "-m", "jupyter_server"]

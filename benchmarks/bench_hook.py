@@ -16,7 +16,7 @@ end to end with the server's answer. Cases run round-robin so machine noise hits
   server builds it): delivering, its spool path and its silent path;
 - a deny decision (PreToolUse ``permissionDecision: deny`` as JSON on stdout, stdout piped and
   checked) from the stub, through the C and the Python client;
-- ``--real-server``: also start a real Jupyter server with Hive Lab (tests/server_process.py),
+- ``--real-server``: also start a real Jupyter server with Hive Lab (tests/support/server.py),
   spawn a session with Claude-style hooks and run the PreToolUse command exactly as the server
   installed it (``sh -c '<command>'``, i.e. the C client) and the previous install (the .pyc),
   answered by that server (today: allow; it has no deny path yet); every event is checked to
@@ -343,7 +343,7 @@ class RealServer:
 @contextmanager
 def real_server() -> Iterator[RealServer]:
     sys.path.insert(0, str(ROOT / "tests"))
-    from server_process import HiveServer
+    from support.server import HiveServer
 
     with tempfile.TemporaryDirectory(prefix="bench-hook-real-") as tmp:
         srv = HiveServer(Path(tmp)).start()

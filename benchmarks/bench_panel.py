@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.dont_write_bytecode = True
 
-from kernel_exec import RemoteKernel  # noqa: E402
-from server_process import BIN, HiveServer  # noqa: E402
+from support.kernel import RemoteKernel  # noqa: E402
+from support.server import BIN, HiveServer  # noqa: E402
 
 TARGET_CELL_P95_MS = 100.0
 TARGET_LAG_S = 1.0

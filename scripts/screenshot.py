@@ -27,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import SAMPLES, HiveServer, fire_hook, spawn, wait_for  # noqa: E402
+from support import SAMPLES, HiveServer, fire_hook, spawn, wait_for  # noqa: E402
 from test_browser import (CHROMIUM, NOTEBOOK, SESSIONS_TABLE, launch_browser,  # noqa: E402
                           open_notebook, run_all_cells, session_row, write_lab_settings)
 

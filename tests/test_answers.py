@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import HiveServer, fire_hook, spawn, state_of, wait_for
+from support import HiveServer, fire_hook, spawn, state_of, wait_for
 from hive_lab.client import HiveAPIError
 
 ASKER = {"command": ["cat"], "hooks": "claude",

@@ -156,11 +156,9 @@ def test_forecast_from_the_recent_burn_rate() -> None:
 
 
 # -- end to end: a hooked scripted agent, real tmux, real git, a real Jupyter server -------------
-from conftest import HiveServer, wait_for  # noqa: E402
+from support import GIT_ENV, HiveServer, wait_for  # noqa: E402
 
 AGENT = str(Path(__file__).resolve().parent / "support" / "scripted_agent.py")
-GIT_ENV = {"GIT_AUTHOR_NAME": "Agent", "GIT_AUTHOR_EMAIL": "agent@example.com",
-           "GIT_COMMITTER_NAME": "Agent", "GIT_COMMITTER_EMAIL": "agent@example.com"}
 PROFILES = {"budgeted": {"command": [sys.executable, "-u", AGENT, "--hooked"], "hooks": "claude",
                          "capabilities": ["budgeted"], "env": GIT_ENV}}
 

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import HiveServer, wait_for
+from support import HiveServer, wait_for
 
 try:  # with or without tests/__init__.py
     from tests.claude_support import cli as _cli

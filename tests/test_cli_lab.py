@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, ROOT, HiveServer, free_port, wait_for
+from support import BIN, ROOT, HiveServer, free_port, wait_for
 
 NOTEBOOK = ROOT / "notebooks" / "HiveOS.ipynb"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from conftest import HiveServer, wait_for
+from support import HiveServer, wait_for
 
 STANDIN = r'''
 import json, os, subprocess, sys, tty

@@ -20,7 +20,7 @@ import pandas as pd
 import hive_lab
 import pytest
 
-from conftest import SAMPLES, HiveServer, fire_hook, spawn, wait_for
+from support import GIT_ENV, SAMPLES, fire_hook, HiveServer, spawn, wait_for
 from hive_lab import frames
 from hive_lab.client import HiveClient
 
@@ -359,8 +359,6 @@ def test_usage_through_the_server(server: HiveServer, client: RecordingClient) -
 
 
 # -- git ------------------------------------------------------------------------------------
-GIT_ENV = {"GIT_AUTHOR_NAME": "Agent", "GIT_AUTHOR_EMAIL": "agent@example.com",
-           "GIT_COMMITTER_NAME": "Agent", "GIT_COMMITTER_EMAIL": "agent@example.com"}
 
 
 def run_git(repo: Path, *args: str) -> str:

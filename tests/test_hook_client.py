@@ -786,7 +786,7 @@ def test_real_server_away_loses_nothing(tmp_path: Path, client: str) -> None:
     """Against the real Jupyter server: a delivered call, then 12 calls while the server is
     away (6 with no server.json after a clean stop, 6 with a stale one as after a crash),
     then a restart drains the spool: every event stored exactly once, nothing left over."""
-    from server_process import HiveServer, wait_for
+    from support.server import HiveServer, wait_for
 
     srv = HiveServer(tmp_path / "srv").start()
     name = "away-1"

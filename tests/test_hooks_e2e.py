@@ -19,7 +19,7 @@ import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from conftest import SAMPLES, HiveServer, fire_hook, hook_events, spawn, wait_for
+from support import SAMPLES, HiveServer, fire_hook, hook_events, spawn, wait_for
 
 SAMPLE_HOOKS = SAMPLES / "claude-code-2.1.197-hooks.jsonl"
 

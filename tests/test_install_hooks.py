@@ -10,7 +10,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from conftest import HiveServer, hook_events
+from support import HiveServer, hook_events
 
 
 def installed_command(settings: Path, event: str) -> str:

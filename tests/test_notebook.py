@@ -6,8 +6,8 @@ from pathlib import Path
 
 import nbformat
 
-from conftest import ROOT, HiveServer, spawn, wait_for
-from kernel_exec import RemoteKernel
+from support import ROOT, HiveServer, spawn, wait_for
+from support.kernel import RemoteKernel
 
 NOTEBOOK = ROOT / "notebooks" / "HiveOS.ipynb"
 

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import HiveServer, fire_hook, spawn, wait_for
+from support import HiveServer, fire_hook, spawn, wait_for
 
 AGENT = str(Path(__file__).resolve().parent / "support" / "scripted_agent.py")
 SECRET = "pw-Zq81x7TopSecret"  # the URL's password

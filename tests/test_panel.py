@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable
 
 import pytest
 
-from conftest import HiveServer, fire_hook, spawn, wait_for
+from support import HiveServer, fire_hook, spawn, wait_for
 from hive_lab.client import HiveClient
 from hive_lab.widgets import SessionsPanel
 

@@ -15,8 +15,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from conftest import ROOT, HiveServer, fire_hook, spawn, wait_for
-from kernel_exec import RemoteKernel
+from support import ROOT, HiveServer, fire_hook, spawn, wait_for
+from support.kernel import RemoteKernel
 from test_frames import HOOKS, TRANSCRIPT, RecordingClient, expected_usage
 from hive_lab import frames, plots
 from hive_lab.widgets.render import STATE_COLOURS

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import HiveServer, wait_for
+from support import HiveServer, wait_for
 from test_tasks_api import GIT_ENV, add, events, git, task, until_state
 
 AGENT = str(Path(__file__).resolve().parent / "support" / "scripted_agent.py")

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import HiveServer, spawn, state_of, wait_for
+from support import HiveServer, spawn, state_of, wait_for
 
 HOSTILE_TEXT = 'semi;colon #{session_name} $(id) `id` "dq" \'sq\' \\; end;\nline two\ttab ünïcødé 🐝 #(touch PWNED)'
 

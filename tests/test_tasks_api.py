@@ -8,18 +8,15 @@ The same flows with the real Claude Code CLI are in test_tasks_claude.py.
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import HiveServer, wait_for
+from support import GIT_ENV, git, HiveServer, wait_for
 
 AGENT = str(Path(__file__).resolve().parent / "support" / "scripted_agent.py")
-GIT_ENV = {"GIT_AUTHOR_NAME": "Agent", "GIT_AUTHOR_EMAIL": "agent@example.com",
-           "GIT_COMMITTER_NAME": "Agent", "GIT_COMMITTER_EMAIL": "agent@example.com"}
 PROFILES = {
     "scripted": {"command": [sys.executable, "-u", AGENT], "capabilities": ["implement", "python"],
                  "env": GIT_ENV},
@@ -37,13 +34,6 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     yield srv
     srv.stop()
     srv.kill_tmux()
-
-
-def git(repo: Path, *args: str) -> str:
-    out = subprocess.run(["git", "-C", str(repo), "-c", "user.name=T", "-c", "user.email=t@e",
-                          *args], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
 
 
 @pytest.fixture

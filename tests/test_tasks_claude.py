@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from conftest import HiveServer, wait_for
+from support import git, HiveServer, wait_for
 
 try:  # with or without tests/__init__.py
     from tests.claude_support import cli as _cli
@@ -71,13 +70,6 @@ def server(claude: Path, api: FakeAnthropic, tmp_path_factory: pytest.TempPathFa
     finally:
         srv.stop()
         srv.kill_tmux()
-
-
-def git(repo: Path, *args: str) -> str:
-    out = subprocess.run(["git", "-C", str(repo), "-c", "user.name=T", "-c", "user.email=t@e",
-                          *args], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import BIN, ROOT, HiveServer, wait_for
+from support import BIN, ROOT, git, HiveServer, wait_for
 from hive_lab import cli, frames, taskcli
 from hive_lab.client import HiveAPIError, HiveClient
 
@@ -60,13 +60,6 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 def client(server: HiveServer) -> HiveClient:
     return HiveClient(server.url, server.token)
-
-
-def git(repo: Path, *args: str) -> str:
-    out = subprocess.run(["git", "-C", str(repo), "-c", "user.name=T", "-c", "user.email=t@e",
-                          *args], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from conftest import SAMPLES, HiveServer, fire_hook, spawn, wait_for
+from support import SAMPLES, HiveServer, fire_hook, spawn, wait_for
 
 TRANSCRIPT = SAMPLES / "claude-code-2.1.197-transcript.jsonl"
 
