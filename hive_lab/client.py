@@ -229,6 +229,16 @@ class HiveClient:
         return self.request("GET", "usage/rows", params={"session": session, "since": since,
                                                          "until": until})["rows"]
 
+    # -- notifications ----------------------------------------------------------------------
+    def notifications(self, unread: bool = False, limit: int = 100) -> list[dict[str, Any]]:
+        """What Hive Lab called the user about, unread first (channel URLs redacted)."""
+        return self.request("GET", "notifications", params={
+            "unread": "1" if unread else None, "limit": limit})["notifications"]
+
+    def read_notification(self, notification_id: int) -> dict[str, Any]:
+        """Mark one read (the first reading's time is kept)."""
+        return self.request("POST", f"notifications/{int(notification_id)}/read")
+
     # -- tasks ----------------------------------------------------------------------------
     def add_task(self, spec: dict[str, Any] | None = None, /, **fields: Any) -> dict[str, Any]:
         """Create a task (201): ``add_task(id=..., prompt=..., repo=..., scope=[...])`` or

@@ -123,6 +123,12 @@ SCHEMAS: dict[str, list[tuple[str, str]]] = {
         ("duration", "span"), ("outcome", "category"), ("reason", "string"),
         ("rounds", "Int64"), ("cost", "Float64"), ("check_tail", "string"),
     ],
+    "notifications": [
+        ("id", "Int64"), ("kind", "category"), ("session", "string"), ("task", "string"),
+        ("title", "string"), ("body", "string"), ("created", "time"), ("read", "time"),
+        ("escalated", "time"), ("resolved", "time"), ("delivered", "object"),
+        ("attempts", "Int64"), ("pending", "object"), ("last_error", "string"),
+    ],
     "usage_model": [("model", "category"), *_AGG],
     "usage_block": [
         ("start", "time"), ("end", "time"), ("actual_end", "time"), ("is_active", "boolean"),
@@ -571,6 +577,18 @@ def tasks(client: HiveClient, state: str | None = None, repo: str | None = None,
     return tasks_frame(client.tasks(state=state, repo=repo, session=session))
 
 
+def notifications(client: HiveClient, unread: bool = False, limit: int = 1000) -> pd.DataFrame:
+    """Hive Lab's calls to the user, unread first (as the server orders them).
+
+    Columns: ``id`` (Int64), ``kind`` (category: permission, question, task_failed, ...),
+    ``session``, ``task``, ``title``, ``body`` (string, cleaned of control characters);
+    ``created``, ``read``, ``escalated``, ``resolved`` (time, NaT = not yet); ``delivered``
+    and ``pending`` (object: channel labels, URLs redacted), ``attempts`` (Int64),
+    ``last_error`` (string).
+    """
+    return _build(client.notifications(unread=unread, limit=limit), "notifications")
+
+
 def _attempt_record(task_id: str, a: Mapping[str, Any]) -> dict[str, Any]:
     return {**a, "task": a.get("task_id", task_id), "check_tail": a.get("check_tail") or None}
 
@@ -651,4 +669,8 @@ class Frames:
                  session: str | None = None) -> pd.DataFrame:
         """See :func:`hive_lab.frames.attempts`."""
         return attempts(self.client, state, repo, session)
+
+    def notifications(self, unread: bool = False, limit: int = 1000) -> pd.DataFrame:
+        """See :func:`hive_lab.frames.notifications`."""
+        return notifications(self.client, unread, limit)
 

@@ -242,6 +242,28 @@ def test_read_unread_first_and_bad_input(server: HiveServer, endpoint: Endpoint)
     assert notifications(server) == before  # nothing changed
 
 
+def test_the_python_api_and_the_frame_show_the_same_notifications(server: HiveServer,
+                                                                 endpoint: Endpoint) -> None:
+    from hive_lab import frames
+    from hive_lab.client import HiveClient
+
+    hooked(server, "framed")
+    ask_permission(server, "framed", "git status")
+    wait_for(lambda: any(n["session"] == "framed" for n in notifications(server)),
+             what="framed's notification")
+    client = HiveClient(server.url, server.token)
+    rows = client.notifications(limit=1000)
+    frame = frames.notifications(client)
+    assert list(frame["id"]) == [n["id"] for n in rows]
+    assert str(frame["kind"].dtype) == "category" and str(frame["created"].dtype).startswith(
+        "datetime64[ns, UTC]")
+    mine = frame[frame["session"] == "framed"].iloc[0]
+    assert mine["kind"] == "permission" and "git status" in mine["body"]
+    read = client.read_notification(int(mine["id"]))
+    assert read["read"] is not None
+    assert int(mine["id"]) not in {n["id"] for n in client.notifications(unread=True)}
+
+
 def test_the_secret_is_never_logged_nor_returned(server: HiveServer, endpoint: Endpoint) -> None:
     # a failing delivery makes apprise (and us) log about the endpoint
     with endpoint.lock:
