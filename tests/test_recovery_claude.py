@@ -176,6 +176,42 @@ test_a_server_killed_while_claude_is_parked_still_parks_and_resumes_once.hive_co
     "rate_limit_probe": 12.0}
 
 
+@pytest.mark.timeout(400)
+def test_a_server_killed_between_two_staggered_resumes_resumes_neither_twice(
+        server: HiveServer, api: MeteredAPI, repo: Path) -> None:
+    api.outage(429)
+    for tid in ("sk1", "sk2"):
+        add(server, repo=str(repo), **burn(tid))
+    for tid in ("sk1", "sk2"):
+        until_state(server, tid, "waiting")
+    api.recover()
+    # The first is told to continue at the probe; the second only a stagger (12 s) later.
+    first = wait_for(lambda: [t for t in ("sk1", "sk2") if told(server, t)], timeout=60,
+                     interval=0.2, what="the first resume")
+    assert len(first) == 1
+    server.stop(signal.SIGKILL)
+    server.start()
+    for tid in ("sk1", "sk2"):
+        done = until_state(server, tid, "done", "failed")
+        assert done["state"]["name"] == "done", explain(server, tid)
+    told_at = {tid: told(server, tid) for tid in ("sk1", "sk2")}
+    assert [len(v) for v in told_at.values()] == [1, 1], told_at
+    assert abs(told_at["sk1"][0] - told_at["sk2"][0]) >= 12.0
+    for tid in ("sk1", "sk2"):
+        t = task(server, tid)
+        assert len(refused(api, t)) == 1
+        # the conversation was told to continue once: one CONTINUE prompt in its last request
+        sent = [b.get("text", "") for m in calls_of(api, t)[-1].body["messages"]
+                if m.get("role") == "user" and isinstance(m.get("content"), list)
+                for b in m["content"] if isinstance(b, dict) and b.get("type") == "text"]
+        assert sum("The API limit that stopped you has passed" in x for x in sent) == 1, sent
+    assert len(all_events(server, "ProviderResumed")) == 1
+
+
+test_a_server_killed_between_two_staggered_resumes_resumes_neither_twice.hive_config = {  # type: ignore[attr-defined]
+    "resume_stagger": 12.0}
+
+
 @pytest.mark.timeout(300)
 def test_a_429_whose_reset_outlasts_the_probe_is_probed_again_with_backoff(
         server: HiveServer, api: MeteredAPI, repo: Path) -> None:
