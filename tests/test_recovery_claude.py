@@ -14,7 +14,6 @@ tests/claude_support/NOTES.md ("API errors"); these tests check what Hive Lab ma
 """
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
@@ -32,7 +31,7 @@ except ImportError:  # pragma: no cover - tests/ itself on sys.path
     from claude_support import cli as _cli  # type: ignore[no-redef]
     from claude_support.budget_api import MeteredAPI, burn_progress  # type: ignore[no-redef]
 
-from test_budgets_claude import (STARTUP, add, calls_of, claude_env, events, explain, quiet,
+from test_budgets_claude import (add, calls_of, claude_env, events, explain, quiet,
                                  task, until_state)
 
 pytestmark = pytest.mark.e2e
