@@ -155,8 +155,8 @@ def test_a_permission_request_is_notified_once_with_tool_and_command(
              what="delivery recorded")
     delivered = [n for n in notifications(server) if n["session"] == "perm1"][0]["delivered"]
     assert "stream" in delivered and any(d.startswith("json://") for d in delivered)
-    # it is on the event stream too, as a Notification event of agent "hive"
-    events = server.get("events?session=perm1&event=Notification&limit=100")["events"]
+    # it is on the event stream too, as a NotificationRaised event of agent "hive"
+    events = server.get("events?session=perm1&event=NotificationRaised&limit=100")["events"]
     ours = [e for e in events if e["agent"] == "hive"]
     assert len(ours) == 1 and "rm -rf build/" in ours[0]["payload"]["notification"]["body"]
 
@@ -283,7 +283,7 @@ def test_the_secret_is_never_logged_nor_returned(server: HiveServer, endpoint: E
         f"json://hive:****@127.0.0.1:{endpoint.port}/notify/****")
     answers = [json.dumps(server.get(p)) for p in (
         "notifications/channels", "notifications", "events?limit=10000", "status")]
-    answers += [json.dumps(server.get("events?event=Notification&limit=10000"))]
+    answers += [json.dumps(server.get("events?event=NotificationRaised&limit=10000"))]
     for text in answers:
         for secret in (SECRET, PATH_TOKEN, HEADER_SECRET):
             assert secret not in text

@@ -44,7 +44,7 @@ EXPECTED = {
                  "ended": T, "duration": "timedelta64[ns]", "outcome": C, "reason": S,
                  "rounds": I, "cost": F, "check_tail": S},
 }
-TASK_STATES = ["pending", "ready", "running", "waiting", "checking", "blocked", "done",
+TASK_STATES = ["pending", "ready", "running", "waiting", "checking", "blocked", "paused", "done",
                "failed", "canceled"]
 
 
