@@ -32,6 +32,9 @@ NOTEBOOK = ROOT / "notebooks" / "HiveOS.ipynb"
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification": {"fetchNews": "false",
                                                     "checkForUpdates": False},
+    # JupyterLab 4 renders only the cells in view ("windowing"): the HiveOS notebook is long
+    # enough that the panel's cell is hidden once Run All scrolls to the end. Render them all.
+    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
 }
 # An onerror handler that would leave two traces if the markup ever became an element.
 HOSTILE = '<img src=x onerror="window.__hivePwned=1;alert(1)">'
