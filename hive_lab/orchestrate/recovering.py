@@ -89,7 +89,12 @@ class Recovery:
         if provider is None:
             why = f"{reason.replace('_', ' ')}: waits for the agent to continue"
         else:
-            if existing is None:
+            probed = _probed_park(flags, provider, now)
+            if existing is None and probed is not None:
+                # Told to continue, refused again, and the parking was already lifted (every
+                # parked session had been told): still a failed probe, not a new parking.
+                current = replace(after_probe_failed(probed, now, self.cfg), since=now)
+            elif existing is None:
                 current = park(None, provider, kind, resume_at, now, self.cfg,
                                source=f"session {task.id}")
             elif isinstance(resumed_at, (int, float)) and flags.get("resumed_park") == existing.since:
@@ -154,7 +159,7 @@ class Recovery:
         if not rs.mark_resumed(self.orch.conn, task.id, p.since, p.provider, now):
             return  # resumed already (by an earlier tick, or before a restart)
         flags = dict(task.flags)
-        flags.update(resumed_at=now, resumed_park=p.since)
+        flags.update(resumed_at=now, resumed_park=p.since, resumed_from=p.to_json())
         flags.pop("rate_limited", None)
         orch = self.orch
         running = orch._set(orch._new_round(replace(task, flags=flags), now, same_round=True,
@@ -224,3 +229,16 @@ class Recovery:
 
 def describe(parks: dict[str, Park]) -> list[dict[str, Any]]:
     return [p.to_json() for p in sorted(parks.values(), key=lambda p: p.provider)]
+
+
+PROBE_MEMORY = 600.0  # seconds after a resume during which a refusal counts as its failed probe
+
+
+def _probed_park(flags: dict[str, Any], provider: str, now: float) -> Park | None:
+    """The parking this task was last told to continue from, if that was recent."""
+    data, at = flags.get("resumed_from"), flags.get("resumed_at")
+    if not isinstance(data, dict) or not isinstance(at, (int, float)) or \
+            data.get("provider") != provider or now - at > PROBE_MEMORY:
+        return None
+    return Park(provider, str(data.get("kind") or RATE_LIMIT), float(data.get("since") or at),
+                data.get("until"), int(data.get("probes") or 0), str(data.get("source") or ""))

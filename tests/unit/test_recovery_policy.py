@@ -117,3 +117,17 @@ def test_bad_config_is_refused() -> None:
         r.RecoveryConfig(loop_repeats=1).validate()
     with pytest.raises(ValueError):
         r.RecoveryConfig(backoff_base=-1).validate()
+
+
+def test_a_refusal_soon_after_a_resume_is_that_resumes_failed_probe_even_once_unparked() -> None:
+    """CI race: every parked session was told to continue, so the parking was lifted before the
+    probe's refusal arrived; the refusal must still count as a failed probe (probes + 1)."""
+    from hive_lab.orchestrate.recovering import PROBE_MEMORY, _probed_park
+
+    flags = {"resumed_at": 100.0, "resumed_from": {"provider": "claude", "kind": "rate_limit",
+                                                   "since": 90.0, "until": 94.0, "probes": 0}}
+    park = _probed_park(flags, "claude", 105.0)
+    assert park is not None and (park.provider, park.since, park.probes) == ("claude", 90.0, 0)
+    assert _probed_park(flags, "codex", 105.0) is None  # another provider's refusal
+    assert _probed_park(flags, "claude", 100.0 + PROBE_MEMORY + 1) is None  # long after: new
+    assert _probed_park({}, "claude", 105.0) is None
