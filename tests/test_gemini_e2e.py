@@ -182,7 +182,16 @@ def test_gemini_session_through_the_api(hive: HiveServer, api: FakeGemini,
 
     status, killed = hive.request("DELETE", f"sessions/{name}")
     assert status == 200, killed
-    wait_state(hive, name, "exited")
+    assert hive.request("GET", f"sessions/{name}")[0] == 404
+    removed = [e for e in events(hive, name) if e["event"] == "SessionRemoved"]
+    assert len(removed) == 1 and removed[0]["payload"]["killed"], removed
+    rows = hive.get(f"transitions?session={name}")["transitions"]
+    assert [(t["name"], t["source"]) for t in rows if t["name"] == "exited"] == [
+        ("exited", "kill")], rows
+    # Hive Lab's hooks left the worktree's settings; the user's are as committed.
+    settings = json.loads((worktree / ".gemini" / "settings.json").read_text())
+    assert settings == json.loads((repo / ".gemini" / "settings.json").read_text())
+    (tmp_path / "fired.json").write_text(json.dumps(_cli.read_log(hook_log), indent=1))
 
 
 # -- the scope guard ------------------------------------------------------------------------
