@@ -148,6 +148,10 @@ def test_gemini_session_through_the_api(hive: HiveServer, api: FakeGemini,
         assert any("hooklog" in c for c in commands), (event, commands)
         assert any("hive_lab_hook" in c or "hook.py" in c for c in commands), (event, commands)
     assert settings["ui"] == {"hideTips": True}
+    # ... and that edit of a committed project file is not the agent's change.
+    assert git(worktree, "status", "--porcelain") == ""
+    live = hive.get(f"sessions/{name}/git")["git"]
+    assert not live["unstaged"] and not live["untracked"], live
 
     wait_state(hive, name, "idle", STARTUP)
     assert "Type your message" in screen(hive, name)
@@ -191,6 +195,7 @@ def test_gemini_session_through_the_api(hive: HiveServer, api: FakeGemini,
     # Hive Lab's hooks left the worktree's settings; the user's are as committed.
     settings = json.loads((worktree / ".gemini" / "settings.json").read_text())
     assert settings == json.loads((repo / ".gemini" / "settings.json").read_text())
+    assert git(worktree, "ls-files", "-v", ".gemini/settings.json").startswith("H ")  # not S
     (tmp_path / "fired.json").write_text(json.dumps(_cli.read_log(hook_log), indent=1))
 
 
