@@ -54,10 +54,11 @@ def api() -> Any:
 def hive(gemini: Path, api: FakeGemini, tmp_path_factory: pytest.TempPathFactory) -> Any:
     base = tmp_path_factory.mktemp("hive-gemini")
     # Sessions get this HOME; tasks run unattended, so their edits are auto-approved by the
-    # CLI (auto_edit) and the guard alone decides (BeforeTool runs before any approval).
+    # CLI (auto_edit) and shell commands allowed, and the guard alone decides (BeforeTool
+    # runs before any approval; its "ask" brings the dialog back).
     env = _cli.private_home(base, [tmp_path_factory.getbasetemp()], api.env())
     task_env = _cli.private_home(base / "tasks", [tmp_path_factory.getbasetemp()], api.env(),
-                                 approval_mode="auto_edit")
+                                 approval_mode="auto_edit", allowed=("run_shell_command",))
     srv = HiveServer(base / "hive", extra_path=[str(gemini.parent)],
                      drop_env_prefixes=("GEMINI_", "GOOGLE_"),
                      extra_config={"profiles": {"gemini": {"env": task_env}},
@@ -233,3 +234,31 @@ def test_a_task_write_outside_its_scope_is_denied_before_it_happens(
             for m in c.body.get("contents") or [] for p in m.get("parts") or []
             if "functionResponse" in p and "docs/x.md" in json.dumps(p["functionResponse"])]
     assert told and any("blocked" in s.lower() for s in told), told
+
+
+def test_a_task_shell_write_outside_its_scope_brings_up_the_dialog(
+        hive: HiveServer, api: FakeGemini, tmp_path: Path) -> None:
+    """The guard's "ask" ({"decision": "ask"}) forces the confirmation of an allowed tool."""
+    repo = make_repo(hive.root, "repo-ask", tmp_path / "ask-hooks.jsonl")
+    status, t = hive.request("POST", "tasks", {
+        "id": "gm-ask", "repo": str(repo), "agent": "gemini", "scope": ["src/**"],
+        "check": ["true"], "prompt": "Note it.\nSCENARIO:steps shell echo x > docs/y.md"})
+    assert status == 201, t
+    waiting = wait(lambda: (t := hive.get("tasks/gm-ask"))["state"]["name"] in (
+        "waiting", "done", "failed", "blocked") and t, "task gm-ask waiting", STARTUP)
+    assert waiting["state"]["name"] == "waiting", waiting["state"]
+    decided = events(hive, "gm-ask", "HookDecided")
+    assert [d["payload"]["verdict"]["action"] for d in decided] == ["ask"], decided
+    shown = wait(lambda: "Allow execution" in (s := screen(hive, "gm-ask")) and s,
+                 "the dialog on screen")
+    assert "echo x > docs/y.md" in shown
+    worktree = Path(waiting["worktree"])
+    assert not (worktree / "docs" / "y.md").exists()
+    status, body = hive.request("POST", "sessions/gm-ask/deny", {})
+    assert status == 200 and body["keys"] == ["Escape"], body
+    done = wait(lambda: (t := hive.get("tasks/gm-ask"))["state"]["name"] in (
+        "done", "failed", "blocked") and t, "task gm-ask finished", STARTUP)
+    assert done["state"]["name"] == "done", done["state"]
+    assert not (worktree / "docs" / "y.md").exists()
+    assert [(g["action"], g["tool"]) for g in done["flags"]["guarded"]] == [
+        ("ask", "run_shell_command")]

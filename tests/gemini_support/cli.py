@@ -49,7 +49,8 @@ def _install() -> tuple[Path | None, str | None]:
 
 
 def private_home(base: Path, trusted: list[Path], api_env: dict[str, str],
-                 approval_mode: str = "default") -> dict[str, str]:
+                 approval_mode: str = "default", allowed: tuple[str, ...] = ()
+                 ) -> dict[str, str]:
     """A HOME whose ``~/.gemini`` trusts ``trusted`` (and what is below them), picks the
     ``gemini-api-key`` auth type (0.61.0's env-derived ``gateway`` type fails its own
     validation: "Invalid auth method selected."), and never updates or phones home.
@@ -64,6 +65,8 @@ def private_home(base: Path, trusted: list[Path], api_env: dict[str, str],
         "privacy": {"usageStatisticsEnabled": False},
         "telemetry": {"enabled": False},
     }
+    if allowed:  # tools that run without the CLI's confirmation dialog
+        settings["tools"] = {"allowed": list(allowed)}
     (home / ".gemini" / "settings.json").write_text(json.dumps(settings))
     folders = {str(p): "TRUST_FOLDER" for p in trusted}
     (home / ".gemini" / "trustedFolders.json").write_text(json.dumps(folders))

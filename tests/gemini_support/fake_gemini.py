@@ -18,6 +18,7 @@ What the "model" does is chosen by the newest user text in ``contents`` that hol
 ``write <path> <content...>``  call ``write_file`` {file_path, content}, then say "Wrote <path>."
 ``shell <command...>``         call ``run_shell_command`` {command}, then quote the result.
 ``text <words...>``            answer ``words``.
+``wait <seconds>``             the model takes ``seconds`` before it answers "Waited."
 ``steps <step> ;; <step> ...`` one step (``write ...`` / ``shell ...`` / ``text ...``) per model
                                turn, whatever the tool results were (a denied step is passed).
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -93,9 +95,23 @@ def _step(name: str, args: str, step: int, results: list[Any]) -> list[dict[str,
             return [{"functionCall": {"name": "run_shell_command",
                                       "args": {"command": args, "description": "scripted"}}}]
         return [{"text": f"Ran it. Result: {json.dumps(results[-1:])[:300]}"}]
+    if name == "wait":
+        return [{"text": "Waited."}]
     if name == "text":
         return [{"text": args or "OK."}]
     return [{"text": f"unknown scenario {name!r}"}]
+
+
+def _wait_of(contents: list[dict[str, Any]]) -> float:
+    """Seconds to wait when the newest user turn asks ``SCENARIO:wait <seconds>``."""
+    users = [c for c in contents if c.get("role") == "user"]
+    m = _SCENARIO_RE.search(_user_texts(users[-1])) if users else None
+    if m and m.group(1) == "wait":
+        try:
+            return min(float(m.group(2).split()[0]), 120.0)
+        except (ValueError, IndexError):
+            return 0.0
+    return 0.0
 
 
 def _response(parts: list[dict[str, Any]], model: str, n_in: int) -> dict[str, Any]:
@@ -157,6 +173,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(200, _response(plan(contents), model, n_in))
             return
         if verb == "streamGenerateContent":
+            delay = _wait_of(contents)
+            if delay:
+                time.sleep(delay)
             chunk = _response(plan(contents), model, n_in)
             data = b"data: " + json.dumps(chunk).encode() + b"\r\n\r\n"
             self.send_response(200)
