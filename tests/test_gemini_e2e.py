@@ -148,6 +148,7 @@ def test_gemini_session_through_the_api(hive: HiveServer, api: FakeGemini,
         commands = [h["command"] for g in settings["hooks"][event] for h in g["hooks"]]
         assert any("hooklog" in c for c in commands), (event, commands)
         assert any("hive_lab_hook" in c or "hook.py" in c for c in commands), (event, commands)
+        assert "hive-lab" in [h.get("name") for g in settings["hooks"][event] for h in g["hooks"]]
     assert settings["ui"] == {"hideTips": True}
     # ... and that edit of a committed project file is not the agent's change.
     assert git(worktree, "status", "--porcelain") == ""
@@ -156,6 +157,7 @@ def test_gemini_session_through_the_api(hive: HiveServer, api: FakeGemini,
 
     wait_state(hive, name, "idle", STARTUP)
     assert "Type your message" in screen(hive, name)
+    assert "hive_lab_hook --agent" not in screen(hive, name)  # the warning names "hive-lab"
     status, body = hive.request("POST", f"sessions/{name}/input",
                                 {"text": "SCENARIO:write notes.txt hello", "enter": True})
     assert status == 200, body
