@@ -96,7 +96,9 @@ CODEX_CUES = ScreenCues(
 GEMINI_CUES = ScreenCues(
     permission=(r"Allow execution", r"Apply this change\?", r"Waiting for user confirmation"),
     working=(r"esc to cancel",),
-    idle=(r"Type your message",),
+    # The placeholder of the empty input box; a prompt typed too early sits in the box as
+    # "> [Pasted Text: 12 lines]" (0.61.0, loaded machine): still the box, Enter sends it.
+    idle=(r"Type your message", r"^ > \[Pasted Text: \d+ lines?\]"),
 )
 AIDER_CUES = ScreenCues(
     permission=(r"\(Y\)es/\(N\)o",),
