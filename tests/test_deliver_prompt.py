@@ -88,3 +88,77 @@ def test_a_prompt_whose_enter_was_swallowed_is_submitted(tmp_path: Path) -> None
     finally:
         srv.stop()
         srv.kill_tmux()
+
+
+GEMINI_STANDIN = r'''
+import json, os, subprocess, sys, tty
+log = sys.argv[1]
+tty.setraw(0)
+
+def note(line):
+    with open(log, "a") as f:
+        f.write(line + "\n")
+
+def hook(event, **fields):
+    client = os.path.join(os.environ["HIVE_LAB_DIR"], "bin", "hive_lab_hook.pyc")
+    payload = {"hook_event_name": event, "session_id": "standin", "cwd": os.getcwd(), **fields}
+    subprocess.run([sys.executable, "-S", "-E", "-s", client, "--agent", "gemini"],
+                   input=json.dumps(payload).encode(), capture_output=True, timeout=30)
+
+def box(typed):
+    shown = f"[Pasted Text: {typed.count(chr(10)) + 1} lines]" if typed else "  Type your message or @path/to/file"
+    os.write(1, ("\x1b[2J\x1b[H" + "\u2500" * 40 + "\r\n > " + shown + "\r\n").encode())
+
+hook("SessionStart", source="startup")  # ready: and still the first Enter is lost
+box("")
+typed, enters = "", 0
+while True:
+    data = os.read(0, 4096)
+    if not data:
+        break
+    for ch in data.decode("utf-8", "replace"):
+        if ch != "\r":
+            typed += ch
+            continue
+        enters += 1
+        if enters == 1:
+            note(f"dropped enter with {typed!r} in the box")
+        elif typed:
+            note(f"submitted {typed!r}")
+            hook("BeforeAgent", prompt=typed)
+            typed = ""
+            hook("AfterAgent", prompt="", prompt_response="done", stop_hook_active=False)
+        else:
+            note("enter on an empty box")
+        box(typed)
+'''
+
+
+def test_a_gemini_prompt_left_in_the_box_is_submitted(tmp_path: Path) -> None:
+    """Gemini CLI 0.61.0 on a loaded machine: a task prompt typed after SessionStart sat in the
+    box as ``> [Pasted Text: 12 lines]`` (tests/gemini_support/NOTES.md); Enter sends it."""
+    script = tmp_path / "standin.py"
+    script.write_text(GEMINI_STANDIN)
+    log = tmp_path / "keys.log"
+    from hive_lab.core.agents import GEMINI_CUES
+    srv = HiveServer(tmp_path / "hive", extra_config={"profiles": {"gstandin": {
+        "command": [sys.executable, str(script), str(log)], "hooks": "gemini",
+        "cues": {"idle": list(GEMINI_CUES.idle)}}}})
+    srv.start()
+    try:
+        project = srv.root / "project"
+        project.mkdir()
+        status, body = srv.request("POST", "sessions", {"name": "gswallow", "agent": "gstandin",
+                                                        "cwd": str(project),
+                                                        "prompt": "line one\nline two"})
+        assert status == 201, body
+        submitted = wait_for(lambda: [e for e in srv.get("events?session=gswallow")["events"]
+                                      if e["event"] == "BeforeAgent"],
+                             timeout=30, what="the prompt submitted")
+        assert [e["payload"]["prompt"] for e in submitted] == ["line one\nline two"]
+        lines = log.read_text().splitlines()
+        assert lines[:2] == ["dropped enter with 'line one\\nline two' in the box",
+                             "submitted 'line one\\nline two'"], lines
+    finally:
+        srv.stop()
+        srv.kill_tmux()

@@ -96,7 +96,9 @@ CODEX_CUES = ScreenCues(
 GEMINI_CUES = ScreenCues(
     permission=(r"Allow execution", r"Apply this change\?", r"Waiting for user confirmation"),
     working=(r"esc to cancel",),
-    idle=(r"Type your message",),
+    # The placeholder of the empty input box; a prompt typed too early sits in the box as
+    # "> [Pasted Text: 12 lines]" (0.61.0, loaded machine): still the box, Enter sends it.
+    idle=(r"Type your message", r"^ > \[Pasted Text: \d+ lines?\]"),
 )
 AIDER_CUES = ScreenCues(
     permission=(r"\(Y\)es/\(N\)o",),
@@ -104,9 +106,11 @@ AIDER_CUES = ScreenCues(
     idle=(r"^[\w./-]*> ?$",),
 )
 
-# Permission answers. Claude Code 2.1.197: "1. Yes" / Escape (checked, FACTS.md). The others
-# are reported, not checked here: Codex's approval modal takes y / Esc, Gemini CLI's radio
-# list has "1. Yes, allow once" and Esc cancels, Aider's "(Y)es/(N)o" reads a line.
+# Permission answers. Claude Code 2.1.197: "1. Yes" / Escape (checked, FACTS.md). Gemini CLI
+# 0.61.0 (checked, tests/gemini_support/NOTES.md): "Apply this change?" / "Allow execution of
+# [Shell]?" over "1. Allow once", Escape picks "No, suggest changes (esc)" and cancels the
+# turn ("Request cancelled."). Reported, not checked: Codex's approval modal takes y / Esc,
+# Aider's "(Y)es/(N)o" reads a line.
 ANSWER_KINDS = ("approve", "deny", "interrupt")  # interrupt: stop a turn (budgets)
 CLAUDE_ANSWERS = {"approve": ("1",), "deny": ("Escape",), "interrupt": ("Escape",)}
 CODEX_ANSWERS = {"approve": ("y",), "deny": ("Escape",), "interrupt": ("Escape",)}

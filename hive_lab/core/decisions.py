@@ -111,7 +111,11 @@ def hook_answer(kind: str | None, event: str, verdict: Verdict | None) -> HookAn
     if kind == "gemini":  # Gemini CLI: exit 2 blocks, stderr is the reason the model reads
         if verdict.action == "deny":
             return HookAnswer(exit_code=2, stderr=verdict.reason)
-        return HookAnswer()  # no "ask" in Gemini's hooks: its own confirmation applies
+        if verdict.action == "ask" and event == "BeforeTool":
+            # 0.61.0: {"decision": "ask"} forces the CLI's confirmation dialog even where its
+            # policy (auto_edit, yolo, an allowed tool) would have run the tool unasked.
+            return HookAnswer(output={"decision": "ask", "systemMessage": verdict.reason})
+        return HookAnswer()
     if event in ("PreToolUse",):
         return HookAnswer(output={"hookSpecificOutput": {
             "hookEventName": "PreToolUse", "permissionDecision": verdict.action,

@@ -558,6 +558,28 @@ def exclude_locally(worktree: Path | str, pattern: str) -> bool:
     return True
 
 
+def hide_local_change(worktree: Path | str, relpath: str, hide: bool = True) -> str:
+    """Keep Hive Lab's own edit of ``relpath`` (repo-relative) out of the worktree's status.
+
+    Gemini CLI's hooks live in ``.gemini/settings.json``, a project file that may be
+    committed: our merged hooks would otherwise count as the agent's change (a scope
+    violation of every task, a file ``git commit -a`` takes). A tracked file is marked
+    ``skip-worktree`` in this worktree's own index (``hide=False`` clears it); an untracked
+    one is excluded like ``exclude_locally``. Returns "skip-worktree", "excluded" or "".
+    """
+    if relpath.startswith("/") or ".." in Path(relpath).parts or "\n" in relpath:
+        raise BadRequest("invalid path")
+    g = _Git(worktree)
+    tracked = g.run("ls-files", "--error-unmatch", "--", relpath, ok=(0, 1)).returncode == 0
+    if tracked:
+        g.run("update-index", "--skip-worktree" if hide else "--no-skip-worktree", "--", relpath)
+        return "skip-worktree"
+    if hide:
+        exclude_locally(worktree, "/" + relpath)
+        return "excluded"
+    return ""
+
+
 def repo_slug(main: Path, common: Path) -> str:
     """``<dirname>-<hash of the common dir>``: two clones named ``app`` never share a folder."""
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", main.name).strip("-")[:40] or "repo"

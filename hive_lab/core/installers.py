@@ -47,6 +47,8 @@ CLAUDE_EVENTS = (
     "WorktreeRemove", "PreCompact", "PostCompact", "Elicitation", "ElicitationResult",
     "SessionEnd",
 )
+GEMINI_HOOK_NAME = "hive-lab"
+# All eleven events of Gemini CLI 0.61.0's HookEventName (checked: tests/gemini_support/NOTES.md).
 GEMINI_EVENTS = (
     "SessionStart", "SessionEnd", "BeforeAgent", "AfterAgent", "BeforeModel", "AfterModel",
     "BeforeToolSelection", "BeforeTool", "AfterTool", "PreCompress", "Notification",
@@ -199,7 +201,7 @@ def _write_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def _merge(settings: dict[str, Any], events: tuple[str, ...], command: str,
-           timeout: int) -> dict[str, Any]:
+           timeout: int, name: str | None = None) -> dict[str, Any]:
     hooks = settings.setdefault("hooks", {})
     if not isinstance(hooks, dict):
         raise BadRequest("the settings file's 'hooks' must be an object")
@@ -219,7 +221,10 @@ def _merge(settings: dict[str, Any], events: tuple[str, ...], command: str,
         present = any(is_ours(h) and h.get("command") == command
                       for g in groups if isinstance(g, dict) for h in g.get("hooks", []))
         if not present:
-            groups.append({"hooks": [{"type": "command", "command": command, "timeout": timeout}]})
+            entry: dict[str, Any] = {"type": "command", "command": command, "timeout": timeout}
+            if name:
+                entry["name"] = name
+            groups.append({"hooks": [entry]})
     return settings
 
 
@@ -266,7 +271,9 @@ def install(kind: str, directory: Path, install_id: str | None = None,
     if kind == "claude":
         _merge(settings, CLAUDE_EVENTS, command, timeout=30)
     else:
-        _merge(settings, GEMINI_EVENTS, command, timeout=30000)  # Gemini counts milliseconds
+        # Gemini counts milliseconds; its screen shows a hook's name ("Executing Hooks: ...",
+        # the project-hooks warning) instead of our long command line.
+        _merge(settings, GEMINI_EVENTS, command, timeout=30000, name=GEMINI_HOOK_NAME)
     _write_atomic(path, settings)
     return path
 

@@ -40,7 +40,7 @@ MAX_SCREEN_LINES = 10000
 STATUS_GRACE = 2.0  # seconds a dead pane may lack its exit status (see _apply_pane)
 # Hook kinds that report a submitted prompt (UserPromptSubmit moves the state off idle), so a
 # typed prompt can be confirmed; Enter is pressed again while it is not (_confirm_submitted).
-SUBMIT_HOOKS = ("claude",)
+SUBMIT_HOOKS = ("claude", "gemini")  # agents whose hooks tell a submitted prompt
 SUBMIT_CONFIRM = 2.0  # seconds to wait for the submit before pressing Enter again
 SUBMIT_RETRIES = 3
 _HEX_KEY = re.compile(r"[0-9a-zA-Z_-]{8,80}")
@@ -316,6 +316,8 @@ class SessionManager:
                 # settings.local.json is per-user and never committed; in a worktree it must
                 # not show up as the agent's change (or a collision between hooked agents)
                 self.git.exclude_locally(session.worktree["path"], "/.claude/settings.local.json")
+            elif session.worktree and profile.hooks == "gemini":
+                self._hide_gemini_settings(session, hide=True)
             session.hooks = {"kind": profile.hooks, "dir": str(directory)}
             undo.append(lambda: self._uninstall_hooks(session))
         return argv
@@ -328,6 +330,20 @@ class SessionManager:
                      for s in self.sessions.values())
         if not shared:
             installers.uninstall(hooks["kind"], Path(hooks["dir"]))
+            if hooks["kind"] == "gemini" and session.worktree:
+                self._hide_gemini_settings(session, hide=False)
+
+    def _hide_gemini_settings(self, session: Session, hide: bool) -> None:
+        """.gemini/settings.json is a project file: our hooks in it are not the agent's work."""
+        hide_fn = getattr(self.git, "hide_local_change", None)
+        if hide_fn is None or not session.worktree:
+            return
+        root = Path(session.worktree["path"])
+        path = installers.settings_path("gemini", Path(session.cwd))
+        try:
+            hide_fn(root, path.relative_to(root).as_posix(), hide=hide)
+        except (ValueError, HiveError) as exc:
+            log.warning("session %s: could not hide %s from git: %s", session.name, path, exc)
 
     def _forget_files(self, name: str) -> None:
         self._secrets.pop(name, None)

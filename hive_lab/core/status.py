@@ -131,7 +131,7 @@ def decide_from_hook(event: str, payload: dict[str, Any], prev: State, memory: H
         if prev.name == STARTING or payload.get("reason") == "clear":
             return None
         return State(EXITED, src, now, reason=_str(payload.get("reason")))
-    if event in ("PreToolUse", "PermissionRequest") and tool:
+    if event in ("PreToolUse", "PermissionRequest", "BeforeTool") and tool:  # BeforeTool: Gemini
         memory.last_tool = tool
     if event == "SessionStart" and agent_sid:
         memory.agent_session_id = agent_sid

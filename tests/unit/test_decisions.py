@@ -42,6 +42,11 @@ def test_answers_in_each_cli_dialect() -> None:
     assert allow.output["hookSpecificOutput"]["permissionDecision"] == "allow"
     assert hook_answer("gemini", "BeforeTool", Verdict("allow", "", "x")) == hook_answer(
         "gemini", "BeforeTool", None)
+    # Gemini CLI 0.61.0 has an "ask" in BeforeTool: it forces its own confirmation dialog.
+    ask = hook_answer("gemini", "BeforeTool", Verdict("ask", "writes outside src/**", "scope"))
+    assert (ask.exit_code, ask.output) == (0, {"decision": "ask",
+                                               "systemMessage": "writes outside src/**"})
+    assert hook_answer("gemini", "BeforeAgent", Verdict("ask", "x", "scope")).output is None
 
 
 @pytest.fixture
