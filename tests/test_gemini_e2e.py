@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import HiveServer, wait_for
+from support import HiveServer, wait_for
 
 try:  # with or without tests/__init__.py
     from tests.gemini_support import cli as _cli
