@@ -58,7 +58,9 @@ def test_lab_opens_the_notebook_as_root_and_prints_url_with_token(tmp_path: Path
             found = re.search(pattern, text)
             assert found, text[-3000:]
             token = found.group(1)
-            assert answers(f"http://127.0.0.1:{port}/lab/tree/notebooks/HiveOS.ipynb?token={token}")
+            # the first page a fresh JupyterLab renders can take a while on a loaded machine
+            wait_for(lambda: answers(f"http://127.0.0.1:{port}/lab/tree/notebooks/HiveOS.ipynb"
+                                     f"?token={token}"), timeout=60, what="the notebook's page")
             assert answers(f"http://127.0.0.1:{port}/hive_lab/api/status?token={token}")
         finally:
             proc.terminate()

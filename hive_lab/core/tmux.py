@@ -75,9 +75,11 @@ KEY_RE = re.compile(rf"(?:[CMS]-){{0,3}}(?:{_NAMED_KEYS}|[A-Za-z0-9]|[/?.,!@*+=_
 
 # Variables that belong to the Jupyter server, never to the agents it starts.
 # CLAUDECODE marks a process started *by* Claude Code: a Jupyter server launched from one
-# must not make every agent it starts look nested.
+# must not make every agent it starts look nested. CI marks a CI job: agent CLIs that see it
+# (Gemini CLI 0.61.0: "No input provided via stdin", exit 42) refuse to be interactive, and
+# every agent Hive Lab runs is interactive, in its own terminal.
 _PRIVATE_ENV = re.compile(
-    r"^(JPY_.*|JUPYTER_TOKEN|JUPYTERHUB_.*|TMUX|TMUX_PANE|CLAUDECODE|CLAUDE_CODE_ENTRYPOINT)$")
+    r"^(JPY_.*|JUPYTER_TOKEN|JUPYTERHUB_.*|TMUX|TMUX_PANE|CLAUDECODE|CLAUDE_CODE_ENTRYPOINT|CI)$")
 
 _TICK_FIELDS = (
     "session_name", "session_created", "pane_id", "pane_pid", "pane_dead", "pane_dead_status",
