@@ -778,12 +778,16 @@ class FakeAnthropic:
     # -- outages
 
     def outage(self, status: int, *, count: int | None = None, until: float | None = None,
-               retry_after: float | None = None, should_retry: bool = False,
-               side_calls: bool = True) -> None:
+               lasting: float | None = None, retry_after: float | None = None,
+               should_retry: bool = False, side_calls: bool = True) -> None:
         """Answer every ``/v1/messages`` request with ``status`` until ``count`` requests were
-        refused or the clock passes ``until`` (both None: until :meth:`recover`)."""
+        refused or the clock passes ``until`` (all None: until :meth:`recover`).
+
+        ``lasting`` sets ``until`` that many seconds after the first refusal, so a slow start-up
+        (a loaded machine) cannot use up the outage before the agent's first request.
+        """
         with self._lock:
-            self._outage = {"status": status, "left": count, "until": until,
+            self._outage = {"status": status, "left": count, "until": until, "lasting": lasting,
                             "retry_after": retry_after, "should_retry": should_retry,
                             "side": side_calls}
 
@@ -799,6 +803,8 @@ class FakeAnthropic:
             if (o["until"] is not None and time.time() >= o["until"]) or o["left"] == 0:
                 self._outage = None
                 return None
+            if o["until"] is None and o["lasting"] is not None:
+                o["until"] = time.time() + o["lasting"]
             if o["left"] is not None:
                 o["left"] -= 1
             retry_after = o["retry_after"]
