@@ -301,9 +301,14 @@ def test_interactive_session_in_tmux(claude: Path, tmp_path: Path) -> None:
             # -- 4. /exit: SessionEnd and a clean exit status.
             term.paste("/exit")
             wait_until(_has(hook_log, "SessionEnd"), STEP, what="SessionEnd")
-            # tmux 3.3a can mark the pane dead before it reaps the status: wait for both
-            dead, status = wait_until(lambda: (lambda d: d if d[0] and d[1] is not None else None)(
-                term.pane_dead()), STEP, what="pane death with its exit status")
+            # tmux 3.3a can mark the pane dead before it reaps the status: wait for both. The CLI
+            # has printed its resume hint by now; under load it was seen to take over a minute to
+            # end (CI), so this wait is long, and says what is still alive if it runs out.
+            def exited() -> tuple[bool, int] | None:
+                dead, code = term.pane_dead()
+                return (dead, code) if dead and code is not None else None
+            _, status = wait_until(exited, 3 * STEP,
+                                   what=lambda: f"pane death with its exit status; pane:\n{term.processes()}")
             assert status == 0
         finally:
             try:

@@ -399,6 +399,15 @@ class TmuxCLI:
         dead = bool(out) and out[0] == "1"
         return dead, (int(out[1]) if dead and len(out) > 1 and out[1].lstrip("-").isdigit() else None)
 
+    def processes(self) -> str:
+        """Every process whose terminal is the pane's, for a failure message (what keeps it open)."""
+        fmt = "#{pane_tty}|#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}|#{pane_pid}"
+        out = self.tmux("display-message", "-p", "-t", self.target, fmt, check=False).stdout.strip()
+        tty = out.split("|")[0]
+        ps = subprocess.run(["ps", "-o", "pid,ppid,stat,etime,args", "-t", tty.removeprefix("/dev/")],
+                            capture_output=True, text=True).stdout if tty else "(no pane tty)"
+        return f"tty|dead|status|signal|pid = {out}\n{ps}"
+
     def paste(self, text: str, settle: float = 0.3) -> None:
         """Type ``text`` as one bracketed paste, then press Enter."""
         self.tmux("load-buffer", "-b", "prompt", "-", input=text)
@@ -459,13 +468,19 @@ class TmuxCLI:
             pass
 
 
-def wait_until(pred: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> Any:
-    """Poll ``pred()`` until truthy; return its value or raise TimeoutError."""
+def wait_until(pred: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1,
+               what: str | Callable[[], str] = "") -> Any:
+    """Poll ``pred()`` until truthy; return its value or raise TimeoutError.
+
+    ``what`` names the wait in the error; a callable is asked only then (for costly diagnostics).
+    """
     end = time.monotonic() + timeout
     while True:
         v = pred()
         if v:
             return v
         if time.monotonic() > end:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what or pred}")
+            said = what() if callable(what) else what
+            raise TimeoutError(f"timed out after {timeout}s waiting for {said or pred}")
         time.sleep(interval)
+
