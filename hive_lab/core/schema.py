@@ -91,12 +91,19 @@ CREATE TABLE IF NOT EXISTS budget_marks (
 # 5: notifications and the notifier's cursor; the DDL lives with its code.
 V5_NOTIFICATIONS = ";\n".join(NOTIFY_SQL)
 
+# 6: the ready queue, for the claim that picks the next ready task (claims.claim_next): a
+# partial index, so claimed-and-started tasks leave it and the pick stays one index probe.
+V6_READY_QUEUE = """
+CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (priority DESC, created, id) WHERE state = 'ready'
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     V1_BASE,
     V2_ORCHESTRATION,
     V3_RECOVERY,
     V4_BUDGETS,
     V5_NOTIFICATIONS,
+    V6_READY_QUEUE,
 )
 
 
