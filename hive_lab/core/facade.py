@@ -32,6 +32,7 @@ from .recorder import Recorder
 from .sessions import SessionManager, SpawnRequest
 from .signals import Signals
 from .status import Tracker
+from .sharedstore import node_id
 from .store import Store
 from .tmux import Tmux
 from .usagemonitor import UsageMonitor
@@ -69,6 +70,9 @@ class HiveConfig:
     budgets: dict[str, Any] = field(default_factory=dict)  # c.HiveLab.budgets (budgets.py)
     budget_grace: float = 20.0  # seconds a paused agent may still work before it is interrupted
     notify: NotifyConfig = field(default_factory=NotifyConfig, repr=False)  # may hold secrets
+    # c.HiveLab.store_url: "postgresql://..." puts the tasks in a store shared by several
+    # control servers (core/sharedstore.py); "" keeps them in the node's SQLite.
+    store_url: str = field(default="", repr=False)  # may hold a password
 
 
 class Hive:
@@ -99,7 +103,10 @@ class Hive:
             self.deciders, OrchestratorConfig(max_agents=config.max_agents,
                                               max_rounds=config.max_rounds,
                                               check_timeout=config.check_timeout,
-                                              recovery=config.recovery))
+                                              recovery=config.recovery,
+                                              store_url=config.store_url,
+                                              owner=node_id(self.paths.root)
+                                              if config.store_url else ""))
         self.budgets = BudgetKeeper(self.paths.db, self.sessions, self.usage, self.recorder,
                                     self.signals, self.deciders, self.tasks,
                                     BudgetConfig.parse(config.budgets), config.budget_grace)
@@ -200,7 +207,7 @@ class Hive:
         return {"version": __version__, "tmux": self.tmux.version(),
                 "socket": self.tmux.socket_name, "sessions": len(self.sessions.sessions),
                 "last_event_id": self.store.last_event_id(), "subscribers": len(self.bus),
-                "data_dir": str(self.data_dir)}
+                "data_dir": str(self.data_dir), "store": self.tasks.store_health()}
 
     def profiles(self) -> list[dict[str, Any]]:
         return [p.to_json() for p in self.config.profiles.values()]

@@ -328,12 +328,12 @@ class PgConnection:
             self._tx.append(tx)
         return self
 
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
         import psycopg
 
         with self._lock:
             if not self._tx:  # the connection broke inside: nothing left to end
-                return False
+                return
             tx = self._tx.pop()
             try:
                 tx.__exit__(kind, exc, tb)
@@ -342,7 +342,6 @@ class PgConnection:
             except psycopg.Error as error:
                 if exc is None:
                     raise self._down(_first_line(error)) from None
-        return False
 
     def close(self) -> None:
         with self._lock:
@@ -375,3 +374,25 @@ def connect_store(db_path: Path | str, store_url: str | None) -> Any:
 def dialect(conn: Any) -> str:
     """``"postgresql"`` for the shared store, ``"sqlite"`` otherwise."""
     return str(getattr(conn, "dialect", "sqlite"))
+
+
+def node_id(data_dir: Path | str) -> str:
+    """This control server's stable name on a shared store: ``<host>:<random>``, kept in the
+    data dir, so a restarted server owns (and re-adopts) the tasks it started before."""
+    import os
+    import secrets
+    import socket
+
+    path = Path(data_dir) / "node_id"
+    try:
+        value = path.read_text().strip()
+        if value:
+            return value
+    except FileNotFoundError:
+        pass
+    value = f"{socket.gethostname()}:{secrets.token_hex(6)}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(value + "\n")
+    os.replace(tmp, path)
+    return value
