@@ -150,3 +150,53 @@ def test_the_store_going_away_under_a_running_task(tmp_path: Path) -> None:
         srv.stop()
         srv.kill_tmux()
         pg.stop()
+
+
+HOOKED = {"budgeted": {"command": [sys.executable, "-u", AGENT, "--hooked"], "hooks": "claude",
+                       "capabilities": ["budgeted"], "env": GIT_ENV}}
+FLEET_TOKENS = 1500  # each server's agent burns 900: under the limit alone, over it together
+
+
+def test_a_fleet_budget_stops_agents_on_both_servers(tmp_path: Path, postgres) -> None:
+    url = postgres.create_database("board_budget")
+    servers = [HiveServer(tmp_path / f"b{i}", extra_config={
+        "profiles": HOOKED, "task_interval": 0.3, "usage_interval": 0.3, "budget_grace": 1.0,
+        "store_url": url, "budgets": {"fleet": {"tokens": FLEET_TOKENS, "window": "day"}}})
+        for i in range(2)]
+    try:
+        for srv in servers:
+            srv.start()
+        a, b = servers
+        names = ("spend-a", "spend-b")
+        for srv, name in zip(servers, names):
+            status, body = srv.request("POST", "sessions", {
+                "name": name, "agent": "budgeted", "cwd": str(_repo(srv.root / f"repo-{name}"))})
+            assert status == 201, body
+
+        def rows(srv: HiveServer, name: str) -> int:
+            return len(srv.get(f"usage/rows?session={name}")["rows"])
+
+        def fleet_used(srv: HiveServer) -> int:
+            report = srv.get("budgets")["budgets"]
+            return [x for x in report if x["id"] == "fleet:*:day"][0]["used"]["tokens"]
+
+        wait_for(lambda: "ready" in a.get(f"sessions/{names[0]}/screen")["text"].lower()
+                 or a.get(f"sessions/{names[0]}")["state"]["name"] == "idle", timeout=30,
+                 what="agent a up")
+        assert a.request("POST", f"sessions/{names[0]}/input", {"text": "@burn 300 3"})[0] < 300
+        wait_for(lambda: rows(a, names[0]) == 3, timeout=60, what="a's three responses counted")
+        # A alone is under the fleet limit: nothing is paused, B sees A's spend.
+        wait_for(lambda: fleet_used(b) == 900, timeout=30, what="b counts a's spend")
+        assert a.get(f"sessions/{names[0]}")["paused"] is None
+        assert b.request("POST", f"sessions/{names[1]}/input", {"text": "@burn 300 3"})[0] < 300
+        for srv, name in zip(servers, names):
+            paused = wait_for(lambda s=srv, n=name: s.get(f"sessions/{n}")["paused"], timeout=60,
+                              what=f"{name} paused by the fleet budget")
+            assert paused["reason"] == "budget" and "fleet:*:day" in paused["limits"], paused
+            assert fleet_used(srv) >= FLEET_TOKENS
+            assert [e["event"] for e in _events(srv, "BudgetPaused", name)] == ["BudgetPaused"]
+    finally:
+        for srv in servers:
+            srv.stop()
+            srv.kill_tmux()
+        postgres.drop_database("board_budget")

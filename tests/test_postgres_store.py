@@ -186,7 +186,8 @@ def _race_one(url: str, rounds: int, racers: int) -> None:
         barrier = threading.Barrier(racers)
         won: list[str] = []
 
-        def go(i: int, r: int = r, barrier: threading.Barrier = barrier) -> None:
+        def go(i: int, r: int = r, barrier: threading.Barrier = barrier,
+               won: list[str] = won) -> None:
             barrier.wait()
             if claims.claim(conns[i], f"r{r}", f"s{i}", NOW, 60.0) is not None:
                 won.append(f"s{i}")

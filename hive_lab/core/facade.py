@@ -39,6 +39,7 @@ from .usagemonitor import UsageMonitor
 from ..orchestrate.recovery import RecoveryConfig
 from ..orchestrate.budgetkeeper import BudgetKeeper
 from ..orchestrate.budgets import BudgetConfig
+from ..orchestrate.fleetusage import FleetUsage
 from ..notify.notifier import Notifier, NotifyConfig
 from ..orchestrate.runtime import Orchestrator, OrchestratorConfig
 from ..usage.parse import Pricing
@@ -112,6 +113,9 @@ class Hive:
                                     BudgetConfig.parse(config.budgets), config.budget_grace)
         self.notify = Notifier(self.paths.db, self.signals, self.recorder, self.tracker,
                                config.notify)
+        # On a shared store, fleet and profile budgets count every control server's spend.
+        self.fleet_usage = FleetUsage(self.tasks, self.budgets, self.usage, self.signals) \
+            if config.store_url else None
         self._loops: list[asyncio.Task[Any]] = []
         self.started = time.time()
 
@@ -130,6 +134,9 @@ class Hive:
             asyncio.ensure_future(self._every(self.config.task_interval, self.budgets.tick)),
             asyncio.ensure_future(self._every(1.0, self.notify.tick)),
         ]
+        if self.fleet_usage is not None:
+            self._loops.append(asyncio.ensure_future(
+                self._every(self.config.task_interval, self.fleet_usage.sync)))
         self.git.mark_all()
 
     async def stop(self) -> None:
