@@ -326,3 +326,44 @@ def test_a_store_down_at_start_up_connects_later(tmp_path: Path) -> None:
         assert taskstore.list_tasks(conn) == [] and conn.version == len(MIGRATIONS)
     finally:
         pg.stop()
+
+
+# ------------------------------------------------------------------ the notifier on a shared store
+
+
+def test_the_notifier_finds_tasks_in_the_shared_store(pg_url: str, tmp_path: Path) -> None:
+    """A failed task notifies (and stays unresolved) when the tasks live in PostgreSQL."""
+    import asyncio
+
+    from hive_lab.core import events as ev
+    from hive_lab.core.bus import Broadcaster
+    from hive_lab.core.recorder import Recorder
+    from hive_lab.core.signals import Signals
+    from hive_lab.core.status import Tracker
+    from hive_lab.core.store import Store
+    from hive_lab.notify.notifier import Notifier, NotifyConfig
+    from hive_lab.orchestrate.runtime import TASK_CHANGED
+
+    shared = PgConnection(pg_url)
+    failed = task("broke", state="failed")
+    taskstore.insert_task(shared, failed)
+
+    async def run() -> list[dict]:
+        store, signals, tracker = Store(tmp_path / "hive.db"), Signals(), Tracker()
+        recorder = Recorder(store, Broadcaster(), tracker, signals)
+        notifier = Notifier(tmp_path / "hive.db", signals, recorder, tracker,
+                            NotifyConfig(escalate_after=0.001))
+        notifier.task_conn = shared
+        notifier.start()
+        recorder.record_now([ev.internal("broke", TASK_CHANGED, {
+            "task": failed.to_json(), "previous": "running", "reason": "check failed"})])
+        notifier.pump()
+        notifier.escalate(now=time.time() + 60)  # still failed in the store: not resolved
+        rows = notifier.recent()
+        notifier.close()
+        store.close()
+        return rows
+
+    rows = asyncio.run(run())
+    assert [(r["kind"], r["task"]) for r in rows] == [("task_failed", "broke")]
+    assert rows[0]["resolved"] is None and rows[0]["escalated"] is not None

@@ -113,6 +113,8 @@ class Hive:
                                     BudgetConfig.parse(config.budgets), config.budget_grace)
         self.notify = Notifier(self.paths.db, self.signals, self.recorder, self.tracker,
                                config.notify)
+        if config.store_url:  # tasks and scope requests live in the shared store
+            self.notify.task_conn = self.tasks.conn
         # On a shared store, fleet and profile budgets count every control server's spend.
         self.fleet_usage = FleetUsage(self.tasks, self.budgets, self.usage, self.signals) \
             if config.store_url else None
