@@ -200,3 +200,22 @@ def test_a_fleet_budget_stops_agents_on_both_servers(tmp_path: Path, postgres) -
             srv.stop()
             srv.kill_tmux()
         postgres.drop_database("board_budget")
+
+
+def test_a_task_canceled_through_the_other_server_stops_where_it_runs(pair) -> None:
+    (a, b), _ = pair
+    repo = _repo(a.root / "repo-cancel")
+    status, body = a.request("POST", "tasks", {
+        "id": "cancel-me", "repo": str(repo), "scope": ["out/**"], "agent": "scripted",
+        "prompt": "@sleep 60\n@write out/never.txt x\n@commit never"})
+    assert status == 201, body
+    wait_for(lambda: a.get("tasks/cancel-me")["state"]["name"] == "running", timeout=30,
+             what="the task runs")
+    owner_srv = a if "cancel-me" in a.tmux_sessions() else b
+    other = b if owner_srv is a else a
+    assert "cancel-me" in owner_srv.tmux_sessions() and "cancel-me" not in other.tmux_sessions()
+    status, body = other.request("PATCH", "tasks/cancel-me", {"state": "canceled"})
+    assert status == 200 and body["state"]["name"] == "canceled", body
+    wait_for(lambda: "cancel-me" not in owner_srv.tmux_sessions(), timeout=30,
+             what="the owner stops the canceled task's session")
+    assert owner_srv.get("tasks/cancel-me")["state"]["name"] == "canceled"

@@ -322,6 +322,11 @@ class Orchestrator:
             return task.id in self.sessions.sessions
         return task.owner == self.config.owner
 
+    def _live_here(self, name: str) -> bool:
+        session = self.sessions.sessions.get(name)
+        return (session is not None and session.task == name
+                and self.sessions.tracker.get(name).name != EXITED)
+
     async def _tick(self) -> None:
         async with self._lock:
             now = time.time()
@@ -333,6 +338,9 @@ class Orchestrator:
             for task in tasks:
                 if task.state in ACTIVE and self._mine(task):
                     await self._reconcile(task, now)
+                if self.config.shared and task.state == CANCELED and self._live_here(task.id):
+                    # canceled through another control server: its session runs here
+                    await self._stop_session(task.id)
             tasks = taskstore.list_tasks(self.conn, with_attempts=True)
             self._cache = {t.id: t for t in tasks}
             await self.recovery.tick([t for t in tasks if self._mine(t)], now)
