@@ -123,6 +123,7 @@ def test_the_store_going_away_under_a_running_task(tmp_path: Path) -> None:
         assert status == 201, body
         wait_for(lambda: srv.get("tasks/long")["state"]["name"] == "running", timeout=30,
                  what="the task runs")
+        wait_for(lambda: "long" in srv.tmux_sessions(), timeout=30, what="its session")
         before = srv.get("status")["last_event_id"]
         pg.pause()
         down = wait_for(lambda: (s := srv.get("status")["store"])["reachable"] is False and s,
@@ -211,6 +212,8 @@ def test_a_task_canceled_through_the_other_server_stops_where_it_runs(pair) -> N
     assert status == 201, body
     wait_for(lambda: a.get("tasks/cancel-me")["state"]["name"] == "running", timeout=30,
              what="the task runs")
+    wait_for(lambda: any("cancel-me" in srv.tmux_sessions() for srv in (a, b)), timeout=30,
+             what="its session on one of the servers")
     owner_srv = a if "cancel-me" in a.tmux_sessions() else b
     other = b if owner_srv is a else a
     assert "cancel-me" in owner_srv.tmux_sessions() and "cancel-me" not in other.tmux_sessions()
