@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
@@ -59,6 +60,13 @@ def test_other_store_schemes_are_refused(tmp_path: Path) -> None:
         connect_store(tmp_path / "hive.db", "mysql://x@y/z")
     conn = connect_store(tmp_path / "hive.db", "")
     assert isinstance(conn, sqlite3.Connection)  # the default is the node's SQLite, as before
+
+
+def test_a_postgres_url_without_the_driver_says_what_to_install(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed
+    with pytest.raises(Exception, match=r"hive-lab\[postgres\]"):
+        connect_store(tmp_path / "hive.db", "postgresql://u:p@127.0.0.1:1/x")
 
 
 # ------------------------------------------------------------------ migrations

@@ -368,6 +368,11 @@ def connect_store(db_path: Path | str, store_url: str | None) -> Any:
         return conn
     if not is_postgres(store_url):
         raise HiveError(f"store_url must start with postgresql:// (got {urlsplit(store_url).scheme!r}://)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise HiveError("store_url is a PostgreSQL URL but psycopg is not installed: "
+                        "pip install 'hive-lab[postgres]'") from None
     return PgConnection(store_url)
 
 
