@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything Hive Lab needs on a fresh Debian/Ubuntu machine, idempotently.
 #   scripts/setup.sh          runtime: tmux, git, a venv with hive-lab installed (editable)
-#   scripts/setup.sh --test   also test tools: chromium (UI tests), the Claude Code CLI (e2e)
+#   scripts/setup.sh --test   also test tools: chromium (UI tests), PostgreSQL + psycopg (the
+#                             shared-store tests), the Claude Code CLI (e2e)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,13 +29,25 @@ apt_install() {
 
 apt_install tmux:tmux git:git
 [ $want_test -eq 1 ] && apt_install chromium:chromium
+# The shared-store tests run a real PostgreSQL server (Debian's package; they skip without it).
+pg_present() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
+if [ $want_test -eq 1 ] && ! pg_present; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "setup: installing postgresql"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "setup: please install postgresql (the shared-store tests will skip)" >&2
+  fi
+fi
 
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.hive-lab-installed
 extras=""
-[ $want_test -eq 1 ] && extras="[test,bench]"
+[ $want_test -eq 1 ] && extras="[test,bench,postgres]"
 sig="$(sha1sum pyproject.toml | cut -c1-40)$extras"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sig" ]; then
   .venv/bin/python -m pip install -q --upgrade pip

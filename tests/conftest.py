@@ -36,3 +36,24 @@ def workdir(server: HiveServer, tmp_path: Path) -> Path:
     d = server.root / f"w-{secrets.token_hex(4)}"
     d.mkdir()
     return d
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session (support/postgres.py); skips with the reason."""
+    from support.postgres import PostgresServer, missing_reason
+
+    why = missing_reason()
+    if why:
+        pytest.skip(why)
+    pg = PostgresServer().start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture
+def pg_url(postgres):
+    """A fresh, empty database on the session's PostgreSQL; dropped after the test."""
+    url = postgres.create_database()
+    yield url
+    postgres.drop_database(url.rsplit("/", 1)[1])

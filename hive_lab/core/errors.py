@@ -70,6 +70,12 @@ class GitError(HiveError):
     error = "git_error"
 
 
+class StoreUnavailable(HiveError):
+    """The shared store (PostgreSQL) does not answer: orchestration waits, agents go on (503)."""
+
+    error = "store_unavailable"
+
+
 # -- specific cases ------------------------------------------------------------------------------
 class UnknownSession(NotFound):
     code = "unknown_session"

@@ -32,12 +32,14 @@ from .recorder import Recorder
 from .sessions import SessionManager, SpawnRequest
 from .signals import Signals
 from .status import Tracker
+from .sharedstore import node_id
 from .store import Store
 from .tmux import Tmux
 from .usagemonitor import UsageMonitor
 from ..orchestrate.recovery import RecoveryConfig
 from ..orchestrate.budgetkeeper import BudgetKeeper
 from ..orchestrate.budgets import BudgetConfig
+from ..orchestrate.fleetusage import FleetUsage
 from ..notify.notifier import Notifier, NotifyConfig
 from ..orchestrate.runtime import Orchestrator, OrchestratorConfig
 from ..usage.parse import Pricing
@@ -69,6 +71,9 @@ class HiveConfig:
     budgets: dict[str, Any] = field(default_factory=dict)  # c.HiveLab.budgets (budgets.py)
     budget_grace: float = 20.0  # seconds a paused agent may still work before it is interrupted
     notify: NotifyConfig = field(default_factory=NotifyConfig, repr=False)  # may hold secrets
+    # c.HiveLab.store_url: "postgresql://..." puts the tasks in a store shared by several
+    # control servers (core/sharedstore.py); "" keeps them in the node's SQLite.
+    store_url: str = field(default="", repr=False)  # may hold a password
 
 
 class Hive:
@@ -99,12 +104,20 @@ class Hive:
             self.deciders, OrchestratorConfig(max_agents=config.max_agents,
                                               max_rounds=config.max_rounds,
                                               check_timeout=config.check_timeout,
-                                              recovery=config.recovery))
+                                              recovery=config.recovery,
+                                              store_url=config.store_url,
+                                              owner=node_id(self.paths.root)
+                                              if config.store_url else ""))
         self.budgets = BudgetKeeper(self.paths.db, self.sessions, self.usage, self.recorder,
                                     self.signals, self.deciders, self.tasks,
                                     BudgetConfig.parse(config.budgets), config.budget_grace)
         self.notify = Notifier(self.paths.db, self.signals, self.recorder, self.tracker,
                                config.notify)
+        if config.store_url:  # tasks and scope requests live in the shared store
+            self.notify.task_conn = self.tasks.conn
+        # On a shared store, fleet and profile budgets count every control server's spend.
+        self.fleet_usage = FleetUsage(self.tasks, self.budgets, self.usage, self.signals) \
+            if config.store_url else None
         self._loops: list[asyncio.Task[Any]] = []
         self.started = time.time()
 
@@ -123,6 +136,9 @@ class Hive:
             asyncio.ensure_future(self._every(self.config.task_interval, self.budgets.tick)),
             asyncio.ensure_future(self._every(1.0, self.notify.tick)),
         ]
+        if self.fleet_usage is not None:
+            self._loops.append(asyncio.ensure_future(
+                self._every(self.config.task_interval, self.fleet_usage.sync)))
         self.git.mark_all()
 
     async def stop(self) -> None:
@@ -200,7 +216,7 @@ class Hive:
         return {"version": __version__, "tmux": self.tmux.version(),
                 "socket": self.tmux.socket_name, "sessions": len(self.sessions.sessions),
                 "last_event_id": self.store.last_event_id(), "subscribers": len(self.bus),
-                "data_dir": str(self.data_dir)}
+                "data_dir": str(self.data_dir), "store": self.tasks.store_health()}
 
     def profiles(self) -> list[dict[str, Any]]:
         return [p.to_json() for p in self.config.profiles.values()]

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from ..orchestrate.recoverystore import MIGRATION_SQL as RECOVERY_SQL
 from ..notify.schema import MIGRATION_SQL as NOTIFY_SQL
-from ..orchestrate.schema import MIGRATION_SQL as ORCHESTRATION_SQL
+from ..orchestrate.schema import FLEET_USAGE_SQL, MIGRATION_SQL as ORCHESTRATION_SQL
 from .errors import HiveError
 
 
@@ -91,12 +91,24 @@ CREATE TABLE IF NOT EXISTS budget_marks (
 # 5: notifications and the notifier's cursor; the DDL lives with its code.
 V5_NOTIFICATIONS = ";\n".join(NOTIFY_SQL)
 
+# 6: the ready queue, for the claim that picks the next ready task (claims.claim_next): a
+# partial index, so claimed-and-started tasks leave it and the pick stays one index probe.
+V6_READY_QUEUE = """
+CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (priority DESC, created, id) WHERE state = 'ready'
+"""
+
+# 7: the usage rows every control server publishes on a shared store, so fleet and profile
+# budgets count the whole team's spend (orchestrate/fleetusage.py; unused on a lone node).
+V7_FLEET_USAGE = ";\n".join(FLEET_USAGE_SQL)
+
 MIGRATIONS: tuple[str, ...] = (
     V1_BASE,
     V2_ORCHESTRATION,
     V3_RECOVERY,
     V4_BUDGETS,
     V5_NOTIFICATIONS,
+    V6_READY_QUEUE,
+    V7_FLEET_USAGE,
 )
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core import events as ev
-from ..core.errors import BadRequest, NotFound
+from ..core.errors import BadRequest, NotFound, StoreUnavailable
 from ..core.events import Event
 from ..core.recorder import Recorder
 from ..core.signals import Signals
@@ -89,6 +89,9 @@ class Notifier:
                                     check_same_thread=False)
         self.conn.execute("PRAGMA busy_timeout=5000")
         self._db = threading.RLock()  # the loop and the delivery thread share the connection
+        # Where tasks and scope requests live when that is not this node's SQLite (a shared
+        # store, core/sharedstore.py): the facade sets it to the orchestrator's connection.
+        self.task_conn: Any = None
         self._inflight: set[int] = set()
         self._jobs: queue.Queue[int | None] = queue.Queue()
         self._worker: threading.Thread | None = None
@@ -221,16 +224,26 @@ class Notifier:
         state = self.tracker.states.get(session)
         return state is not None and state.name == WAITING and abs(state.since - since) < 1e-6
 
-    def _task_in(self, task_id: str, state: str, since: float) -> bool:
+    def _task_row(self, sql: str, args: tuple[Any, ...]) -> Any:
+        """One row of the task tables; None when absent. A shared store that does not answer
+        raises StoreUnavailable (the callers then leave things as they are)."""
+        if self.task_conn is not None:
+            return self.task_conn.execute(sql, args).fetchone()
         with self._db:
-            row = self.conn.execute("SELECT state, state_since FROM tasks WHERE id = ?",
-                                    (task_id,)).fetchone()
+            return self.conn.execute(sql, args).fetchone()
+
+    def _task_in(self, task_id: str, state: str, since: float) -> bool:
+        try:
+            row = self._task_row("SELECT state, state_since FROM tasks WHERE id = ?", (task_id,))
+        except StoreUnavailable:
+            return True  # unknown while the store is away: neither drop nor resolve it
         return row is not None and row[0] == state and abs(float(row[1]) - since) < 1e-6
 
     def _scope_pending(self, request_id: int) -> bool:
-        with self._db:
-            row = self.conn.execute("SELECT state FROM scope_requests WHERE id = ?",
-                                    (request_id,)).fetchone()
+        try:
+            row = self._task_row("SELECT state FROM scope_requests WHERE id = ?", (request_id,))
+        except StoreUnavailable:
+            return True
         return row is not None and row[0] == "pending"
 
     def _holds(self, row: dict[str, Any]) -> bool:

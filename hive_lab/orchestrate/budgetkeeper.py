@@ -167,6 +167,16 @@ class BudgetKeeper:
         if full is not None:
             self._counted[full] = marks
 
+    def ingest_remote(self, node: str, session: str, agent: str, key: str, t: float,
+                      dollars: float | None, tokens: int) -> None:
+        """Count a row another control server published (fleetusage.py) into the profile and
+        fleet meters only (its sessions are not ours); a copy replaces the one counted before."""
+        full = ("@remote", node, session, key)
+        for meter, mark in self._counted.pop(full, ()):
+            meter.remove(mark)
+        self._counted[full] = [(m, m.add(t, dollars, tokens)) for m in (
+            self.meter("profile", agent), self.meter("fleet", FLEET_KEY))]
+
     # -- the limits in force -----------------------------------------------------------------
     def fleet_limits(self) -> tuple[Limit, ...]:
         return self.fleet if self.fleet is not None else self.config.fleet

@@ -18,7 +18,6 @@ import asyncio
 import logging
 import os
 import socket
-import sqlite3
 import sys
 import time
 import uuid
@@ -36,7 +35,10 @@ from ..core.sessions import Session, SessionManager, SpawnRequest
 from ..core.signals import Signals
 from ..core.status import ERROR as S_ERROR, EXITED, IDLE, STARTING, WAITING as S_WAITING, WORKING
 from ..core.store import Store
+from ..core.errors import StoreUnavailable
+from ..core.sharedstore import connect_store
 from . import claims, guard, prompts, taskstore
+from .errors import StaleGeneration
 from .audit import audit
 from .checks import CheckResult, run_check
 from .planner import Limits, ProfileInfo, RunningInfo, plan
@@ -52,6 +54,8 @@ TASK_CHANGED = "TaskChanged"
 SCOPE_VIOLATION = "ScopeViolation"
 SCOPE_REQUESTED = "ScopeRequested"
 CHECK_RAN = "CheckRan"
+STORE_UNREACHABLE = "StoreUnreachable"  # the shared store went away (payload: store, since)
+STORE_REACHABLE = "StoreReachable"  # ... and answers again (payload: store, down_since)
 SCOPE_REQUEST_HOOK = "ScopeRequest"  # the hook event `hive-lab task request-scope` sends
 FILE_HOOKS = ("PreToolUse", "BeforeTool")
 DEGRADED_GAP = 60.0  # unguarded hooks closer than this join one interval
@@ -66,6 +70,13 @@ class OrchestratorConfig:
     lease_seconds: float = 60.0
     owner: str = ""
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    # c.HiveLab.store_url: "" keeps the tasks in the node's SQLite; "postgresql://..." shares
+    # them with every control server on that store (then ``owner`` must be stable: node_id).
+    store_url: str = field(default="", repr=False)
+
+    @property
+    def shared(self) -> bool:
+        return bool(self.store_url)
 
     def __post_init__(self) -> None:
         if not self.owner:
@@ -80,17 +91,22 @@ class Orchestrator:
                  config: OrchestratorConfig | None = None,
                  find_repo: Callable[[str], str | None] | None = None) -> None:
         # Its own connection, in Python's transaction mode: the task store's multi-statement
-        # writes (approve a scope request and widen the scope) are then one transaction.
-        self.conn = sqlite3.connect(str(db_path), timeout=5.0, check_same_thread=False)
-        self.conn.execute("PRAGMA busy_timeout=5000")
+        # writes (approve a scope request and widen the scope) are then one transaction. With
+        # a store_url, the same calls go to the shared PostgreSQL store (core/sharedstore.py).
+        self.config = config or OrchestratorConfig()
+        self.conn: Any = connect_store(db_path, self.config.store_url)
+        self.store_down: dict[str, Any] | None = None  # set while the shared store is away
         self.store = store
         self.sessions = sessions
         self.recorder = recorder
         self.git = git
-        self.config = config or OrchestratorConfig()
         self.find_repo = find_repo or _find_repo
         self.why: dict[str, str] = {}
-        self._cache: dict[str, Task] = {t.id: t for t in taskstore.list_tasks(self.conn)}
+        self._cache: dict[str, Task] = {}
+        try:
+            self._cache = {t.id: t for t in taskstore.list_tasks(self.conn)}
+        except StoreUnavailable as exc:
+            self._store_away(exc)
         self._checks: dict[str, asyncio.Task[None]] = {}
         self._delivering: dict[str, asyncio.Task[None]] = {}
         self._lock = asyncio.Lock()
@@ -262,17 +278,72 @@ class Orchestrator:
 
     # -- the tick ----------------------------------------------------------------------------
     async def tick(self) -> None:
-        """Reconcile every active task with its session, then plan and start."""
+        """Reconcile every active task with its session, then plan and start.
+
+        On the shared store this server reconciles only the tasks it owns (another server's
+        running task has no session here, and is not lost), renews their leases, and a store
+        that does not answer skips the tick: the agents run on, and the next tick resumes.
+        """
+        try:
+            await self._tick()
+        except StoreUnavailable as exc:
+            self._store_away(exc)
+            return
+        if self.store_down is not None:
+            self._store_back()
+
+    def store_health(self) -> dict[str, Any]:
+        """How the task store is doing (GET status): kind, reachable, since when it is down."""
+        health = getattr(self.conn, "health", None)
+        if health is None:
+            return {"kind": "sqlite", "reachable": True}
+        return dict(health())
+
+    def _store_away(self, exc: StoreUnavailable) -> None:
+        if self.store_down is not None:
+            return
+        self.store_down = {"since": time.time(), "detail": exc.detail}
+        log.warning("%s; orchestration waits, the agents keep running", exc.detail)
+        self._event("hive", STORE_UNREACHABLE, {"store": self.store_health(), **self.store_down},
+                    "the shared task store is unreachable; orchestration waits")
+
+    def _store_back(self) -> None:
+        away, self.store_down = self.store_down or {}, None
+        log.info("the shared store answers again; orchestration resumes")
+        self._event("hive", STORE_REACHABLE, {"store": self.store_health(),
+                                              "down_since": away.get("since")},
+                    "the shared task store answers again; orchestration resumes")
+
+    def _mine(self, task: Task) -> bool:
+        """Is this server the one to reconcile ``task``? (Always, on a store of its own.)"""
+        if not self.config.shared:
+            return True
+        if task.owner is None:
+            return task.id in self.sessions.sessions
+        return task.owner == self.config.owner
+
+    def _live_here(self, name: str) -> bool:
+        session = self.sessions.sessions.get(name)
+        return (session is not None and session.task == name
+                and self.sessions.tracker.get(name).name != EXITED)
+
+    async def _tick(self) -> None:
         async with self._lock:
             now = time.time()
+            if self.config.shared:
+                claims.renew_owned(self.conn, self.config.owner, sorted(ACTIVE), now,
+                                   self.config.lease_seconds)
             tasks = taskstore.list_tasks(self.conn, with_attempts=True)
             self._cache = {t.id: t for t in tasks}
             for task in tasks:
-                if task.state in ACTIVE:
+                if task.state in ACTIVE and self._mine(task):
                     await self._reconcile(task, now)
+                if self.config.shared and task.state == CANCELED and self._live_here(task.id):
+                    # canceled through another control server: its session runs here
+                    await self._stop_session(task.id)
             tasks = taskstore.list_tasks(self.conn, with_attempts=True)
             self._cache = {t.id: t for t in tasks}
-            await self.recovery.tick(tasks, now)
+            await self.recovery.tick([t for t in tasks if self._mine(t)], now)
             tasks = taskstore.list_tasks(self.conn, with_attempts=True)
             self._cache = {t.id: t for t in tasks}
             left, restarts_why = self.recovery.restart_budget(now)
@@ -584,6 +655,15 @@ class Orchestrator:
         """Move ``task`` (or, in the same state, give it the new reason), store, announce."""
         updated = (replace(task, state_reason=reason[:500]) if state == task.state
                    else transition(task, state, reason, now))
+        if self.config.shared:
+            # Another server may have claimed the task since we read it: never write over that.
+            try:
+                taskstore.save_task(self.conn, updated, now, generation=task.generation)
+            except StaleGeneration:
+                log.info("task %s moved on elsewhere; not setting it %s", task.id, state)
+                return taskstore.get_task(self.conn, task.id)
+            self._changed(updated, task.state, reason)
+            return updated
         taskstore.save_task(self.conn, updated, now)
         self._changed(updated, task.state, reason)
         return updated

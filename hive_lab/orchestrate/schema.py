@@ -69,6 +69,22 @@ MIGRATION_SQL: list[str] = [
     "CREATE INDEX IF NOT EXISTS scope_requests_task ON scope_requests(task_id, state)",
 ]
 
+# The usage rows every control server publishes on a shared store (fleetusage.py), so fleet and
+# profile budgets count the whole team's spend. Its own migration step (7).
+FLEET_USAGE_SQL: list[str] = [
+    """CREATE TABLE IF NOT EXISTS fleet_usage (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        node TEXT NOT NULL,
+        session TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        rowkey TEXT NOT NULL,
+        at REAL NOT NULL,
+        dollars REAL,
+        tokens INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS fleet_usage_id ON fleet_usage(id, node)",
+]
+
 
 def apply(conn: sqlite3.Connection) -> None:  # for tests and scripts
     """Run the DDL on ``conn`` (idempotent). The server uses its own migration runner."""

@@ -142,7 +142,7 @@ class Task:
             "max_attempts": self.max_attempts, "budget": self.budget,
             "state": {"name": self.state, "reason": self.state_reason, "since": self.state_since},
             "created": self.created, "session": self.session, "worktree": self.worktree,
-            "generation": self.generation, "flags": self.flags,
+            "generation": self.generation, "owner": self.owner, "flags": self.flags,
             "attempts": [a.to_json() for a in self.attempts], "why": self.why,
         }
 

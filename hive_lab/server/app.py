@@ -41,6 +41,10 @@ class HiveLab(ExtensionApp):
     max_agents = Int(None, allow_none=True, config=True,
                      help="Cap on live agent sessions for the whole fleet (tasks wait beyond it).")
     task_interval = Float(1.0, config=True, help="Seconds between orchestration ticks.")
+    store_url = Unicode("", config=True, help=(
+        "Where tasks, attempts, claims and scope requests live: '' (the default) keeps them "
+        "in this node's SQLite; 'postgresql://user:pass@host/db' shares one task board with "
+        "every control server on that store (needs hive-lab[postgres])."))
     check_timeout = Float(600.0, config=True,
                           help="Seconds a task's check may run before it counts as failed.")
     max_rounds = Int(3, config=True,
@@ -121,6 +125,7 @@ class HiveLab(ExtensionApp):
             pricing_overrides=dict(self.pricing),
             max_agents=self.max_agents,
             task_interval=self.task_interval,
+            store_url=self.store_url,
             check_timeout=self.check_timeout,
             max_rounds=self.max_rounds,
             recovery=RecoveryConfig(

@@ -31,7 +31,8 @@ _STATUS: tuple[tuple[type[E.HiveError], int], ...] = (
     (E.Conflict, 409),
     (E.TooLarge, 413),
     (E.TmuxError, 503),  # the terminal multiplexer we drive is unavailable or refused
-    (E.GitError, 502),  # git, which we drive, failed on something not the caller's fault
+    (E.GitError, 502),
+    (E.StoreUnavailable, 503),  # the shared store (PostgreSQL) does not answer  # git, which we drive, failed on something not the caller's fault
 )
 INTERNAL = {"error": "internal_error", "detail": "unexpected server error; see the server log"}
 
