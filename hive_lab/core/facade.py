@@ -40,6 +40,7 @@ from ..orchestrate.budgetkeeper import BudgetKeeper
 from ..orchestrate.budgets import BudgetConfig
 from ..notify.notifier import Notifier, NotifyConfig
 from ..orchestrate.runtime import Orchestrator, OrchestratorConfig
+from ..orchestrate.merging import MergeConfig, MergeQueue
 from ..usage.parse import Pricing
 from ..wire import API_PREFIX, HOOKS_PATH
 
@@ -69,6 +70,8 @@ class HiveConfig:
     budgets: dict[str, Any] = field(default_factory=dict)  # c.HiveLab.budgets (budgets.py)
     budget_grace: float = 20.0  # seconds a paused agent may still work before it is interrupted
     notify: NotifyConfig = field(default_factory=NotifyConfig, repr=False)  # may hold secrets
+    merge_auto: bool = False  # merge queue: merge without a person's approval
+    merge_conflict: str = "needs_you"  # or "resolver": a task scoped to the conflicting files
 
 
 class Hive:
@@ -105,6 +108,11 @@ class Hive:
                                     BudgetConfig.parse(config.budgets), config.budget_grace)
         self.notify = Notifier(self.paths.db, self.signals, self.recorder, self.tracker,
                                config.notify)
+        self.merges = MergeQueue(self.paths.db, self.recorder, self.sessions, self.git,
+                                 self.tasks, self.paths.root / "merges",
+                                 MergeConfig(auto=config.merge_auto,
+                                             conflict=config.merge_conflict,
+                                             check_timeout=config.check_timeout))
         self._loops: list[asyncio.Task[Any]] = []
         self.started = time.time()
 
@@ -122,6 +130,7 @@ class Hive:
             asyncio.ensure_future(self._every(self.config.task_interval, self.tasks.tick)),
             asyncio.ensure_future(self._every(self.config.task_interval, self.budgets.tick)),
             asyncio.ensure_future(self._every(1.0, self.notify.tick)),
+            asyncio.ensure_future(self._every(self.config.task_interval, self.merges.tick)),
         ]
         self.git.mark_all()
 
@@ -136,6 +145,7 @@ class Hive:
         self._loops = []
         await self.sessions.close()
         self.tasks.close()
+        self.merges.close()
         self.budgets.close()
         self.notify.close()
         self.bus.close()
@@ -351,6 +361,34 @@ class Hive:
 
     def accept_violations(self, task_id: str, paths: Any) -> dict[str, Any]:
         return self.tasks.accept_violations(task_id, paths)
+
+    # -- the merge queue -------------------------------------------------------------------
+    async def offer_merge(self, body: Any) -> dict[str, Any]:
+        """``POST merges``: any local branch offered for merging into its base."""
+        if not isinstance(body, dict):
+            raise BadRequest('body must be {"repo", "branch", "base", "checks": [[argv]]}')
+        unknown = sorted(str(k)[:40] for k in body if k not in ("repo", "branch", "base",
+                                                                 "checks", "source"))
+        if unknown:
+            raise BadRequest(f"unknown merge field(s): {unknown}")
+        item = await asyncio.to_thread(self.merges.offer, body.get("repo"), body.get("branch"),
+                                       body.get("base"), body.get("checks"),
+                                       body.get("source", "api"))
+        return item.to_json()
+
+    def list_merges(self, state: str | None = None, repo: str | None = None) -> list[dict[str, Any]]:
+        return [m.to_json() for m in self.merges.list(state=state, repo=repo)]
+
+    def merge(self, item_id: int) -> dict[str, Any]:
+        return self.merges.get(item_id).to_json()
+
+    def merge_action(self, item_id: int, action: str) -> dict[str, Any]:
+        """approve, reject, cancel or retry one queued branch."""
+        verbs = {"approve": self.merges.approve, "reject": self.merges.reject,
+                 "cancel": self.merges.cancel, "retry": self.merges.retry}
+        if action not in verbs:
+            raise BadRequest("action must be approve, reject, cancel or retry")
+        return verbs[action](item_id).to_json()
 
     # -- notifications ----------------------------------------------------------------------
     def notifications(self, unread: bool = False, limit: int = 100) -> list[dict[str, Any]]:
