@@ -137,7 +137,7 @@ def test_base_moved_on_branch_brought_up_to_date_and_checked_again(mq: HiveServe
 
 def test_check_failing_after_update_stops_that_branch_only(mq: HiveServer, repo: Path) -> None:
     own = branch(repo, "fragile", {"b.txt": "fragile\n"})
-    ok = branch(repo, "sturdy", {"d.txt": "dee\n"})
+    branch(repo, "sturdy", {"d.txt": "dee\n"})
     commit_on_main(repo, "broken", "the base now has what breaks fragile's check\n")
     main_before = git(repo, "rev-parse", "main").strip()
     fragile = offer(mq, repo, "fragile", [["test", "!", "-e", "broken"]])

@@ -371,9 +371,10 @@ class Hive:
                                                                  "checks", "source"))
         if unknown:
             raise BadRequest(f"unknown merge field(s): {unknown}")
-        item = await asyncio.to_thread(self.merges.offer, body.get("repo"), body.get("branch"),
-                                       body.get("base"), body.get("checks"),
-                                       body.get("source", "api"))
+        repo: Any = body.get("repo")
+        branch: Any = body.get("branch")
+        item = await asyncio.to_thread(self.merges.offer, repo, branch, body.get("base"),
+                                       body.get("checks"), body.get("source", "api"))
         return item.to_json()
 
     def list_merges(self, state: str | None = None, repo: str | None = None) -> list[dict[str, Any]]:

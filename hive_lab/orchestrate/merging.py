@@ -12,6 +12,7 @@ from the store, and a branch already in its base is recorded as merged, never me
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import os
 import shlex
@@ -106,7 +107,7 @@ class MergeQueue:
         self.conn.close()
 
     # -- the API (plain, synchronous: state changes only; the tick does the git) --------------
-    def offer(self, repo: str, branch: str, base: str | None, checks: list[list[str]] | Any,
+    def offer(self, repo: str, branch: str, base: str | None, checks: Any,
               source: str = "api") -> MergeItem:
         """Queue ``branch`` for merging into ``base`` (both local branches of ``repo``; no
         base: the branch checked out in the main worktree)."""
@@ -206,7 +207,7 @@ class MergeQueue:
             if not self._resumed:
                 await self._resume()
                 self._resumed = True
-            groups: dict[tuple[str, str], list[MergeItem]] = {}
+            groups: dict[tuple[str, str], builtins.list[MergeItem]] = {}
             for item in store.list_items(self.conn, IN_QUEUE):
                 groups.setdefault((item.repo, item.base), []).append(item)
             for group in groups.values():
@@ -239,7 +240,7 @@ class MergeQueue:
                 extra["temp"] = False
             self._move(item, state, reason, **extra)
 
-    async def _drive(self, group: list[MergeItem]) -> None:
+    async def _drive(self, group: builtins.list[MergeItem]) -> None:
         for item in group:  # a waiting item goes back in line once its session stopped
             if item.state == WAITING and item.worktree and self._runner(item.worktree) is None:
                 self._move(item, QUEUED, "the session in its worktree stopped: back in line")
@@ -255,10 +256,10 @@ class MergeQueue:
                                    expect=p.item.generation)
                 if saved is not None and p.reason != p.item.order_reason:
                     self._emit(saved, p.item.state)
-        item = next_to_start(placements)
-        if item is None:
+        chosen = next_to_start(placements)
+        if chosen is None:
             return
-        item = store.get(self.conn, item.id)  # with its new place
+        item = store.get(self.conn, chosen.id)  # with its new place
         if item.state in (QUEUED, UPDATING):
             await self._update(item)
         elif item.state == CHECKING:
@@ -266,15 +267,15 @@ class MergeQueue:
         elif item.state in (APPROVED, MERGING):
             await self._merge(item)
 
-    def _plan(self, group: list[MergeItem]) -> list[Placement]:
+    def _plan(self, group: builtins.list[MergeItem]) -> builtins.list[Placement]:
         """Predicted conflicts (merge-tree on the heads, cached by commit pair) -> the order."""
         if not group:
             return []
         repo, base = group[0].repo, group[0].base
         heads = {i.id: gitmerge.head_of(repo, i.branch) for i in group}
         tip = gitmerge.head_of(repo, base)
-        pairs: dict[frozenset[int], list[str]] = {}
-        against_base: dict[int, list[str]] = {}
+        pairs: dict[frozenset[int], builtins.list[str]] = {}
+        against_base: dict[int, builtins.list[str]] = {}
         for a, b in combinations(group, 2):
             ha, hb = heads[a.id], heads[b.id]
             if ha and hb:
@@ -386,7 +387,7 @@ class MergeQueue:
         job.add_done_callback(lambda _: self._checks.pop(item.id, None))
 
     async def _run_checks(self, item: MergeItem) -> None:
-        runs: list[dict[str, Any]] = []
+        runs: builtins.list[dict[str, Any]] = []
         failed = ""
         for argv in item.checks:
             if not item.worktree or not os.path.isdir(item.worktree):
