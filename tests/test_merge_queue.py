@@ -297,3 +297,38 @@ def test_auto_mode_and_a_restart_in_the_middle(tmp_path_factory: pytest.TempPath
     finally:
         srv.stop()
         srv.kill_tmux()
+
+
+# A resolver that keeps both sides: drops the conflict marker lines, commits, exits 0 (a task
+# whose agent exits 0 goes to its check and is done). It stands in for the model.
+RESOLVE = ("sleep 0.5; kept=$(grep -v '^[<=>|]\\{7\\}' a.txt) && printf '%s\\n' \"$kept\" > a.txt "
+           "&& git commit -qam 'resolve the conflict in a.txt' && echo resolved")
+
+
+def test_resolver_task_scoped_to_the_conflicting_files(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    srv = HiveServer(tmp_path_factory.mktemp("mq-resolve"), extra_args=FAST, extra_config={
+        "merge_conflict": "resolver", "merge_resolver_agent": "resolver",
+        "profiles": {"resolver": {"command": ["sh", "-c", RESOLVE], "env": GIT_ENV,
+                                  "task_prompt": "raw"}}}).start()
+    try:
+        repo = make_repo(srv)
+        mine = branch(repo, "mine", {"a.txt": "one\nmine\nthree\n"})
+        commit_on_main(repo, "a.txt", "one\ntheirs\nthree\n")
+        m = offer(srv, repo, "mine", [["grep", "-q", "mine", "a.txt"]])
+        m = until(srv, m["id"], "resolving", "superseded")
+        assert m["resolver"] == f"resolve-merge-{m['id']}" and m["conflicts"] == ["a.txt"]
+        task = srv.get(f"tasks/{m['resolver']}")
+        assert task["scope"] == ["a.txt"] and task["base"] == f"hive-merge-{m['id']}"
+        assert git(repo, "rev-parse", "mine").strip() == mine  # the original branch untouched
+        m = until(srv, m["id"], "superseded")
+        new = wait_for(lambda: srv.client().merges(state="awaiting_approval"),
+                       what="the resolver's branch checked")[0]
+        assert new["branch"] == f"hive/{m['resolver']}" and f"#{m['id']}" in new["source"]
+        srv.client().approve_merge(new["id"])
+        until(srv, new["id"], "merged")
+        assert (repo / "a.txt").read_text() == "one\nmine\ntheirs\nthree\n"
+        assert is_ancestor(repo, mine, git(repo, "rev-parse", "main").strip())
+    finally:
+        srv.stop()
+        srv.kill_tmux()

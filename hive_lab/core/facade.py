@@ -72,6 +72,7 @@ class HiveConfig:
     notify: NotifyConfig = field(default_factory=NotifyConfig, repr=False)  # may hold secrets
     merge_auto: bool = False  # merge queue: merge without a person's approval
     merge_conflict: str = "needs_you"  # or "resolver": a task scoped to the conflicting files
+    merge_resolver_agent: str | None = None  # the resolver task's profile (None: any)
 
 
 class Hive:
@@ -112,6 +113,7 @@ class Hive:
                                  self.tasks, self.paths.root / "merges",
                                  MergeConfig(auto=config.merge_auto,
                                              conflict=config.merge_conflict,
+                                             resolver_agent=config.merge_resolver_agent,
                                              check_timeout=config.check_timeout))
         self._loops: list[asyncio.Task[Any]] = []
         self.started = time.time()

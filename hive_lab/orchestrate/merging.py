@@ -51,6 +51,7 @@ MAX_SOURCE = 200
 class MergeConfig:
     auto: bool = False  # c.HiveLab.merge_auto: merge without a person's approval
     conflict: str = "needs_you"  # c.HiveLab.merge_conflict: "needs_you" | "resolver"
+    resolver_agent: str | None = None  # c.HiveLab.merge_resolver_agent: its profile (None: any)
     check_timeout: float = 600.0
 
     def __post_init__(self) -> None:
@@ -372,6 +373,7 @@ class MergeQueue:
             "id": task_id, "title": f"Resolve the merge conflict of {item.branch} with {item.base}",
             "repo": item.repo, "base": name, "scope": list(up.conflicts),
             "check": list(item.checks[0]) if item.checks else None,
+            "agent": self.config.resolver_agent,
             "prompt": (f"The branch {item.branch} was merged with {item.base}; git stopped on "
                        f"conflicts, committed here with their markers, in:\n{files}\n"
                        "Resolve every conflict (keep the intent of both sides), remove all "

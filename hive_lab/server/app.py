@@ -88,6 +88,9 @@ class HiveLab(ExtensionApp):
         "Merge queue, on a real conflict: 'needs_you' (stop that branch, go on with the "
         "others) or 'resolver' (start a task scoped to the conflicting files)."))
 
+    merge_resolver_agent = Unicode(None, allow_none=True, config=True, help=(
+        "Merge queue: the profile that runs resolver tasks (None: any that is installed)."))
+
     @validate("merge_conflict")
     def _check_merge_conflict(self, proposal: Any) -> str:
         if proposal["value"] not in ("needs_you", "resolver"):
@@ -150,6 +153,7 @@ class HiveLab(ExtensionApp):
                                 on=tuple(self.notify_on)),
             merge_auto=self.merge_auto,
             merge_conflict=self.merge_conflict,
+            merge_resolver_agent=self.merge_resolver_agent,
         )
         self.hive = Hive(config)
         self.settings["hive_lab"] = self.hive
