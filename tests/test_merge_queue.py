@@ -188,7 +188,8 @@ def test_conflicting_branches_ordered_first_merges_second_stops(mq: HiveServer,
     assert is_ancestor(repo, first, tip) and is_ancestor(repo, clean, tip)
     assert not is_ancestor(repo, second, tip)
     assert (repo / "a.txt").read_text() == "one\nfirst's two\nthree\n"
-    assert b["worktree"] is None or not Path(b["worktree"]).exists()  # aborted, tidied
+    wait_for(lambda: item(mq, b["id"])["worktree"] is None, what="the queue's worktree tidied")
+    assert not (mq.data_dir / "merges" / str(b["id"])).exists()
     assert "second" in git(repo, "branch", "--list", "second")
     assert git(repo, "status", "--porcelain") == ""
 

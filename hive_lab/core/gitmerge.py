@@ -75,6 +75,16 @@ def head_of(repo: str, branch: str) -> str | None:
     return _rev(_Git(repo), f"refs/heads/{branch}")
 
 
+def heads(repo: str) -> dict[str, str]:
+    """Every local branch's head in one git process: branch name -> commit id."""
+    out = _Git(repo).out("for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/")
+    found = {}
+    for line in out.decode("utf-8", "surrogateescape").splitlines():
+        sha, _, ref = line.partition(" ")
+        found[ref[len("refs/heads/"):]] = sha
+    return found
+
+
 def current_branch(repo: str) -> str | None:
     """The branch checked out in the main worktree (None when detached)."""
     ref = _Git(repo).run("symbolic-ref", "-q", "HEAD", ok=(0, 1, 128)).stdout.decode().strip()

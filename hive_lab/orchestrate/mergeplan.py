@@ -130,9 +130,13 @@ def order(items: list[MergeItem], pair_conflicts: Mapping[frozenset[int], list[s
         if item.id in base_conflicts:
             predicted += ({"with": item.base, "paths": base_conflicts[item.id]},)
         blockers = [o for o in ahead if frozenset((item.id, o.id)) in pair_conflicts]
+        rivals = [o for o in behind if frozenset((item.id, o.id)) in pair_conflicts]
+        before = (f"before #{rivals[0].id} ({rivals[0].branch}): predicted conflict on "
+                  f"{_paths(pair_conflicts[frozenset((item.id, rivals[0].id))])}, and this one "
+                  "was offered first" if rivals else "")
         if item.state in IN_FLIGHT:
-            first.append(Placement(item, 0, "in progress: one branch at a time per base",
-                                   predicted))
+            first.append(Placement(item, 0, "in progress: one branch at a time per base"
+                                   + (f"; {before}" if before else ""), predicted))
         elif item.id in base_conflicts:
             later.append(Placement(item, 0, (
                 f"after the clean ones: predicted to conflict with {item.base} already "
@@ -144,11 +148,8 @@ def order(items: list[MergeItem], pair_conflicts: Mapping[frozenset[int], list[s
                 f"(predicted conflict) and #{b.id} was offered first; the branches predicted "
                 "to merge cleanly go before this one"), predicted))
         else:
-            rivals = [o for o in behind if frozenset((item.id, o.id)) in pair_conflicts]
-            why = (f"before #{rivals[0].id} ({rivals[0].branch}): predicted conflict on "
-                   f"{_paths(pair_conflicts[frozenset((item.id, rivals[0].id))])}, and this "
-                   "one was offered first" if rivals else "in offer order; no conflict predicted")
-            first.append(Placement(item, 0, why, predicted))
+            first.append(Placement(item, 0, before or "in offer order; no conflict predicted",
+                                   predicted))
     return [replace(p, position=i + 1) for i, p in enumerate(first + later)]
 
 

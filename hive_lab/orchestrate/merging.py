@@ -273,8 +273,9 @@ class MergeQueue:
         if not group:
             return []
         repo, base = group[0].repo, group[0].base
-        heads = {i.id: gitmerge.head_of(repo, i.branch) for i in group}
-        tip = gitmerge.head_of(repo, base)
+        branches = gitmerge.heads(repo)  # one git process for the whole queue
+        heads = {i.id: branches.get(i.branch) for i in group}
+        tip = branches.get(base)
         pairs: dict[frozenset[int], builtins.list[str]] = {}
         against_base: dict[int, builtins.list[str]] = {}
         for a, b in combinations(group, 2):
