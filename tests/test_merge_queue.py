@@ -269,67 +269,60 @@ def test_bad_input_is_refused_and_nothing_changes(mq: HiveServer, repo: Path,
     assert mq.client().cancel_merge(m["id"])["state"] == "canceled"
 
 
-def test_auto_mode_and_a_restart_in_the_middle(tmp_path_factory: pytest.TempPathFactory) -> None:
-    srv = HiveServer(tmp_path_factory.mktemp("mq-auto"), extra_args=FAST,
-                     extra_config={"merge_auto": True}).start()
-    try:
-        repo = make_repo(srv)
-        head = branch(repo, "auto", {"b.txt": "auto bee\n"})
-        marker = repo.parent / f"{repo.name}-checks.log"
-        # The check logs each run, then waits for a file the test writes after the restart.
-        gate = repo.parent / f"{repo.name}-gate"
-        check = ["sh", "-c", f'echo run >> "{marker}"; while [ ! -e "{gate}" ]; do sleep 0.1; done']
-        m = offer(srv, repo, "auto", [check])
-        until(srv, m["id"], "checking")
-        wait_for(marker.exists, what="the check started")
-        srv.restart()  # in the middle of the checks
-        gate.write_text("go")
-        m = until(srv, m["id"], "merged")  # no approval needed: merge_auto
-        tip = git(repo, "rev-parse", "main").strip()
-        merges = [c for c in git(repo, "rev-list", "--merges", "main").split()]
-        assert merges == [tip] and parents(repo, tip)[1] == git(repo, "rev-parse", "auto").strip()
-        assert is_ancestor(repo, head, tip)
-        assert "restart" in " ".join(e["payload"]["reason"] for e in srv.client().all_events(
-            session=f"merge-{m['id']}", event="MergeChanged"))
-        srv.restart()  # a merged item stays merged: nothing is merged twice
-        wait_for(lambda: srv.get("status"), what="server back")
-        assert item(srv, m["id"])["state"] == "merged"
-        assert git(repo, "rev-list", "--merges", "main").split() == [tip]
-    finally:
-        srv.stop()
-        srv.kill_tmux()
-
-
 # A resolver that keeps both sides: drops the conflict marker lines, commits, exits 0 (a task
 # whose agent exits 0 goes to its check and is done). It stands in for the model.
 RESOLVE = ("sleep 0.5; kept=$(grep -v '^[<=>|]\\{7\\}' a.txt) && printf '%s\\n' \"$kept\" > a.txt "
            "&& git commit -qam 'resolve the conflict in a.txt' && echo resolved")
 
 
-def test_resolver_task_scoped_to_the_conflicting_files(
-        tmp_path_factory: pytest.TempPathFactory) -> None:
-    srv = HiveServer(tmp_path_factory.mktemp("mq-resolve"), extra_args=FAST, extra_config={
-        "merge_conflict": "resolver", "merge_resolver_agent": "resolver",
+@pytest.fixture(scope="module")
+def auto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveServer]:
+    """merge_auto on, and conflicts go to a resolver task."""
+    srv = HiveServer(tmp_path_factory.mktemp("mq-auto"), extra_args=FAST, extra_config={
+        "merge_auto": True, "merge_conflict": "resolver", "merge_resolver_agent": "resolver",
         "profiles": {"resolver": {"command": ["sh", "-c", RESOLVE], "env": GIT_ENV,
                                   "task_prompt": "raw"}}}).start()
-    try:
-        repo = make_repo(srv)
-        mine = branch(repo, "mine", {"a.txt": "one\nmine\nthree\n"})
-        commit_on_main(repo, "a.txt", "one\ntheirs\nthree\n")
-        m = offer(srv, repo, "mine", [["grep", "-q", "mine", "a.txt"]])
-        m = until(srv, m["id"], "resolving", "superseded")
-        assert m["resolver"] == f"resolve-merge-{m['id']}" and m["conflicts"] == ["a.txt"]
-        task = srv.get(f"tasks/{m['resolver']}")
-        assert task["scope"] == ["a.txt"] and task["base"] == f"hive-merge-{m['id']}"
-        assert git(repo, "rev-parse", "mine").strip() == mine  # the original branch untouched
-        m = until(srv, m["id"], "superseded")
-        new = wait_for(lambda: srv.client().merges(state="awaiting_approval"),
-                       what="the resolver's branch checked")[0]
-        assert new["branch"] == f"hive/{m['resolver']}" and f"#{m['id']}" in new["source"]
-        srv.client().approve_merge(new["id"])
-        until(srv, new["id"], "merged")
-        assert (repo / "a.txt").read_text() == "one\nmine\ntheirs\nthree\n"
-        assert is_ancestor(repo, mine, git(repo, "rev-parse", "main").strip())
-    finally:
-        srv.stop()
-        srv.kill_tmux()
+    yield srv
+    srv.stop()
+    srv.kill_tmux()
+
+
+def test_resolver_task_scoped_to_the_conflicting_files(auto: HiveServer) -> None:
+    repo = make_repo(auto)
+    mine = branch(repo, "mine", {"a.txt": "one\nmine\nthree\n"})
+    commit_on_main(repo, "a.txt", "one\ntheirs\nthree\n")
+    m = offer(auto, repo, "mine", [["grep", "-q", "mine", "a.txt"]])
+    m = until(auto, m["id"], "resolving", "superseded")
+    assert m["resolver"] == f"resolve-merge-{m['id']}" and m["conflicts"] == ["a.txt"]
+    task = auto.get(f"tasks/{m['resolver']}")
+    assert task["scope"] == ["a.txt"] and task["base"] == f"hive-merge-{m['id']}"
+    assert git(repo, "rev-parse", "mine").strip() == mine  # the original branch untouched
+    m = until(auto, m["id"], "superseded")
+    new = wait_for(lambda: [x for x in auto.client().merges(repo=str(repo)) if x["id"] != m["id"]],
+                   what="the resolver's branch offered")[0]
+    assert new["branch"] == f"hive/{m['resolver']}" and f"#{m['id']}" in new["source"]
+    until(auto, new["id"], "merged")  # merge_auto: no approval
+    assert (repo / "a.txt").read_text() == "one\nmine\ntheirs\nthree\n"
+    assert is_ancestor(repo, mine, git(repo, "rev-parse", "main").strip())
+
+
+def test_auto_mode_and_a_restart_in_the_middle(auto: HiveServer) -> None:
+    repo = make_repo(auto)
+    head = branch(repo, "auto", {"b.txt": "auto bee\n"})
+    marker = repo.parent / f"{repo.name}-checks.log"
+    # The check logs each run, then waits for a file the test writes after the restart.
+    gate = repo.parent / f"{repo.name}-gate"
+    check = ["sh", "-c", f'echo run >> "{marker}"; while [ ! -e "{gate}" ]; do sleep 0.1; done']
+    m = offer(auto, repo, "auto", [check])
+    until(auto, m["id"], "checking")
+    wait_for(marker.exists, what="the check started")
+    auto.restart()  # in the middle of the checks
+    gate.write_text("go")
+    m = until(auto, m["id"], "merged")  # no approval needed: merge_auto
+    tip = git(repo, "rev-parse", "main").strip()
+    assert git(repo, "rev-list", "--merges", "main").split() == [tip]  # merged once
+    assert parents(repo, tip)[1] == git(repo, "rev-parse", "auto").strip()
+    assert is_ancestor(repo, head, tip)
+    reasons = [e["payload"]["reason"] for e in auto.client().all_events(
+        session=f"merge-{m['id']}", event="MergeChanged")]
+    assert any("after a restart" in r for r in reasons)
