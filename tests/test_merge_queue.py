@@ -7,6 +7,7 @@ branch is ready.
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -199,11 +200,14 @@ def test_dirty_base_checkout_is_never_touched(mq: HiveServer, repo: Path) -> Non
     (repo / "a.txt").write_text("the user's unsaved work\n")
     (repo / "notes.txt").write_text("untracked, also the user's\n")
     before = git(repo, "rev-parse", "main").strip()
-    m = offer(mq, repo, "polite")
+    m = mq.client().offer_merge(str(repo), "polite", "main")
     mq.client().approve_merge(m["id"])
     m = wait_for(lambda: "uncommitted" in (x := item(mq, m["id"]))["reason"] and x,
                  what="merge refused on the dirty checkout")
     assert m["state"] == "approved" and "never touches" in m["reason"]
+    seen = len(mq.client().all_events(session=f"merge-{m['id']}", event="MergeChanged"))
+    time.sleep(1.5)  # about five ticks: each looks again, none says anything new
+    assert len(mq.client().all_events(session=f"merge-{m['id']}", event="MergeChanged")) == seen
     assert (repo / "a.txt").read_text() == "the user's unsaved work\n"
     assert (repo / "notes.txt").read_text() == "untracked, also the user's\n"
     assert git(repo, "rev-parse", "main").strip() == before

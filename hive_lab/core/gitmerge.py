@@ -180,6 +180,16 @@ def update_branch(worktree: str, branch: str, base: str) -> Update:
     return Update(False, before, base_sha, conflicts, detail)
 
 
+def base_blocked(repo: str, base: str) -> str | None:
+    """Why the base cannot be merged into now (checked out with uncommitted work), or None."""
+    where = checkout_of(repo, base)
+    if where is not None and (n := dirty(where)):
+        return (f"{base} is checked out in {where} with {n} uncommitted change{'s' * (n != 1)}: "
+                "Hive Lab never touches uncommitted work; commit or stash them and the merge "
+                "goes ahead")
+    return None
+
+
 def merge_into_base(repo: str, branch: str, head: str, base: str, base_sha: str,
                     message: str) -> str:
     """Merge ``head`` (``branch``, already containing ``base_sha``) into ``base`` with a real
@@ -201,11 +211,8 @@ def merge_into_base(repo: str, branch: str, head: str, base: str, base_sha: str,
         raise BaseMoved(f"{branch} moved since it was checked")
     where = checkout_of(repo, base)
     if where is not None:
-        if (n := dirty(where)):
-            raise DirtyCheckout(
-                f"{base} is checked out in {where} with {n} uncommitted change{'s' * (n != 1)}: "
-                "Hive Lab never touches uncommitted work; commit or stash them and the merge "
-                "goes ahead")
+        if (why := base_blocked(repo, base)):
+            raise DirtyCheckout(why)
         w = _Git(where, timeout=WRITE_TIMEOUT)
         proc = w.run(*_identity(w), "merge", "--no-ff", "--no-edit", "-m", message, head,
                      ok=(0, 1, 128))

@@ -431,6 +431,12 @@ class MergeQueue:
             self._move(item, state, reason, approved=item.approved and keep)
             return
         assert head is not None and item.base_sha is not None
+        blocked = await asyncio.to_thread(gitmerge.base_blocked, item.repo, item.base)
+        if blocked:
+            # Stays approved and holds its queue (the base is unusable for everyone now);
+            # looked at again every tick (one event, not one per tick), merged once it is clean.
+            self._move(item, APPROVED, f"refused to merge: {blocked}")
+            return
         merging = self._move(item, MERGING, f"merging {item.branch} into {item.base}")
         if merging is None:
             return
@@ -439,9 +445,7 @@ class MergeQueue:
         try:
             new = await asyncio.to_thread(gitmerge.merge_into_base, item.repo, item.branch,
                                           head, item.base, item.base_sha, message)
-        except gitmerge.DirtyCheckout as exc:
-            # Stays approved and holds its queue (the base is unusable for everyone now);
-            # tried again every tick, so it goes ahead as soon as the checkout is clean.
+        except gitmerge.DirtyCheckout as exc:  # dirtied between the look and the merge
             self._move(merging, APPROVED, f"refused to merge: {exc.detail}")
             return
         except gitmerge.BaseMoved as exc:
