@@ -85,6 +85,12 @@ def heads(repo: str) -> dict[str, str]:
     return found
 
 
+def changed_files(repo: str, base_tip: str, head: str) -> frozenset[str]:
+    """Files ``head`` changed since it forked from the base (``base...head``)."""
+    out = _Git(repo).out("diff", "--name-only", "--no-renames", "-z", f"{base_tip}...{head}")
+    return frozenset(p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p)
+
+
 def current_branch(repo: str) -> str | None:
     """The branch checked out in the main worktree (None when detached)."""
     ref = _Git(repo).run("symbolic-ref", "-q", "HEAD", ok=(0, 1, 128)).stdout.decode().strip()

@@ -98,6 +98,7 @@ class MergeQueue:
         self.scratch = scratch  # <data_dir>/merges: the queue's own worktrees
         self.config = config or MergeConfig()
         self.predictor = ConflictPredictor()
+        self._changed: dict[tuple[str, str, str], frozenset[str]] = {}
         self._lock = asyncio.Lock()
         self._checks: dict[int, asyncio.Task[None]] = {}
         self._resumed = False
@@ -278,9 +279,12 @@ class MergeQueue:
         tip = branches.get(base)
         pairs: dict[frozenset[int], builtins.list[str]] = {}
         against_base: dict[int, builtins.list[str]] = {}
+        files = {i.id: self._files(repo, tip, h) for i in group
+                 if tip and (h := heads[i.id])}
         for a, b in combinations(group, 2):
             ha, hb = heads[a.id], heads[b.id]
-            if ha and hb:
+            # Without a file both changed, two branches cannot conflict: merge-tree only then.
+            if ha and hb and files.get(a.id, frozenset()) & files.get(b.id, frozenset()):
                 p = self.predictor.predict_pair(repo, f"m{a.id}", ha, f"m{b.id}", hb)
                 if p.conflict:
                     pairs[frozenset((a.id, b.id))] = p.paths
@@ -291,6 +295,15 @@ class MergeQueue:
                 if p.conflict:
                     against_base[i.id] = p.paths
         return order(group, pairs, against_base)
+
+    def _files(self, repo: str, tip: str, head: str) -> frozenset[str]:
+        """A branch's changed files, cached by commit pair (a pair's answer never changes)."""
+        key = (repo, tip, head)
+        if key not in self._changed:
+            if len(self._changed) > 4096:
+                self._changed.clear()
+            self._changed[key] = gitmerge.changed_files(repo, tip, head)
+        return self._changed[key]
 
     def _runner(self, worktree: str) -> str | None:
         """The live session running in ``worktree`` (its files must not move under it)."""
