@@ -89,7 +89,8 @@ def is_ancestor(repo: Path, a: str, b: str) -> bool:
 def test_waits_for_approval_then_merges_with_a_real_merge(mq: HiveServer, repo: Path) -> None:
     head = branch(repo, "feature", {"a.txt": "one\nTWO\nthree\n"})
     main_before = git(repo, "rev-parse", "main").strip()
-    m = offer(mq, repo, "feature", [["test", "-f", "a.txt"], ["grep", "-q", "TWO", "a.txt"]],
+    m = offer(mq, repo, "feature", [["test", "-f", "a.txt"],  # the last one leaves output
+                                    ["sh", "-c", "grep TWO a.txt > check-output.log"]],
               source="test")
     assert m["state"] == "queued" and m["head"] == head and m["source"] == "test"
     m = until(mq, m["id"], "awaiting_approval")

@@ -133,14 +133,18 @@ def add_worktree(repo: str, branch: str, path: Path) -> str:
     return str(path)
 
 
-def remove_worktree(repo: str, path: str) -> str:
-    """``git worktree remove`` without force (git itself refuses when anything is uncommitted).
+def remove_worktree(repo: str, path: str, ours: bool = False) -> str:
+    """``git worktree remove``; git refuses when anything is uncommitted, unless ``ours``: the
+    queue's own scratch worktree, where only our checks wrote (build output, caches), so its
+    untracked files go with it. Commits are never touched either way.
 
     Returns "" when removed, else why not."""
     if not os.path.isdir(path):
         _Git(repo).run("worktree", "prune", ok=(0, 128))
         return ""
-    proc = _Git(repo, timeout=WRITE_TIMEOUT).run("worktree", "remove", "--", path, ok=(0, 128))
+    force = ("--force",) if ours else ()
+    proc = _Git(repo, timeout=WRITE_TIMEOUT).run("worktree", "remove", *force, "--", path,
+                                                 ok=(0, 128))
     return "" if proc.returncode == 0 else _stderr_text(proc.stderr)
 
 

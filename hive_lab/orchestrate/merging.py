@@ -102,6 +102,7 @@ class MergeQueue:
         self._lock = asyncio.Lock()
         self._checks: dict[int, asyncio.Task[None]] = {}
         self._resumed = False
+        self._untidy: set[int] = set()  # items whose own worktree may be left to remove
 
     def close(self) -> None:
         for job in self._checks.values():
@@ -190,6 +191,8 @@ class MergeQueue:
 
     # -- events ------------------------------------------------------------------------------
     def _emit(self, item: MergeItem, previous: str | None) -> None:
+        if item.temp and item.state not in IN_FLIGHT:
+            self._untidy.add(item.id)
         self.recorder.record_now([ev.internal(
             f"merge-{item.id}", MERGE_CHANGED,
             {"merge": item.to_json(), "previous": previous, "reason": item.reason},
@@ -222,6 +225,7 @@ class MergeQueue:
 
     async def _resume(self) -> None:
         """Items a stopped server left in flight: go on from where they were, safely."""
+        self._untidy = {i.id for i in store.list_items(self.conn) if i.temp}
         for item in store.list_items(self.conn, (UPDATING, CHECKING, MERGING)):
             merged = False
             if item.state == MERGING and item.checked_head:
@@ -488,7 +492,8 @@ class MergeQueue:
                 note = (f"worktree {wt} kept: session {runner} is still running in it (stop it, "
                         "then `hive-lab cleanup`); " + note)
             else:
-                why = await asyncio.to_thread(gitmerge.remove_worktree, item.repo, wt)
+                why = await asyncio.to_thread(gitmerge.remove_worktree, item.repo, wt,
+                                              item.temp)
                 note = (f"worktree {wt} removed; " + note) if not why else \
                     f"worktree {wt} kept: {why}; " + note
         self.git.mark_all()
@@ -514,16 +519,22 @@ class MergeQueue:
 
     async def _tidy(self) -> None:
         """The queue's own worktrees of items no longer in flight go (their branch stays)."""
-        for item in store.list_items(self.conn):
-            if not item.temp or item.state in IN_FLIGHT or item.id in self._checks:
+        for item_id in sorted(self._untidy):
+            item = store.get(self.conn, item_id)
+            if not item.temp:
+                self._untidy.discard(item_id)
+                continue
+            if item.state in IN_FLIGHT or item.id in self._checks:
                 continue
             why = ""
             if item.worktree:
-                why = await asyncio.to_thread(gitmerge.remove_worktree, item.repo, item.worktree)
+                why = await asyncio.to_thread(gitmerge.remove_worktree, item.repo, item.worktree,
+                                              True)
             if why:
                 log.warning("merge #%s: worktree %s kept: %s", item.id, item.worktree, why)
                 continue
             store.save(self.conn, replace(item, temp=False, worktree=None))
+            self._untidy.discard(item_id)
 
 
 class UnknownBranch(BadRequest):
