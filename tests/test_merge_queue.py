@@ -13,6 +13,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from hive_lab import frames
+from hive_lab.wire import MERGE_STATES
 from support import GIT_ENV, HiveServer, git, spawn, wait_for
 
 FAST = ["--HiveLab.task_interval=0.3"]
@@ -194,6 +196,11 @@ def test_conflicting_branches_ordered_first_merges_second_stops(mq: HiveServer,
     assert not (mq.data_dir / "merges" / str(b["id"])).exists()
     assert "second" in git(repo, "branch", "--list", "second")
     assert git(repo, "status", "--porcelain") == ""
+    frame = frames.merges(mq.client(), repo=str(repo))  # the kernel side's view
+    assert list(frame["id"]) == [a["id"], b["id"], c["id"]]
+    assert list(frame["state"]) == ["merged", "needs_you", "merged"]
+    assert list(frame["state"].cat.categories) == list(MERGE_STATES)
+    assert frame["conflicts"][1] == ["a.txt"] and str(frame["created"].dtype).startswith("datetime")
 
 
 def test_dirty_base_checkout_is_never_touched(mq: HiveServer, repo: Path) -> None:
