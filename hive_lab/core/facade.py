@@ -365,8 +365,11 @@ class Hive:
         return self.tasks.accept_violations(task_id, paths)
 
     # -- the merge queue -------------------------------------------------------------------
-    async def offer_merge(self, body: Any) -> dict[str, Any]:
-        """``POST merges``: any local branch offered for merging into its base."""
+    def offer_merge(self, body: Any) -> dict[str, Any]:
+        """``POST merges``: any local branch offered for merging into its base.
+
+        On the loop thread, like ``add_task``: a few ``git rev-parse`` calls, and the queue's
+        connection is used by one thread only."""
         if not isinstance(body, dict):
             raise BadRequest('body must be {"repo", "branch", "base", "checks": [[argv]]}')
         unknown = sorted(str(k)[:40] for k in body if k not in ("repo", "branch", "base",
@@ -375,8 +378,8 @@ class Hive:
             raise BadRequest(f"unknown merge field(s): {unknown}")
         repo: Any = body.get("repo")
         branch: Any = body.get("branch")
-        item = await asyncio.to_thread(self.merges.offer, repo, branch, body.get("base"),
-                                       body.get("checks"), body.get("source", "api"))
+        item = self.merges.offer(repo, branch, body.get("base"), body.get("checks"),
+                                 body.get("source", "api"))
         return item.to_json()
 
     def list_merges(self, state: str | None = None, repo: str | None = None) -> list[dict[str, Any]]:

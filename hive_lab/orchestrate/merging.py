@@ -368,7 +368,7 @@ class MergeQueue:
                   f"was aborted and {item.branch} is exactly as it was")
         if self.config.conflict == "resolver":
             try:
-                task_id = await asyncio.to_thread(self._resolver_task, item, up)
+                task_id = await self._resolver_task(item, up)
             except HiveError as exc:
                 self._move(item, NEEDS_YOU, reason + f"; no resolver task: {exc.detail}",
                            conflicts=up.conflicts)
@@ -379,13 +379,14 @@ class MergeQueue:
         self._move(item, NEEDS_YOU, reason + "; resolve it by hand (merge the base into the "
                    "branch), then retry", conflicts=up.conflicts)
 
-    def _resolver_task(self, item: MergeItem, up: gitmerge.Update) -> str:
+    async def _resolver_task(self, item: MergeItem, up: gitmerge.Update) -> str:
         """A task scoped to the conflicting files, on a branch holding the merge with its
-        conflict markers committed (``hive-merge-<id>``); its branch is offered when done."""
+        conflict markers committed (``hive-merge-<id>``); its branch is offered when done.
+        (git in a worker thread; the task is added on the loop thread, like every write.)"""
         name = f"hive-merge-{item.id}"
         task_id = f"resolve-merge-{item.id}"
-        gitmerge.make_resolve_branch(item.repo, item.branch, up.head, up.base_sha, name,
-                                     self.scratch / f"{item.id}-resolve")
+        await asyncio.to_thread(gitmerge.make_resolve_branch, item.repo, item.branch, up.head,
+                                up.base_sha, name, self.scratch / f"{item.id}-resolve")
         files = "\n".join(f"- {p}" for p in up.conflicts)
         self.tasks.add({
             "id": task_id, "title": f"Resolve the merge conflict of {item.branch} with {item.base}",

@@ -271,8 +271,8 @@ class MergesHandler(HiveHandler):
                                                     repo=self.query("repo"))})
 
     @api
-    async def post(self) -> None:
-        self.reply(await self.hive.offer_merge(self.json_body()), status=201)
+    def post(self) -> None:
+        self.reply(self.hive.offer_merge(self.json_body()), status=201)
 
 
 class MergeHandler(HiveHandler):
