@@ -6,6 +6,7 @@ branch is ready.
 """
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from pathlib import Path
@@ -232,8 +233,14 @@ def test_session_running_in_the_branch_worktree_waits(mq: HiveServer, repo: Path
     (wt / "f.txt").write_text("from the agent\n")
     git(wt, "add", "-A")
     git(wt, "commit", "-qm", "agent work")
-    m = offer(mq, repo, "hive/mq-agent")
+    cli = mq.cli("merge", "offer", "hive/mq-agent", "--repo", str(repo), "--base", "main",
+                 "--check", "test -f f.txt", "--json")
+    assert cli.returncode == 0, cli.stderr
+    m = json.loads(cli.stdout)
+    assert m["checks"] == [["test", "-f", "f.txt"]] and m["source"] == "cli"
     m = until(mq, m["id"], "waiting")
+    shown = mq.cli("merge", "show", str(m["id"]))
+    assert shown.returncode == 0 and "mq-agent is still running" in shown.stdout
     assert "mq-agent is still running" in m["reason"]
     status, _ = mq.request("DELETE", "sessions/mq-agent")  # stopped; worktree kept
     assert status == 200
