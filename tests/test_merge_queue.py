@@ -204,6 +204,29 @@ def test_conflicting_branches_ordered_first_merges_second_stops(mq: HiveServer,
     assert frame["conflicts"][1] == ["a.txt"] and str(frame["created"].dtype).startswith("datetime")
 
 
+def test_an_approval_covers_the_commits_the_person_saw(mq: HiveServer, repo: Path) -> None:
+    gate = repo.parent / f"{repo.name}-gate"
+    branch(repo, "busy", {"d.txt": "dee\n"})
+    branch(repo, "early", {"e.txt": "eee\n"})
+    busy = offer(mq, repo, "busy", [["sh", "-c", f'while [ ! -e "{gate}" ]; do sleep 0.1; done']])
+    early = offer(mq, repo, "early")
+    until(mq, busy["id"], "checking")  # the queue is busy with the first branch
+    assert mq.client().approve_merge(early["id"])["approved"] is True  # approved ahead
+    git(repo, "switch", "-q", "early")  # then the branch gets a commit nobody approved
+    (repo / "e.txt").write_text("eee, changed after the approval\n")
+    git(repo, "commit", "-qam", "after the approval")
+    git(repo, "switch", "-q", "main")
+    gate.write_text("go")
+    mq.client().approve_merge(busy["id"])
+    until(mq, busy["id"], "merged")
+    early = until(mq, early["id"], "awaiting_approval")
+    assert "1 new commit on the branch since it was approved" in early["reason"]
+    assert early["approved"] is False and (repo / "e.txt").exists() is False
+    mq.client().approve_merge(early["id"])
+    until(mq, early["id"], "merged")
+    assert (repo / "e.txt").read_text() == "eee, changed after the approval\n"
+
+
 def test_dirty_base_checkout_is_never_touched(mq: HiveServer, repo: Path) -> None:
     branch(repo, "polite", {"b.txt": "polite bee\n"})
     (repo / "a.txt").write_text("the user's unsaved work\n")

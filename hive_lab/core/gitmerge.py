@@ -115,6 +115,12 @@ def is_ancestor(repo: str, a: str, b: str) -> bool:
     return _Git(repo).run("merge-base", "--is-ancestor", a, b, ok=(0, 1)).returncode == 0
 
 
+def new_commits(repo: str, head: str, since: str, base_tip: str) -> int:
+    """Commits of the branch's own (not merges, not from the base) in ``head`` after ``since``."""
+    out = _Git(repo).text("rev-list", "--count", "--no-merges", head, "--not", since, base_tip)
+    return int(out or 0)
+
+
 def _identity(g: _Git) -> tuple[str, ...]:
     """Our name on merge commits only when git has no identity configured (a bare server)."""
     proc = g.run("config", "--get", "user.email", ok=(0, 1))

@@ -57,6 +57,7 @@ class MergeItem:
     checked_head: str | None = None  # the branch head the checks passed on
     approved: bool = False
     approved_at: float | None = None
+    approved_head: str | None = None  # the branch's head the person approved
     merged_sha: str | None = None
     conflicts: tuple[str, ...] = ()  # a real conflict's paths
     check_runs: tuple[dict[str, Any], ...] = ()
@@ -189,6 +190,15 @@ def before_merge(item: MergeItem, branch_head: str | None, base_tip: str | None
         return QUEUED, (f"{item.base} moved on since {item.branch} was brought up to date: "
                         "updating and checking again"), True
     return None
+
+
+def approval_stale(new_commits: int) -> tuple[str, str] | None:
+    """An approval covers the branch as the person saw it: its own commits since then need a
+    new one (merges of the base into it do not)."""
+    if new_commits <= 0:
+        return None
+    return AWAITING, (f"{new_commits} new commit{'s' * (new_commits != 1)} on the branch since "
+                      "it was approved: approve again")
 
 
 def on_restart(item: MergeItem, merged_already: bool) -> tuple[str, str] | None:

@@ -37,7 +37,8 @@ from .checks import run_check
 from .mergeplan import (APPROVABLE, APPROVED, AWAITING, CANCELED, CHECKING, CONFLICT_POLICIES,
                         IN_FLIGHT, IN_QUEUE, MERGED, MERGING, NEEDS_YOU, QUEUED, REJECTED,
                         RESOLVING, STATES, SUPERSEDED, TERMINAL, UPDATING, WAITING, MergeItem,
-                        Placement, after_checks, before_merge, next_to_start, on_restart, order)
+                        Placement, after_checks, approval_stale, before_merge, next_to_start,
+                        on_restart, order)
 
 log = logging.getLogger("hive_lab.merges")
 
@@ -158,7 +159,10 @@ class MergeQueue:
             raise NotApprovable(f"merge #{item.id} is {item.state}: nothing to approve")
         state, reason = ((APPROVED, "approved: merging") if item.state == AWAITING
                          else (item.state, "approved ahead: merges once its checks pass"))
-        return self._force(item, state, reason, approved=True, approved_at=time.time())
+        head = item.checked_head if item.state == AWAITING else gitmerge.head_of(item.repo,
+                                                                                 item.branch)
+        return self._force(item, state, reason, approved=True, approved_at=time.time(),
+                           approved_head=head)
 
     def reject(self, item_id: int) -> MergeItem:
         return self._end(item_id, REJECTED, "rejected by a person: not merged")
@@ -172,7 +176,8 @@ class MergeQueue:
         if item.state != NEEDS_YOU:
             raise NotApprovable(f"merge #{item.id} is {item.state}: only needs_you can be retried")
         return self._force(item, QUEUED, "retried by a person: back in line", conflicts=(),
-                           checked_head=None, base_sha=None)
+                           checked_head=None, base_sha=None, approved=False, approved_at=None,
+                           approved_head=None)
 
     def _end(self, item_id: int, state: str, reason: str) -> MergeItem:
         item = store.get(self.conn, item_id)
@@ -448,7 +453,13 @@ class MergeQueue:
             state, reason, keep = moved
             self._move(item, state, reason, approved=item.approved and keep)
             return
-        assert head is not None and item.base_sha is not None
+        assert head is not None and item.base_sha is not None and tip is not None
+        if item.approved and item.approved_head and not self.config.auto:
+            stale = approval_stale(await asyncio.to_thread(
+                gitmerge.new_commits, item.repo, head, item.approved_head, tip))
+            if stale is not None:
+                self._move(item, stale[0], stale[1], approved=False, approved_head=None)
+                return
         blocked = await asyncio.to_thread(gitmerge.base_blocked, item.repo, item.base)
         if blocked:
             # Stays approved and holds its queue (the base is unusable for everyone now);

@@ -87,3 +87,9 @@ def test_record_round_trips_through_its_row() -> None:
            "created": 0.0, "updated": 0.0, "generation": 0, "data": m.data_json()}
     assert MergeItem.from_row(row) == m
     assert replace(m, state=mp.QUEUED).to_json()["checks"] == [["make", "test"]]
+
+
+def test_an_approval_is_stale_once_the_branch_has_its_own_new_commits() -> None:
+    assert mp.approval_stale(0) is None
+    assert mp.approval_stale(2) == (mp.AWAITING, "2 new commits on the branch since it was "
+                                                 "approved: approve again")
