@@ -186,6 +186,10 @@ def test_conflicting_branches_ordered_first_merges_second_stops(mq: HiveServer,
     until(mq, c["id"], "merged")
     b = until(mq, b["id"], "needs_you")
     assert b["conflicts"] == ["a.txt"] and "real conflict" in b["reason"]
+    # Once the first merged, the prediction was refreshed: against the base, not the branch.
+    orders = [e["payload"]["merge"]["order_reason"] for e in mq.client().all_events(
+        session=f"merge-{b['id']}", event="MergeChanged")]
+    assert any("predicted to conflict with main already (a.txt)" in o for o in orders), orders
     # Nothing lost on either branch: both commits intact; the base has the first one only.
     assert git(repo, "rev-parse", "second").strip() == second
     assert git(repo, "show", f"{second}:a.txt") == "one\nsecond's two\nthree\n"
