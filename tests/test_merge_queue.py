@@ -254,6 +254,21 @@ def test_dirty_base_checkout_is_never_touched(mq: HiveServer, repo: Path) -> Non
     assert (repo / "b.txt").read_text() == "polite bee\n"
 
 
+def test_no_merge_under_a_session_running_in_the_base_checkout(mq: HiveServer,
+                                                              repo: Path) -> None:
+    spawn(mq, "mq-in-main", ["sh"], cwd=repo, env=GIT_ENV, worktree=False)
+    branch(repo, "later", {"g.txt": "gee\n"})
+    before = git(repo, "rev-parse", "main").strip()
+    m = offer(mq, repo, "later")
+    mq.client().approve_merge(m["id"])
+    m = wait_for(lambda: "mq-in-main is running" in (x := item(mq, m["id"]))["reason"] and x,
+                 what="the merge held back")
+    assert m["state"] == "approved" and git(repo, "rev-parse", "main").strip() == before
+    assert mq.request("DELETE", "sessions/mq-in-main")[0] == 200
+    until(mq, m["id"], "merged")
+    assert (repo / "g.txt").read_text() == "gee\n"
+
+
 def test_session_running_in_the_branch_worktree_waits(mq: HiveServer, repo: Path) -> None:
     session = spawn(mq, "mq-agent", ["sh"], cwd=repo, env=GIT_ENV)
     wt = Path(session["worktree"]["path"])

@@ -461,6 +461,12 @@ class MergeQueue:
                 self._move(item, stale[0], stale[1], approved=False, approved_head=None)
                 return
         blocked = await asyncio.to_thread(gitmerge.base_blocked, item.repo, item.base)
+        where = await asyncio.to_thread(gitmerge.checkout_of, item.repo, item.base)
+        runner = self._runner(where) if where else None
+        if runner and not blocked:
+            blocked = (f"session {runner} is running in {where}, where {item.base} is checked "
+                       "out: the queue will not move files under it; it merges once the "
+                       "session stops")
         if blocked:
             # Stays approved and holds its queue (the base is unusable for everyone now);
             # looked at again every tick (one event, not one per tick), merged once it is clean.
