@@ -293,6 +293,34 @@ class HiveClient:
             paths = [paths]
         return self.request("POST", f"tasks/{_q(task_id)}/violations", {"accept": list(paths)})
 
+    # -- the merge queue ---------------------------------------------------------------------
+    def offer_merge(self, repo: str, branch: str, base: str | None = None,
+                    checks: Iterable[Iterable[str]] = (), source: str = "client") -> dict[str, Any]:
+        """Queue ``branch`` for merging into ``base`` (default: the repo's checked-out branch)."""
+        body: dict[str, Any] = {"repo": repo, "branch": branch, "source": source,
+                                "checks": [list(c) for c in checks]}
+        if base is not None:
+            body["base"] = base
+        return self.request("POST", "merges", body)
+
+    def merges(self, state: str | None = None, repo: str | None = None) -> list[dict[str, Any]]:
+        return self.request("GET", "merges", params={"state": state, "repo": repo})["merges"]
+
+    def merge(self, merge_id: int) -> dict[str, Any]:
+        return self.request("GET", f"merges/{int(merge_id)}")
+
+    def approve_merge(self, merge_id: int) -> dict[str, Any]:
+        return self.request("POST", f"merges/{int(merge_id)}/approve")
+
+    def reject_merge(self, merge_id: int) -> dict[str, Any]:
+        return self.request("POST", f"merges/{int(merge_id)}/reject")
+
+    def cancel_merge(self, merge_id: int) -> dict[str, Any]:
+        return self.request("POST", f"merges/{int(merge_id)}/cancel")
+
+    def retry_merge(self, merge_id: int) -> dict[str, Any]:
+        return self.request("POST", f"merges/{int(merge_id)}/retry")
+
     async def stream(self, after: int = 0, session: str | None = None, event: str | None = None,
                      reconnect: bool = True) -> AsyncIterator[dict[str, Any]]:
         """Yield events live, forever; reconnects from the last id (no gap, no duplicate)."""

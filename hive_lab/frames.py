@@ -29,11 +29,11 @@ import pandas as pd
 
 if TYPE_CHECKING:  # the client builds frames lazily (client.frames): no import circle
     from .client import HiveClient
-from .wire import STATES, TASK_STATES
+from .wire import MERGE_STATES, STATES, TASK_STATES
 
 __all__ = [
     "Frames", "sessions", "events", "transitions", "git", "git_files", "overlaps",
-    "conflicts", "usage", "usage_from_files", "tasks", "attempts", "SCHEMAS", "empty", "concat",
+    "conflicts", "usage", "usage_from_files", "tasks", "attempts", "merges", "SCHEMAS", "empty", "concat",
     "with_spans", "STATES", "TASK_STATES",
 ]
 
@@ -129,6 +129,14 @@ SCHEMAS: dict[str, list[tuple[str, str]]] = {
         ("escalated", "time"), ("resolved", "time"), ("delivered", "object"),
         ("attempts", "Int64"), ("pending", "object"), ("last_error", "string"),
     ],
+    "merges": [
+        ("id", "Int64"), ("position", "Int64"), ("state", "merge_state"), ("reason", "string"),
+        ("order_reason", "string"), ("branch", "string"), ("base", "string"),
+        ("repo", "string"), ("source", "string"), ("approved", "boolean"),
+        ("checks", "Int64"), ("checks_passed", "Int64"), ("conflicts", "object"),
+        ("predicted", "object"), ("created", "time"), ("updated", "time"),
+        ("merged_sha", "string"), ("resolver", "string"), ("cleanup", "string"),
+    ],
     "usage_model": [("model", "category"), *_AGG],
     "usage_block": [
         ("start", "time"), ("end", "time"), ("actual_end", "time"), ("is_active", "boolean"),
@@ -174,6 +182,8 @@ def _column(values: Sequence[Any], kind: str) -> Any:
         return _categorical(values, STATES)
     if kind == "task_state":
         return _categorical(values, TASK_STATES)
+    if kind == "merge_state":
+        return _categorical(values, MERGE_STATES)
     if kind == "category":
         return _categorical(values)
     if kind == "string":
@@ -589,6 +599,38 @@ def notifications(client: HiveClient, unread: bool = False, limit: int = 1000) -
     return _build(client.notifications(unread=unread, limit=limit), "notifications")
 
 
+def _merge_record(m: Mapping[str, Any]) -> dict[str, Any]:
+    runs = m.get("check_runs") or []
+    return {
+        **{k: m.get(k) for k in ("id", "position", "state", "reason", "order_reason", "branch",
+                                 "base", "repo", "source", "approved", "created", "updated",
+                                 "merged_sha", "resolver", "cleanup")},
+        "checks": len(m.get("checks") or []),
+        "checks_passed": sum(1 for r in runs if r.get("passed")),
+        "conflicts": list(m.get("conflicts") or []),
+        "predicted": list(m.get("predicted") or []),
+    }
+
+
+def merges_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Merge queue JSON (``GET merges``) -> the :func:`merges` frame."""
+    return _build((_merge_record(m) for m in records), "merges")
+
+
+def merges(client: HiveClient, state: str | None = None, repo: str | None = None) -> pd.DataFrame:
+    """The merge queue, one row per offered branch (oldest first).
+
+    Columns: ``id``, ``position`` (Int64: 1 = next in its (repo, base) queue, NA = out of
+    line), ``state`` (category of :data:`hive_lab.wire.MERGE_STATES`), ``reason`` (why it is
+    in that state), ``order_reason`` (why it is at that place), ``branch``, ``base``,
+    ``repo``, ``source`` (string), ``approved`` (boolean), ``checks`` / ``checks_passed``
+    (Int64: given / passed in the latest runs), ``conflicts`` (object: paths of a real
+    conflict), ``predicted`` (object: predicted conflicts, ``{"with", "paths"}``),
+    ``created``/``updated`` (time), ``merged_sha``, ``resolver``, ``cleanup`` (string).
+    """
+    return merges_frame(client.merges(state=state, repo=repo))
+
+
 def _attempt_record(task_id: str, a: Mapping[str, Any]) -> dict[str, Any]:
     return {**a, "task": a.get("task_id", task_id), "check_tail": a.get("check_tail") or None}
 
@@ -673,4 +715,8 @@ class Frames:
     def notifications(self, unread: bool = False, limit: int = 1000) -> pd.DataFrame:
         """See :func:`hive_lab.frames.notifications`."""
         return notifications(self.client, unread, limit)
+
+    def merges(self, state: str | None = None, repo: str | None = None) -> pd.DataFrame:
+        """See :func:`hive_lab.frames.merges`."""
+        return merges(self.client, state, repo)
 

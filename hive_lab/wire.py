@@ -40,7 +40,12 @@ STATES = (STARTING, WORKING, WAITING, IDLE, EXITED, ERROR)
 TASK_STATES = ("pending", "ready", "running", "waiting", "checking", "blocked", "paused", "done",
                "failed", "canceled")
 SCOPE_REQUEST_STATES = ("pending", "approved", "refused")
-SCOPE_REQUEST_HOOK = "ScopeRequest"  # the hook event `hive-lab task request-scope` posts
+SCOPE_REQUEST_HOOK = "ScopeRequest"
+# -- merge queue states (hive_lab.orchestrate.mergeplan.STATES; a test checks they agree) ------
+MERGE_STATES = ("queued", "waiting", "updating", "checking", "awaiting_approval", "approved",
+                "merging", "merged", "needs_you", "resolving", "rejected", "canceled",
+                "superseded")
+MERGES_PATH = "merges"  # the hook event `hive-lab task request-scope` posts
 
 # -- events Hive Lab emits itself (agent "hive") -------------------------------------------------
 HIVE_AGENT = "hive"
@@ -68,9 +73,12 @@ BUDGET_RESUMED = "BudgetResumed"  # the limit was raised (or its window rolled o
 BUDGET_CEILING = "BudgetCeiling"  # the hard ceiling: the session was ended, worktree kept
 BUDGET_EVENTS = (BUDGET_WARNING, BUDGET_PAUSED, BUDGET_RESUMED, BUDGET_CEILING)
 NOTIFICATION = "NotificationRaised"  # Hive Lab called the user (a notification was made)
+# The merge queue (orchestrate/merging.py): payload ``merge`` (the item), ``previous``, ``reason``;
+# session ``merge-<id>``.
+MERGE_CHANGED = "MergeChanged"
 HIVE_EVENTS = (STATE_CHANGED, SESSION_CREATED, SESSION_REMOVED, GIT_CHANGED, CONFLICT_PREDICTED,
                USAGE_UPDATED, SCREEN_ANSWERED, HOOK_DECIDED, NOTIFICATION, *RECOVERY_EVENTS,
-               *BUDGET_EVENTS)
+               *BUDGET_EVENTS, MERGE_CHANGED)
 
 # Events other parts emit (agent "hive") for the notifier to turn into a notification. Payload:
 # ``message`` (str, the text to send), optional ``key`` (str: one notification per key; default

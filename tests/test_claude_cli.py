@@ -236,7 +236,9 @@ def test_interactive_session_in_tmux(claude: Path, tmp_path: Path) -> None:
     with FakeAnthropic(seed=21) as api:
         env = private_home(tmp_path, [project], base_url=api.base_url)
         try:
-            term.start([str(claude), "--permission-mode", "default"], cwd=project, env=env)
+            # Through sh: tmux 3.3a gives no status for a pane ended by a signal, sh gives 128+N.
+            term.start(["sh", "-c", '"$@"; exit $?', "sh", str(claude), "--permission-mode", "default"],
+                       cwd=project, env=env)
 
             # -- startup. FACTS.md's list names DirectoryAdded, which 2.1.197 does not know:
             # it shows a blocking "Settings Warning" first; "1. Continue" gets past it.
@@ -309,7 +311,7 @@ def test_interactive_session_in_tmux(claude: Path, tmp_path: Path) -> None:
                 return (dead, code) if dead and code is not None else None
             _, status = wait_until(exited, 3 * STEP,
                                    what=lambda: f"pane death with its exit status; pane:\n{term.processes()}")
-            assert status == 0
+            assert status == 0, f"exit status {status}" + (f" (signal {status - 128})" if status > 128 else "")
         finally:
             try:
                 term.capture("final")

@@ -42,6 +42,7 @@ from ..orchestrate.budgets import BudgetConfig
 from ..orchestrate.fleetusage import FleetUsage
 from ..notify.notifier import Notifier, NotifyConfig
 from ..orchestrate.runtime import Orchestrator, OrchestratorConfig
+from ..orchestrate.merging import MergeConfig, MergeQueue
 from ..usage.parse import Pricing
 from ..wire import API_PREFIX, HOOKS_PATH
 
@@ -74,6 +75,9 @@ class HiveConfig:
     # c.HiveLab.store_url: "postgresql://..." puts the tasks in a store shared by several
     # control servers (core/sharedstore.py); "" keeps them in the node's SQLite.
     store_url: str = field(default="", repr=False)  # may hold a password
+    merge_auto: bool = False  # merge queue: merge without a person's approval
+    merge_conflict: str = "needs_you"  # or "resolver": a task scoped to the conflicting files
+    merge_resolver_agent: str | None = None  # the resolver task's profile (None: any)
 
 
 class Hive:
@@ -118,6 +122,12 @@ class Hive:
         # On a shared store, fleet and profile budgets count every control server's spend.
         self.fleet_usage = FleetUsage(self.tasks, self.budgets, self.usage, self.signals) \
             if config.store_url else None
+        self.merges = MergeQueue(self.paths.db, self.recorder, self.sessions, self.git,
+                                 self.tasks, self.paths.root / "merges",
+                                 MergeConfig(auto=config.merge_auto,
+                                             conflict=config.merge_conflict,
+                                             resolver_agent=config.merge_resolver_agent,
+                                             check_timeout=config.check_timeout))
         self._loops: list[asyncio.Task[Any]] = []
         self.started = time.time()
 
@@ -135,6 +145,7 @@ class Hive:
             asyncio.ensure_future(self._every(self.config.task_interval, self.tasks.tick)),
             asyncio.ensure_future(self._every(self.config.task_interval, self.budgets.tick)),
             asyncio.ensure_future(self._every(1.0, self.notify.tick)),
+            asyncio.ensure_future(self._every(self.config.task_interval, self.merges.tick)),
         ]
         if self.fleet_usage is not None:
             self._loops.append(asyncio.ensure_future(
@@ -152,6 +163,7 @@ class Hive:
         self._loops = []
         await self.sessions.close()
         self.tasks.close()
+        self.merges.close()
         self.budgets.close()
         self.notify.close()
         self.bus.close()
@@ -367,6 +379,38 @@ class Hive:
 
     def accept_violations(self, task_id: str, paths: Any) -> dict[str, Any]:
         return self.tasks.accept_violations(task_id, paths)
+
+    # -- the merge queue -------------------------------------------------------------------
+    def offer_merge(self, body: Any) -> dict[str, Any]:
+        """``POST merges``: any local branch offered for merging into its base.
+
+        On the loop thread, like ``add_task``: a few ``git rev-parse`` calls, and the queue's
+        connection is used by one thread only."""
+        if not isinstance(body, dict):
+            raise BadRequest('body must be {"repo", "branch", "base", "checks": [[argv]]}')
+        unknown = sorted(str(k)[:40] for k in body if k not in ("repo", "branch", "base",
+                                                                 "checks", "source"))
+        if unknown:
+            raise BadRequest(f"unknown merge field(s): {unknown}")
+        repo: Any = body.get("repo")
+        branch: Any = body.get("branch")
+        item = self.merges.offer(repo, branch, body.get("base"), body.get("checks"),
+                                 body.get("source", "api"))
+        return item.to_json()
+
+    def list_merges(self, state: str | None = None, repo: str | None = None) -> list[dict[str, Any]]:
+        return [m.to_json() for m in self.merges.list(state=state, repo=repo)]
+
+    def merge(self, item_id: int) -> dict[str, Any]:
+        return self.merges.get(item_id).to_json()
+
+    def merge_action(self, item_id: int, action: str) -> dict[str, Any]:
+        """approve, reject, cancel or retry one queued branch."""
+        verbs = {"approve": self.merges.approve, "reject": self.merges.reject,
+                 "cancel": self.merges.cancel, "retry": self.merges.retry}
+        if action not in verbs:
+            raise BadRequest("action must be approve, reject, cancel or retry")
+        return verbs[action](item_id).to_json()
 
     # -- notifications ----------------------------------------------------------------------
     def notifications(self, unread: bool = False, limit: int = 100) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Sequence
 from ..orchestrate.recoverystore import MIGRATION_SQL as RECOVERY_SQL
 from ..notify.schema import MIGRATION_SQL as NOTIFY_SQL
 from ..orchestrate.schema import FLEET_USAGE_SQL, MIGRATION_SQL as ORCHESTRATION_SQL
+from ..orchestrate.mergestore import MIGRATION_SQL as MERGES_SQL
 from .errors import HiveError
 
 
@@ -101,6 +102,9 @@ CREATE INDEX IF NOT EXISTS tasks_ready ON tasks (priority DESC, created, id) WHE
 # budgets count the whole team's spend (orchestrate/fleetusage.py; unused on a lone node).
 V7_FLEET_USAGE = ";\n".join(FLEET_USAGE_SQL)
 
+# 8: the merge queue's items; the DDL lives with its code.
+V8_MERGES = ";\n".join(MERGES_SQL)
+
 MIGRATIONS: tuple[str, ...] = (
     V1_BASE,
     V2_ORCHESTRATION,
@@ -109,6 +113,7 @@ MIGRATIONS: tuple[str, ...] = (
     V5_NOTIFICATIONS,
     V6_READY_QUEUE,
     V7_FLEET_USAGE,
+    V8_MERGES,
 )
 
 

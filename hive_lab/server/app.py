@@ -6,7 +6,7 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Float, Int, List, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Int, List, Unicode, default, validate
 
 from .._version import __version__
 from ..core.agents import load_profiles
@@ -85,6 +85,22 @@ class HiveLab(ExtensionApp):
     notify_on = List(Unicode(), default_value=list(NOTIFY_KINDS), config=True, help=(
         "Kinds that notify: " + ", ".join(NOTIFY_KINDS) + "."))
 
+    merge_auto = Bool(False, config=True, help=(
+        "Merge queue: merge a branch as soon as it is up to date and its checks pass "
+        "(default: a person approves each merge)."))
+    merge_conflict = Unicode("needs_you", config=True, help=(
+        "Merge queue, on a real conflict: 'needs_you' (stop that branch, go on with the "
+        "others) or 'resolver' (start a task scoped to the conflicting files)."))
+
+    merge_resolver_agent = Unicode(None, allow_none=True, config=True, help=(
+        "Merge queue: the profile that runs resolver tasks (None: any that is installed)."))
+
+    @validate("merge_conflict")
+    def _check_merge_conflict(self, proposal: Any) -> str:
+        if proposal["value"] not in ("needs_you", "resolver"):
+            raise ValueError("merge_conflict must be 'needs_you' or 'resolver'")
+        return proposal["value"]
+
     @default("data_dir")
     def _default_data_dir(self) -> str:
         return str(Path(jupyter_data_dir()) / "hive_lab")
@@ -140,6 +156,9 @@ class HiveLab(ExtensionApp):
                                 command=list(self.notify_command) or None,
                                 escalate_after=self.notify_escalate_after,
                                 on=tuple(self.notify_on)),
+            merge_auto=self.merge_auto,
+            merge_conflict=self.merge_conflict,
+            merge_resolver_agent=self.merge_resolver_agent,
         )
         self.hive = Hive(config)
         self.settings["hive_lab"] = self.hive

@@ -15,7 +15,8 @@ from tornado import web
 from ..core.errors import BadRequest, HiveError
 from ..core.facade import Hive
 from ..hook import c1_answer
-from ..wire import API_PREFIX, CLIENT_C1, HEADER_CLIENT, HOOKS_PATH, NOTIFICATIONS_PATH, STREAM_PATH
+from ..wire import (API_PREFIX, CLIENT_C1, HEADER_CLIENT, HOOKS_PATH, MERGES_PATH,
+                    NOTIFICATIONS_PATH, STREAM_PATH)
 from .base import HiveHandler, api, error_body, error_status, parse_bool, parse_int, parse_time
 from .stream import EventStreamHandler
 
@@ -263,6 +264,29 @@ class NotificationReadHandler(HiveHandler):
         self.reply(self.hive.read_notification(number))
 
 
+class MergesHandler(HiveHandler):
+    @api
+    def get(self) -> None:
+        self.reply({"merges": self.hive.list_merges(state=self.query("state"),
+                                                    repo=self.query("repo"))})
+
+    @api
+    def post(self) -> None:
+        self.reply(self.hive.offer_merge(self.json_body()), status=201)
+
+
+class MergeHandler(HiveHandler):
+    @api
+    def get(self, mid: str) -> None:
+        self.reply(self.hive.merge(parse_int(mid, "merge id", 0, 1, 2**62)))
+
+
+class MergeActionHandler(HiveHandler):
+    @api
+    def post(self, mid: str, action: str) -> None:
+        self.reply(self.hive.merge_action(parse_int(mid, "merge id", 0, 1, 2**62), action))
+
+
 def _usage_filters(handler: HiveHandler) -> dict[str, Any]:
     out: dict[str, Any] = {"session": handler.query("session")}
     for key in ("since", "until"):
@@ -343,4 +367,8 @@ def handlers() -> list[tuple[str, type]]:
         (rf"{API}/{NOTIFICATIONS_PATH}", NotificationsHandler),
         (rf"{API}/{NOTIFICATIONS_PATH}/channels", NotificationChannelsHandler),
         (rf"{API}/{NOTIFICATIONS_PATH}/(?P<nid>[^/]+)/read", NotificationReadHandler),
+        (rf"{API}/{MERGES_PATH}", MergesHandler),
+        (rf"{API}/{MERGES_PATH}/(?P<mid>[^/]+)", MergeHandler),
+        (rf"{API}/{MERGES_PATH}/(?P<mid>[^/]+)/(?P<action>approve|reject|cancel|retry)",
+         MergeActionHandler),
     ]
