@@ -17,6 +17,7 @@ from ..core.facade import Hive
 from ..hook import c1_answer
 from ..wire import API_PREFIX, CLIENT_C1, HEADER_CLIENT, HOOKS_PATH, NOTIFICATIONS_PATH, STREAM_PATH
 from .base import HiveHandler, api, error_body, error_status, parse_bool, parse_int, parse_time
+from .fleet import fleet_handlers
 from .stream import EventStreamHandler
 
 API = "/" + API_PREFIX
@@ -38,7 +39,7 @@ class ProfilesHandler(HiveHandler):
 class SessionsHandler(HiveHandler):
     @api
     def get(self) -> None:
-        self.reply({"sessions": self.hive.list_sessions()})
+        self.reply({"sessions": self.hive.list_sessions(host=self.query("host"))})
 
     @api
     async def post(self) -> None:
@@ -183,11 +184,12 @@ class TasksHandler(HiveHandler):
     def get(self) -> None:
         self.reply({"tasks": self.hive.list_tasks(state=self.query("state"),
                                                   repo=self.query("repo"),
-                                                  session=self.query("session"))})
+                                                  session=self.query("session"),
+                                                  host=self.query("host"))})
 
     @api
-    def post(self) -> None:
-        self.reply(self.hive.add_task(self.json_body()), status=201)
+    async def post(self) -> None:
+        self.reply(await self.hive.add_task_anywhere(self.json_body()), status=201)
 
 
 class TaskHandler(HiveHandler):
@@ -343,4 +345,5 @@ def handlers() -> list[tuple[str, type]]:
         (rf"{API}/{NOTIFICATIONS_PATH}", NotificationsHandler),
         (rf"{API}/{NOTIFICATIONS_PATH}/channels", NotificationChannelsHandler),
         (rf"{API}/{NOTIFICATIONS_PATH}/(?P<nid>[^/]+)/read", NotificationReadHandler),
+        *fleet_handlers(),
     ]

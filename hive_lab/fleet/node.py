@@ -1,0 +1,97 @@
+"""A client for one node: its REST API over HTTP(S) and its event stream over a WebSocket.
+
+The token is read from the host's token file at each connection and sent only in the
+``Authorization`` header (never in a URL, so it is in no log line or error message). Transport
+failures become :class:`NodeUnreachable`; a node's own answers (any status) are returned as they
+are, so the control room can pass them through.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, AsyncIterator
+
+import httpx
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import WebSocketException
+
+from .hosts import Host, HostConfigError
+
+MAX_MESSAGE = 16 * 1024 * 1024
+
+
+class NodeUnreachable(Exception):
+    """The node did not answer (refused, timed out, connection lost, bad token file)."""
+
+
+class NodeClient:
+    """REST and stream access to ``{host.url}hive_lab/api/``."""
+
+    def __init__(self, host: Host, timeout: float = 5.0) -> None:
+        self.host = host
+        self.timeout = timeout
+        self._http: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"NodeClient({self.host.name!r})"
+
+    def _headers(self) -> dict[str, str]:
+        try:
+            token = self.host.token()
+        except HostConfigError as exc:
+            raise NodeUnreachable(str(exc)) from None
+        return {"Authorization": f"token {token}"} if token else {}
+
+    async def request(self, method: str, path: str, params: dict[str, Any] | None = None,
+                      body: Any = None) -> tuple[int, Any]:
+        """``(status, parsed JSON body)``; raises :class:`NodeUnreachable` on transport failure."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False,
+                                           trust_env=False)
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        content = json.dumps(body).encode() if body is not None else None
+        try:
+            resp = await self._http.request(method, self.host.api_url + path, params=query,
+                                            content=content, headers={
+                                                **self._headers(),
+                                                "Content-Type": "application/json"})
+        except httpx.HTTPError as exc:
+            raise NodeUnreachable(f"{self.host.name}: {exc.__class__.__name__}") from None
+        try:
+            data = resp.json() if resp.content else None
+        except ValueError:
+            data = {"error": "bad_gateway",
+                    "detail": f"host {self.host.name!r} answered {resp.status_code} without JSON"}
+        return resp.status_code, data
+
+    async def stream(self, after: int, heartbeat: float = 5.0) -> AsyncIterator[dict[str, Any]]:
+        """The node's events after ``after`` (replay, then live) until the stream ends.
+
+        Ends quietly on ``resync`` (the caller reconnects with its last id); raises
+        :class:`NodeUnreachable` when the node cannot be reached or goes silent for three
+        heartbeats (a cut link gives no error, only silence).
+        """
+        url = self.host.api_url.replace("http", "ws", 1) + "events/stream"
+        url += f"?after={int(after)}&heartbeat={max(1, int(heartbeat))}"
+        try:
+            async with ws_connect(url, additional_headers=self._headers(), open_timeout=self.timeout,
+                                  ping_interval=None, max_size=MAX_MESSAGE,
+                                  max_queue=4096, compression=None) as ws:
+                while True:
+                    try:
+                        message = await asyncio.wait_for(ws.recv(), 3 * max(1.0, heartbeat))
+                    except asyncio.TimeoutError:
+                        raise NodeUnreachable(f"{self.host.name}: stream silent") from None
+                    data = json.loads(message)
+                    if "type" in data and "id" not in data:
+                        if data["type"] == "resync":
+                            return
+                        continue
+                    yield data
+        except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
+            raise NodeUnreachable(f"{self.host.name}: {exc.__class__.__name__}") from None
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None

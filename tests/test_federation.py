@@ -1,0 +1,226 @@
+"""A fleet across hosts, with real parts: two nodes in their own network namespaces (veth
+pairs, 10.77.N.2), each a real Jupyter server with Hive Lab, its own tmux socket and data
+dir; a control room in the root namespace federating them. Skipped, with the reason, where
+network namespaces cannot be made."""
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support import HiveServer, git, wait_for
+from support.netns import Netns, NetnsNode, unavailable
+
+WHY = unavailable()
+pytestmark = [pytest.mark.skipif(WHY is not None, reason=f"no network namespaces: {WHY}"),
+              pytest.mark.timeout(240)]
+HOOK = Path(__file__).resolve().parents[1] / "hive_lab" / "hook.py"
+
+
+def ticker(every: float = 0.25) -> list[str]:
+    """An agent that reports a PostToolUse hook event every ``every`` s, through the real hook
+    client, on its own node (so the node records events while the control room is cut off)."""
+    payload = json.dumps({"hook_event_name": "PostToolUse", "session_id": "t", "tool_name": "Bash",
+                          "tool_input": {"command": "true"}, "tool_response": {}})
+    hook = shlex.join([sys.executable, "-S", "-E", "-s", str(HOOK), "--agent", "hooked"])
+    return ["sh", "-c", f"while true; do printf '%s' {shlex.quote(payload)} | {hook}; "
+                        f"sleep {every}; done"]
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory):
+    made: list[Any] = []
+    try:
+        nodes = {}
+        for i, (name, labels) in enumerate((("n1", ["gpu"]), ("n2", ["big-repo"])), start=1):
+            ns = Netns(100 + i).create()
+            made.append(ns)
+            node = NetnsNode(tmp_path_factory.mktemp(name), netns=ns)
+            made.append(node)
+            node.start()
+            nodes[name] = (node, labels)
+        hosts = [{"name": n, "url": node.url, "token_file": str(node.token_file()),
+                  "labels": labels, "capacity": 4} for n, (node, labels) in nodes.items()]
+        room = HiveServer(tmp_path_factory.mktemp("room"), extra_config={
+            "hosts": hosts, "fleet_interval": 0.5, "fleet_timeout": 2.0})
+        made.append(room)
+        room.start()
+        wait_for(lambda: all(h["state"] == "ok" for h in room.get("hosts")["hosts"]),
+                 what="both nodes ok")
+        yield {"n1": nodes["n1"][0], "n2": nodes["n2"][0], "room": room,
+               "ns1": nodes["n1"][0].netns}
+    finally:
+        for thing in reversed(made):
+            if isinstance(thing, HiveServer):
+                thing.stop()
+                if thing.port:
+                    thing.kill_tmux()
+            else:
+                thing.destroy()
+
+
+def _spawn(room: HiveServer, body: dict[str, Any]) -> dict[str, Any]:
+    status, data = room.request("POST", "sessions", body)
+    assert status == 201, data
+    return data
+
+
+def test_nodes_listen_on_their_own_address_and_refuse_without_token(fleet) -> None:
+    n1 = fleet["n1"]
+    assert n1.url.startswith("http://10.77.101.2:")
+    for path in ("status", "sessions", "events", "tasks", "hosts", "git", "usage",
+                 "notifications", "budgets"):
+        for token in (None, "wrong-" + n1.token[:6]):
+            status, _ = n1.request("GET", path, token=token)
+            assert status == 403, (path, token, status)
+    status, _ = n1.request("POST", "sessions", {"name": "x", "agent": "shell"}, token=None)
+    assert status == 403
+
+    async def stream_without_token() -> int:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidStatus
+
+        try:
+            async with connect(n1.url.replace("http", "ws") + "hive_lab/api/events/stream",
+                               proxy=None):
+                return 101
+        except InvalidStatus as exc:
+            return exc.response.status_code
+    assert asyncio.run(stream_without_token()) == 403
+
+
+def test_placement_by_label_merged_sessions_and_one_stream(fleet) -> None:
+    room, n1, n2 = fleet["room"], fleet["n1"], fleet["n2"]
+    placed = _spawn(room, {"name": "tick1", "agent": "hooked", "command": ticker(),
+                           "labels": ["gpu"]})
+    assert placed["host"] == "n1" and "gpu" in placed["placement"]
+    assert _spawn(room, {"name": "tick2", "agent": "hooked", "command": ticker(),
+                         "host": "n2"})["host"] == "n2"
+    assert "tick1" in n1.tmux_sessions() and "tick1" not in n2.tmux_sessions()
+    status, refused = room.request("POST", "sessions", {"name": "x", "agent": "shell",
+                                                        "labels": ["linux-arm"]})
+    assert status == 409 and "linux-arm" in refused["detail"], refused
+
+    rows = wait_for(lambda: {(s["host"], s["name"]) for s in room.get("sessions")["sessions"]}
+                    >= {("n1", "tick1"), ("n2", "tick2")} and room.get("sessions")["sessions"],
+                    what="both nodes' sessions in one list")
+    assert {s["host"] for s in rows} == {"n1", "n2"}
+    assert [s["name"] for s in room.get("sessions?host=n2")["sessions"]] == ["tick2"]
+    # A node's own API, through the control room, with the node's token added there.
+    screen = room.get("hosts/n1/api/sessions/tick1")
+    assert screen["name"] == "tick1"
+
+    got = asyncio.run(_collect(room, "", lambda seen: {"n1", "n2"} <= {e["host"] for e in seen
+                                                                        if e["agent"] != "hive"}))
+    assert {e["host"] for e in got} >= {"n1", "n2"}
+
+
+async def _collect(room: HiveServer, after: str, done: Any, timeout: float = 30.0,
+                   sink: list[dict[str, Any]] | None = None,
+                   stop: threading.Event | None = None) -> list[dict[str, Any]]:
+    from websockets.asyncio.client import connect
+
+    seen: list[dict[str, Any]] = sink if sink is not None else []
+    url = room.url.replace("http", "ws") + f"hive_lab/api/fleet/stream?after={after}&heartbeat=1"
+    async with connect(url, additional_headers={"Authorization": f"token {room.token}"},
+                       proxy=None, max_size=None) as ws:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while loop.time() < end and not (stop and stop.is_set()):
+            try:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 1.0))
+            except asyncio.TimeoutError:
+                continue
+            if "id" in msg:
+                seen.append(msg)
+                if done(seen):
+                    break
+    return seen
+
+
+def test_a_cut_node_is_unreachable_not_exited_and_reconciles(fleet) -> None:
+    room, n1, ns1 = fleet["room"], fleet["n1"], fleet["ns1"]
+    if not any(s["name"] == "tick1" for s in n1.get("sessions")["sessions"]):
+        _spawn(room, {"name": "tick1", "agent": "hooked", "command": ticker(), "host": "n1"})
+    repo = n1.root / "repo"
+    repo.mkdir(exist_ok=True)
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "a.txt").write_text("a\n")
+    git(repo, "add", "a.txt")
+    git(repo, "commit", "-qm", "a")
+    status, task = room.request("POST", "tasks", {"id": "t-gpu", "prompt": "go", "repo": str(repo),
+                                                  "agent": "hooked", "labels": ["gpu"]})
+    assert status == 201 and task["host"] == "n1", task
+    wait_for(lambda: any(t["id"] == "t-gpu" and t["state"] == "running"
+                         for t in room.get("tasks?host=n1")["tasks"]), what="task running on n1")
+
+    start = n1.get("events?limit=1&after=0")  # noqa: F841 (the node is reachable here)
+    first = max(e["id"] for e in n1.client().all_events())
+    seen: list[dict[str, Any]] = []
+    stop = threading.Event()
+    reader = threading.Thread(target=lambda: asyncio.run(_collect(
+        room, f"n1:{first},n2:999999999,local:999999999", lambda s: False, 120, seen, stop)))
+    reader.start()
+    try:
+        wait_for(lambda: any(e["host"] == "n1" for e in seen), what="live n1 events")
+        ns1.link_down()
+        host = wait_for(lambda: next(h for h in room.get("hosts")["hosts"]
+                                     if h["name"] == "n1" and h["state"] == "unreachable"),
+                        what="n1 unreachable")
+        assert host["last_seen"] and host["unreachable_since"]
+        rows = [s for s in room.get("sessions")["sessions"] if s["host"] == "n1"]
+        assert rows and all(s["stale"] and s["state"] != "exited" for s in rows), rows
+        assert next(s for s in rows if s["name"] == "tick1")["state"] in ("working", "idle",
+                                                                          "starting")
+        waiting = next(t for t in room.get("tasks")["tasks"] if t["id"] == "t-gpu")
+        assert waiting["state"] == "running" and "unreachable" in waiting["why"]
+        status, answer = room.request("GET", "hosts/n1/api/sessions")
+        assert status == 504 and answer["error"] == "host_unreachable"
+        before = len(seen)
+        wait_for(lambda: n1.tmux("list-sessions").returncode == 0, what="n1 still runs agents")
+        import time
+        time.sleep(2.0)  # the node keeps recording while cut off
+        ns1.link_up()
+        wait_for(lambda: next(h for h in room.get("hosts")["hosts"]
+                              if h["name"] == "n1")["state"] == "ok", what="n1 back")
+        after_cut = wait_for(lambda: max(e["id"] for e in n1.client().all_events()) > 0
+                             and max(e["id"] for e in n1.client().all_events()), what="ids")
+        wait_for(lambda: any(e["id"] >= after_cut for e in seen if e["host"] == "n1"),
+                 timeout=30, what="events recorded during the outage reach the stream")
+        assert len(seen) > before
+    finally:
+        stop.set()
+        reader.join(10)
+        ns1.link_up()
+    ids = [e["id"] for e in seen if e["host"] == "n1"]
+    assert len(ids) == len(set(ids)), "an event arrived twice"
+    on_node = [e["id"] for e in n1.client().all_events(after=first) if e["id"] <= max(ids)]
+    assert ids == on_node, "the stream lost or reordered events of n1"
+    # Nothing ran twice: one attempt, on n1 only.
+    tasks = [t for t in room.get("tasks")["tasks"] if t["id"] == "t-gpu"]
+    assert len(tasks) == 1 and tasks[0]["host"] == "n1" and len(tasks[0]["attempts"]) == 1
+    # The control room said so in its own stream.
+    kinds = [e["event"] for e in room.client().all_events(session="n1")]
+    assert "HostUnreachable" in kinds and "HostReachable" in kinds
+
+
+def test_node_tokens_never_in_the_control_rooms_answers_or_log(fleet) -> None:
+    room = fleet["room"]
+    tokens = [fleet["n1"].token, fleet["n2"].token]
+    answers = [room.request("GET", p)[1] for p in (
+        "hosts", "hosts/n1", "hosts/n2", "sessions", "tasks", "hosts/n1/api/sessions",
+        "hosts/n2/api/status", "events?limit=10000")]
+    text = json.dumps(answers)
+    assert "<redacted>" in text
+    for token in tokens:
+        assert token not in text
+    log = b"".join(p.read_bytes() for p in room.base.glob("server-*.log")).decode(errors="replace")
+    assert "n1" in log or "hive_lab" in log  # the log is there and in use
+    for token in tokens:
+        assert token not in log
