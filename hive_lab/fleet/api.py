@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, AsyncGenerator, AsyncIterator
 
 from ..core.errors import BadRequest, Conflict, Forbidden, HiveError, NotFound, TooLarge
 from ..wire import EXITED, ERROR
-from .federation import Federation, Source, parse_cursor
+from .federation import Federation, Source, parse_cursor, task_state
 from .placement import Candidate
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class FleetMethods:
 
     # -- merged listings ----------------------------------------------------------------------
     def _local_live(self) -> int:
-        return sum(1 for s in self._local_sessions() if s.get("state") not in (EXITED, ERROR))
+        return sum(1 for s in self._local_sessions() if task_state(s) not in (EXITED, ERROR))
 
     def fleet_sessions(self, host: str | None = None) -> list[dict[str, Any]]:
         self._check_host(host)
@@ -113,7 +113,8 @@ class FleetMethods:
             out = [{**t, "host": self.host_name} for t in self._local_tasks(**filters)]
         if host != self.host_name:
             out += [t for t in self.fleet.tasks(host)
-                    if all(v is None or t.get(k) == v for k, v in filters.items())]
+                    if all(v is None or (task_state(t) if k == "state" else t.get(k)) == v
+                           for k, v in filters.items())]
         return out
 
     # -- placed writes ----------------------------------------------------------------------

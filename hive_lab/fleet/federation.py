@@ -53,7 +53,7 @@ class HostView:
 
     @property
     def live(self) -> int:
-        return sum(1 for s in self.sessions if s.get("state") not in (EXITED, ERROR))
+        return sum(1 for s in self.sessions if task_state(s) not in (EXITED, ERROR))
 
     def candidate(self) -> Candidate:
         return Candidate(self.host.name, self.host.labels, self.state == OK, self.live,
@@ -179,7 +179,7 @@ class Federation:
         for v in views:
             for t in v.tasks:
                 row = self._mark(t, v)
-                if v.state != OK and t.get("state") not in FINAL_TASK_STATES:
+                if v.state != OK and task_state(t) not in FINAL_TASK_STATES:
                     row["why"] = (f"host {v.host.name} unreachable since {iso(v.down_since)} "
                                   f"(last seen {iso(v.last_seen)}): the task waits for it; its "
                                   "worktree is on that host and it is never started twice")
@@ -283,6 +283,12 @@ class Federation:
     async def close(self) -> None:
         for view in self._views.values():
             await view.client.close()
+
+
+def task_state(task: dict[str, Any]) -> str | None:
+    """A task's or session's state name (the API gives ``{"name", ...}``)."""
+    state = task.get("state")
+    return state.get("name") if isinstance(state, dict) else state
 
 
 def parse_cursor(value: str | None) -> dict[str, int]:

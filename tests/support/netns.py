@@ -73,10 +73,13 @@ class Netns:
         return self
 
     def link_down(self) -> None:
-        _ip("link", "set", self.outer, "down")
+        """Cut the wire: the inner end goes down, so the outer end loses its carrier but keeps
+        its route (packets are dropped, as on a pulled cable). Taking the outer end down would
+        remove the route and send the node's traffic to the default gateway instead."""
+        _ip("link", "set", self.inner, "down", ns=self.name)
 
     def link_up(self) -> None:
-        _ip("link", "set", self.outer, "up")
+        _ip("link", "set", self.inner, "up", ns=self.name)
 
     def destroy(self) -> None:
         _ip("link", "del", self.outer, check=False)
