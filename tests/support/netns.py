@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -41,6 +42,17 @@ def unavailable() -> str | None:
         return f"`ip netns add` failed: {out.stderr.strip()}"
     _ip("netns", "del", name, check=False)
     return None
+
+
+def free_indexes(count: int) -> list[int]:
+    """``count`` subnet numbers N (10.77.N.0/24) no interface uses now (other test runs may
+    have namespaces up at the same time)."""
+    import random
+
+    used = set(re.findall(r"inet 10\.77\.(\d+)\.", _ip("-o", "-4", "addr", "show").stdout))
+    free = [n for n in range(10, 250) if str(n) not in used]
+    start = random.randrange(len(free))
+    return (free[start:] + free[:start])[:count]
 
 
 @dataclass
