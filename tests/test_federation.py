@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shlex
+import subprocess
 import sqlite3
 import sys
 import threading
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from support import HiveServer, git, wait_for
+from support import BIN, HiveServer, git, wait_for
 from support.netns import Netns, NetnsNode, free_indexes, unavailable
 
 WHY = unavailable()
@@ -48,10 +49,19 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
             made.append(node)
             node.start()
             nodes[name] = (node, labels)
-        hosts = [{"name": n, "url": node.url, "token_file": str(node.token_file()),
-                  "labels": labels, "capacity": 4} for n, (node, labels) in nodes.items()]
+        # n1 from c.HiveLab.hosts, n2 from the hosts file the real `hive-lab hosts add` writes
+        n1, n2 = nodes["n1"][0], nodes["n2"][0]
+        hosts_file = tmp_path_factory.mktemp("hostsfile") / "hosts.json"
+        added = subprocess.run(
+            [str(BIN / "hive-lab"), "hosts", "--file", str(hosts_file), "add", "n2", n2.url,
+             "--token-file", str(n2.token_file()), "--label", "big-repo", "--capacity", "4"],
+            capture_output=True, text=True, timeout=60)
+        assert added.returncode == 0, added.stderr
+        assert n2.token not in hosts_file.read_text()
         room = HiveServer(tmp_path_factory.mktemp("room"), extra_config={
-            "hosts": hosts, "fleet_interval": 0.5, "fleet_timeout": 2.0})
+            "hosts": [{"name": "n1", "url": n1.url, "token_file": str(n1.token_file()),
+                       "labels": ["gpu"], "capacity": 4}],
+            "hosts_file": str(hosts_file), "fleet_interval": 0.5, "fleet_timeout": 2.0})
         made.append(room)
         room.start()
         wait_for(lambda: all(h["state"] == "ok" for h in room.get("hosts")["hosts"]),
