@@ -165,7 +165,7 @@ class FleetMethods:
         return source
 
     def fleet_feed(self, after: str | None, hosts: str | None, event: str | None,
-                   heartbeat: float) -> AsyncGenerator[dict[str, Any], None]:
+                   heartbeat: float) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Every host's events in one stream, each marked ``host``; ``after`` is per host
         (``local:12,gpu1:40``), as the heartbeats report it."""
         cursor = parse_cursor(after)

@@ -227,24 +227,31 @@ class Federation:
 
     async def feed(self, cursor: dict[str, int], sources: dict[str, Source],
                    heartbeat: float = 15.0,
-                   event: str | None = None) -> AsyncGenerator[dict[str, Any], None]:
+                   event: str | None = None) -> AsyncGenerator[list[dict[str, Any]], None]:
         """``hello``, then every host's events (``host`` set) as they come, with heartbeats
-        carrying each host's position; a reconnecting client passes those positions back."""
+        carrying each host's position; a reconnecting client passes those positions back.
+
+        Yields batches (what was queued at once), so the transport waits for its socket once
+        per batch rather than once per message."""
         positions = {name: int(cursor.get(name, 0)) for name in sources}
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(FEED_QUEUE)
         pumps = [asyncio.ensure_future(self._pump(name, src, positions, queue))
                  for name, src in sources.items()]
         try:
-            yield {"type": "hello", "after": dict(positions), "hosts": sorted(sources)}
+            yield [{"type": "hello", "after": dict(positions), "hosts": sorted(sources)}]
             while True:
                 try:
-                    item = await asyncio.wait_for(queue.get(), heartbeat)
+                    first = await asyncio.wait_for(queue.get(), heartbeat)
                 except asyncio.TimeoutError:
-                    yield {"type": "heartbeat", "after": dict(positions)}
+                    yield [{"type": "heartbeat", "after": dict(positions)}]
                     continue
-                if event and "id" in item and item.get("event") != event:
-                    continue
-                yield item
+                batch = [first]
+                while not queue.empty() and len(batch) < 500:
+                    batch.append(queue.get_nowait())
+                if event:
+                    batch = [i for i in batch if "id" not in i or i.get("event") == event]
+                if batch:
+                    yield batch
         finally:
             for p in pumps:
                 p.cancel()

@@ -68,26 +68,25 @@ class NodeClient:
         """The node's events after ``after`` (replay, then live) until the stream ends.
 
         Ends quietly on ``resync`` (the caller reconnects with its last id); raises
-        :class:`NodeUnreachable` when the node cannot be reached or goes silent for three
-        heartbeats (a cut link gives no error, only silence).
+        :class:`NodeUnreachable` when the node cannot be reached, closes, or does not answer
+        our pings for two heartbeats.
         """
         url = self.host.api_url.replace("http", "ws", 1) + "events/stream"
         url += f"?after={int(after)}&heartbeat={max(1, int(heartbeat))}"
         try:
+            # Our pings find a silent peer (a cut link gives no error, only silence).
             async with ws_connect(url, additional_headers=self._headers(), open_timeout=self.timeout,
-                                  ping_interval=None, max_size=MAX_MESSAGE,
-                                  max_queue=4096, compression=None) as ws:
-                while True:
-                    try:
-                        message = await asyncio.wait_for(ws.recv(), 3 * max(1.0, heartbeat))
-                    except asyncio.TimeoutError:
-                        raise NodeUnreachable(f"{self.host.name}: stream silent") from None
+                                  ping_interval=max(1.0, heartbeat), ping_timeout=2 * max(1.0, heartbeat),
+                                  max_size=MAX_MESSAGE, max_queue=4096, compression=None,
+                                  proxy=None) as ws:
+                async for message in ws:
                     data = json.loads(message)
                     if "type" in data and "id" not in data:
                         if data["type"] == "resync":
                             return
                         continue
                     yield data
+            raise NodeUnreachable(f"{self.host.name}: stream closed")
         except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
             raise NodeUnreachable(f"{self.host.name}: {exc.__class__.__name__}") from None
 

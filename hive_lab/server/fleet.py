@@ -107,8 +107,12 @@ class FleetStreamHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):  # t
 
     async def _pump(self) -> None:
         try:
-            async for item in self._feed:
-                await self.write_message(json.dumps(item, ensure_ascii=False))
+            async for batch in self._feed:
+                pending = None
+                for item in batch:
+                    pending = self.write_message(json.dumps(item, ensure_ascii=False))
+                if pending is not None:
+                    await pending
         except (WebSocketClosedError, asyncio.CancelledError):
             pass
         finally:
