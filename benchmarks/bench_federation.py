@@ -8,8 +8,8 @@ dir), each in its own network namespace on its own address (10.77.N.2, veth pair
 harness as tests/test_federation.py), or on 127.0.0.1 with ``--loopback`` / where namespaces
 cannot be made. A control room in the root namespace federates them (``c.HiveLab.hosts``).
 Two "hooked" sessions per node (Claude Code hooks, the agent is ``cat``) are started through
-the control room (``host`` set). One sender process per node posts real hook events
-(PostToolUse of a read-only tool, the session's secret, a fresh dedup key each) to that node's
+the control room (``host`` set). One sender process per session posts real hook events
+(PostToolUse of a read-only tool, the session's secret, a fresh dedup key each) to its node's
 hooks URL on a keep-alive connection, paced to ``rate`` events/s in total; each payload carries
 ``seq`` and ``t0`` (wall clock at the send).
 
@@ -52,29 +52,29 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def send_loop(hooks_url: str, host: str, secrets_of: dict[str, str], rate: float,
-              seconds: float, out: Any) -> None:
-    """One node's sender, in its own process (so it does not compete with the readers' loop):
-    ``rate`` hook events a second on one keep-alive connection, paced; puts the seqs sent."""
+def send_loop(hooks_url: str, host: str, session: str, secret: str, offset: int, stride: int,
+              rate: float, seconds: float, out: Any) -> None:
+    """One session's sender, in its own process (so it does not compete with the readers'
+    loop): ``rate`` hook events a second on one keep-alive connection, paced; seqs
+    ``offset, offset + stride, ...``; puts the seqs sent."""
     import http.client
     from urllib.parse import urlsplit
 
     url = urlsplit(hooks_url)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-    sessions = sorted(secrets_of)
     start = time.perf_counter()
     sent = []
-    for seq in range(int(rate * seconds)):
-        delay = start + seq / rate - time.perf_counter()
+    for i in range(int(rate * seconds)):
+        delay = start + i / rate - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
-        session = sessions[seq % len(sessions)]
+        seq = offset + i * stride
         t0 = time.time()
         body = {"hook_event_name": "PostToolUse", "session_id": f"bench-{session}",
                 "tool_name": "Read", "tool_input": {"file_path": "/dev/null"},
                 "tool_response": {}, "seq": seq, "t0": t0, "bench_host": host}
         conn.request("POST", url.path, json.dumps(body).encode(), {
-            "X-Hive-Session": session, "X-Hive-Secret": secrets_of[session],
+            "X-Hive-Session": session, "X-Hive-Secret": secret,
             "X-Hive-Key": secrets.token_hex(16), "X-Hive-Fired": str(t0),
             "X-Hive-Agent": "claude", "Content-Type": "application/json"})
         resp = conn.getresponse()
@@ -92,14 +92,20 @@ async def sender(node: HiveServer, host: str, sessions: list[str], rate: float, 
                   for s in sessions}
     ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()
-    proc = ctx.Process(target=send_loop, args=(info["hooks_url"], host, secrets_of, rate,
-                                               seconds, out))
-    proc.start()
-    _, seqs, took = await asyncio.to_thread(out.get)
-    await asyncio.to_thread(proc.join)
-    for seq in seqs:
-        sent[(host, seq)] = 0.0
-    return float(took)
+    procs = [ctx.Process(target=send_loop, args=(
+        info["hooks_url"], host, name, secrets_of[name], k, len(sessions),
+        rate / len(sessions), seconds, out)) for k, name in enumerate(sessions)]
+    for proc in procs:
+        proc.start()
+    took = 0.0
+    for _ in procs:
+        _, seqs, seconds_taken = await asyncio.to_thread(out.get)
+        took = max(took, seconds_taken)
+        for seq in seqs:
+            sent[(host, seq)] = 0.0
+    for proc in procs:
+        await asyncio.to_thread(proc.join)
+    return took
 
 
 async def reader(url: str, token: str, got: list[tuple[str, int, float]], stop: asyncio.Event,
