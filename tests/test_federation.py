@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shlex
+import signal
 import subprocess
 import sqlite3
 import sys
@@ -216,6 +217,48 @@ def test_a_cut_node_is_unreachable_not_exited_and_reconciles(fleet) -> None:
     # The control room said so in its own stream.
     kinds = [e["event"] for e in room.client().all_events(session="n1")]
     assert "HostUnreachable" in kinds and "HostReachable" in kinds
+
+
+def test_a_crashed_node_restarted_on_its_data_dir_reconciles(fleet) -> None:
+    """The node's server is killed (its agents live on in tmux) and started again on the
+    same data dir: unreachable meanwhile, nothing exited; its events, the spooled ones
+    included, reach the federated stream once each."""
+    room, n2 = fleet["room"], fleet["n2"]
+    if not any(s["name"] == "tick2" for s in n2.get("sessions")["sessions"]):
+        _spawn(room, {"name": "tick2", "agent": "hooked", "command": ticker(), "host": "n2"})
+    first = max(e["id"] for e in n2.client().all_events())
+    seen: list[dict[str, Any]] = []
+    stop = threading.Event()
+    reader = threading.Thread(target=lambda: asyncio.run(_collect(
+        room, f"n2:{first},n1:999999999,local:999999999", lambda s: False, 120, seen, stop)))
+    reader.start()
+    try:
+        wait_for(lambda: any(e["host"] == "n2" for e in seen), what="live n2 events")
+        n2.stop(signal.SIGKILL)
+        wait_for(lambda: next((h for h in room.get("hosts")["hosts"]
+                               if h["name"] == "n2" and h["state"] == "unreachable"), None),
+                 what="n2 unreachable")
+        rows = [s for s in room.get("sessions")["sessions"] if s["host"] == "n2"]
+        assert rows and all(s["stale"] and s["state"]["name"] not in ("exited", "error")
+                            for s in rows), rows
+        assert "tick2" in n2.tmux_sessions()  # the agent outlived its server
+        spool = n2.data_dir / "spool"
+        wait_for(lambda: any(spool.glob("session-tick2*.jsonl")), what="hooks spooling")
+        n2.start()
+        wait_for(lambda: next(h for h in room.get("hosts")["hosts"]
+                              if h["name"] == "n2")["state"] == "ok", what="n2 back")
+        newest = wait_for(lambda: not any(spool.glob("session-tick2*.jsonl")) and _last_id(n2),
+                          what="the spool drained")
+        wait_for(lambda: any(e["id"] >= newest for e in seen if e["host"] == "n2"),
+                 timeout=30, what="n2's events after the restart in the stream")
+    finally:
+        stop.set()
+        reader.join(10)
+    ids = [e["id"] for e in seen if e["host"] == "n2"]
+    assert len(ids) == len(set(ids)), "an event arrived twice"
+    on_node = [e["id"] for e in n2.client().all_events(after=first) if e["id"] <= max(ids)]
+    assert ids == on_node, "the stream lost or reordered events of n2"
+    assert any(e["event"] == "PostToolUse" and e["id"] > first for e in seen)
 
 
 def _last_id(node: NetnsNode) -> int:
