@@ -273,7 +273,12 @@ def test_node_tokens_never_in_the_control_rooms_answers_or_log(fleet) -> None:
     tokens = [fleet["n1"].token, fleet["n2"].token]
     answers = [room.request("GET", p)[1] for p in (
         "hosts", "hosts/n1", "hosts/n2", "sessions", "tasks", "hosts/n1/api/sessions",
-        "hosts/n2/api/status", "events?limit=10000")]
+        "hosts/n2/api/status", "events?limit=10000", "fleet/git", "fleet/usage",
+        "fleet/notifications", "fleet/budgets")]
+    for view in ("git", "usage", "notifications", "budgets"):
+        got = room.get(f"fleet/{view}")
+        assert set(got["hosts"]) == {"local", "n1", "n2"} and got["unreachable"] == {}, got
+    assert room.request("GET", "fleet/screens")[0] == 404
     text = json.dumps(answers)
     assert "<redacted>" in text
     for token in tokens:

@@ -7,12 +7,13 @@ with that node's token. Handlers call these like any other facade method.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING, Any, AsyncGenerator, AsyncIterator
 
 from ..core.errors import BadRequest, Conflict, Forbidden, HiveError, NotFound, TooLarge
 from ..wire import EXITED, ERROR
-from .federation import Federation, Source, parse_cursor, task_state
+from .federation import Federation, Source, iso, parse_cursor, task_state
 from .placement import Candidate
 
 if TYPE_CHECKING:
@@ -59,6 +60,11 @@ class FleetMethods:
     def _local_tasks(self, **filters: Any) -> list[dict[str, Any]]: raise NotImplementedError
     def feed(self, after: int, filters: Any, queue_size: int, heartbeat: float) -> Any:
         raise NotImplementedError
+    def git_states(self) -> dict[str, Any]: raise NotImplementedError
+    def usage_report(self, by: str) -> dict[str, Any]: raise NotImplementedError
+    def notifications(self, unread: bool = False, limit: int = 100) -> list[dict[str, Any]]:
+        raise NotImplementedError
+    def budget_report(self) -> dict[str, Any]: raise NotImplementedError
 
     @property
     def host_name(self) -> str:
@@ -92,6 +98,45 @@ class FleetMethods:
         if not path or path.startswith("/") or ".." in path.split("/") or path == "hooks":
             raise BadRequest("path must be a relative API path")
         return await self.fleet.request(name, method, path, params, body)
+
+    # -- every host's answer to one read ---------------------------------------------------
+    async def fleet_read(self, what: str, unread: bool = False,
+                         by: str = "session") -> dict[str, Any]:
+        """``GET fleet/{git|usage|notifications|budgets}``: each host's answer under its name
+        (asked of all nodes at once); a node not answering is listed with ``last_seen``.
+        Notifications also come merged, newest first, each row marked ``host``."""
+        local: dict[str, Any]
+        params: dict[str, Any] = {}
+        if what == "git":
+            local = {"sessions": self.git_states()}
+        elif what == "usage":
+            local, params = self.usage_report(by), {"by": by}
+        elif what == "notifications":
+            local = {"notifications": self.notifications(unread=unread)}
+            params = {"unread": "1" if unread else None}
+        elif what == "budgets":
+            local = self.budget_report()
+        else:
+            raise NotFound(f"no fleet view {what!r} (git, usage, notifications, budgets)")
+        names = list(self.fleet.views)
+        answers = await asyncio.gather(*(self.fleet.request(n, "GET", what, params)
+                                         for n in names))
+        hosts: dict[str, Any] = {self.host_name: local}
+        unreachable: dict[str, Any] = {}
+        for name, (status, body) in zip(names, answers):
+            if status == 200:
+                hosts[name] = body
+            else:
+                view = self.fleet.views.get(name)
+                unreachable[name] = {"status": status, "state": view.state if view else None,
+                                     "last_seen": iso(view.last_seen) if view else None}
+        out: dict[str, Any] = {"hosts": hosts, "unreachable": unreachable}
+        if what == "notifications":
+            rows = [{**row, "host": name} for name, body in hosts.items()
+                    for row in (body.get("notifications") or []) if isinstance(row, dict)]
+            out["notifications"] = sorted(rows, key=lambda r: str(r.get("created", "")),
+                                          reverse=True)
+        return out
 
     # -- merged listings ----------------------------------------------------------------------
     def _local_live(self) -> int:

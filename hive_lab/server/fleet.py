@@ -19,7 +19,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from ..core.errors import BadRequest, HiveError
 from ..core.facade import Hive
 from ..wire import API_PREFIX, AUTH_RESOURCE
-from .base import HiveHandler, api, parse_int
+from .base import HiveHandler, api, parse_bool, parse_int
 
 API = "/" + API_PREFIX
 NAME = r"(?P<name>[^/]+)"
@@ -36,6 +36,13 @@ class HostHandler(HiveHandler):
     @api
     def get(self, name: str) -> None:
         self.reply(self.hive.host(name))
+
+
+class FleetReadHandler(HiveHandler):
+    @api
+    async def get(self, what: str) -> None:
+        self.reply(await self.hive.fleet_read(what, unread=parse_bool(self.query("unread")),
+                                              by=self.get_query_argument("by", "session")))
 
 
 class HostProxyHandler(HiveHandler):
@@ -125,4 +132,5 @@ def fleet_handlers() -> list[tuple[str, type]]:
         (rf"{API}/hosts/{NAME}", HostHandler),
         (rf"{API}/hosts/{NAME}/api/(?P<path>.+)", HostProxyHandler),
         (rf"{API}/{FLEET_STREAM_PATH}", FleetStreamHandler),
+        (rf"{API}/fleet/(?P<what>git|usage|notifications|budgets)", FleetReadHandler),
     ]
