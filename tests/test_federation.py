@@ -261,6 +261,40 @@ def test_a_crashed_node_restarted_on_its_data_dir_reconciles(fleet) -> None:
     assert any(e["event"] == "PostToolUse" and e["id"] > first for e in seen)
 
 
+def test_the_kernel_client_resumes_the_fleet_stream_per_host(fleet) -> None:
+    """``HiveClient.fleet_stream``: stop after some events, start again from the positions
+    they give: what follows is exactly what each node stored next."""
+    room, n1, n2 = fleet["room"], fleet["n1"], fleet["n2"]
+    for name, host in (("tick1", "n1"), ("tick2", "n2")):
+        node = fleet[host]
+        if not any(s["name"] == name for s in node.get("sessions")["sessions"]):
+            _spawn(room, {"name": name, "agent": "hooked", "command": ticker(), "host": host})
+    start = {"n1": _last_id(n1), "n2": _last_id(n2), "local": 10**12}
+
+    async def take(after: dict[str, int], count: int) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        stream = room.client().fleet_stream(after=after)
+        async for ev in stream:
+            out.append(ev)
+            if sum(1 for e in out if e["host"] in ("n1", "n2")) >= count:
+                break
+        await stream.aclose()
+        return out
+
+    first = asyncio.run(take(start, 6))
+    cursor = dict(start)
+    for ev in first:
+        cursor[ev["host"]] = max(cursor[ev["host"]], ev["id"])
+    second = asyncio.run(take(cursor, 6))
+    for host, node in (("n1", n1), ("n2", n2)):
+        got = [e["id"] for e in first + second if e["host"] == host]
+        assert len(got) == len(set(got)), "an event arrived twice"
+        if got:
+            stored = [e["id"] for e in node.client().all_events(after=start[host])
+                      if e["id"] <= max(got)]
+            assert got == stored, (host, got, stored)
+
+
 def _last_id(node: NetnsNode) -> int:
     """The node's newest event id, read from its database (the file system is shared; the
     network to it may be cut)."""
