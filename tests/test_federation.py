@@ -135,6 +135,41 @@ def test_placement_by_label_merged_sessions_and_one_stream(fleet) -> None:
     assert {e["host"] for e in got} >= {"n1", "n2"}
 
 
+def test_bad_fleet_requests_are_refused_and_change_nothing(fleet) -> None:
+    room, n1 = fleet["room"], fleet["n1"]
+    before = {s["name"] for s in n1.get("sessions")["sessions"]}
+    for body, status in (
+            ({"name": "b1", "agent": "shell", "host": "nowhere"}, 404),
+            ({"name": "b1", "agent": "shell", "host": "-x"}, 400),
+            ({"name": "b1", "agent": "shell", "labels": "gpu;rm"}, 400),
+            ({"name": "b1", "agent": "shell", "labels": ["linux-arm"]}, 409),
+            ({"name": "b1", "agent": "shell", "labels": [1]}, 400),
+            ({"name": "-b1", "agent": "shell", "labels": ["gpu"]}, 400),  # refused by n1
+    ):
+        got, answer = room.request("POST", "sessions", body)
+        assert got == status and answer["error"] and answer["detail"], (body, got, answer)
+    assert {s["name"] for s in n1.get("sessions")["sessions"]} == before
+    assert room.request("GET", "hosts/nowhere")[0] == 404
+    assert room.request("GET", "sessions?host=nowhere")[0] == 404
+    assert room.request("GET", "hosts/n1/api/hooks")[0] == 400
+    assert room.request("GET", "hosts/local/api/status")[0] == 400
+
+    async def stream_status(query: str) -> int:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidStatus
+
+        try:
+            async with connect(room.url.replace("http", "ws") + "hive_lab/api/fleet/stream?"
+                               + query, additional_headers={"Authorization": f"token {room.token}"},
+                               proxy=None):
+                return 101
+        except InvalidStatus as exc:
+            return exc.response.status_code
+    assert asyncio.run(stream_status("after=n1:x")) == 400
+    assert asyncio.run(stream_status("after=ghost:3")) == 400
+    assert asyncio.run(stream_status("host=ghost")) == 404
+
+
 async def _collect(room: HiveServer, after: str, done: Any, timeout: float = 30.0,
                    sink: list[dict[str, Any]] | None = None,
                    stop: threading.Event | None = None) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from typing import Any, AsyncGenerator, AsyncIterator, Callable
 
 from ..core.errors import BadRequest, Conflict, NotFound
 from ..wire import EXITED, ERROR, NAME_RE
-from .hosts import Host, HostConfigError, HostsFile, parse_hosts
+from .hosts import LABEL_RE, Host, HostConfigError, HostsFile, parse_hosts
 from .node import NodeClient, NodeUnreachable
 from .placement import Candidate, NoPlacement, Placement, place
 
@@ -192,8 +192,9 @@ class Federation:
             raise BadRequest("host must be a host name")
         if isinstance(labels, str):
             labels = [labels]
-        if not isinstance(labels, (list, tuple)) or not all(isinstance(x, str) for x in labels):
-            raise BadRequest("labels must be a list of label names")
+        if not isinstance(labels, (list, tuple)) or not all(
+                isinstance(x, str) and LABEL_RE.fullmatch(x) for x in labels):
+            raise BadRequest("labels must be a list of label names (A-Z a-z 0-9 _ . : -)")
         candidates = ([local] if local else []) + [v.candidate() for v in self.views.values()]
         try:
             return place(candidates, tuple(labels), host)
