@@ -77,6 +77,7 @@ class Federation:
         self._config = hosts
         self._file = hosts_file
         self._views: dict[str, HostView] = {}
+        self._polls: dict[str, asyncio.Future[None]] = {}
         self._sync()
 
     # -- the host list -------------------------------------------------------------------------
@@ -120,10 +121,16 @@ class Federation:
 
     # -- health and mirror -------------------------------------------------------------------
     async def poll(self) -> None:
-        """Refresh every node's sessions and tasks at once; mark who did not answer."""
-        views = list(self.views.values())
-        if views:
-            await asyncio.gather(*(self._poll(v) for v in views))
+        """Start a refresh of every node not already being asked; a slow or silent node
+        (up to ``timeout``) delays nobody else's refresh."""
+        for name, view in self.views.items():
+            task = self._polls.get(name)
+            if task is None or task.done():
+                self._polls[name] = asyncio.ensure_future(self._poll(view))
+
+    async def poll_all(self) -> None:
+        """Refresh every node and wait for all of them (tests, start-up)."""
+        await asyncio.gather(*(self._poll(v) for v in list(self.views.values())))
 
     async def _poll(self, view: HostView) -> None:
         try:
@@ -289,6 +296,9 @@ class Federation:
                 delay = min(delay * 2, 5.0)
 
     async def close(self) -> None:
+        for task in self._polls.values():
+            task.cancel()
+        await asyncio.gather(*self._polls.values(), return_exceptions=True)
         for view in self._views.values():
             await view.client.close()
 
