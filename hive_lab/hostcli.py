@@ -26,6 +26,10 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     a.add_argument("--token-file", help="file holding the node's Jupyter token")
     a.add_argument("--label", action="append", default=[], help="a label (repeatable)")
     a.add_argument("--capacity", type=int, help="live agents it may run")
+    a.add_argument("--ssh", metavar="USER@HOST[:PORT]",
+                   help="reach the node through SSH (url is then its loopback URL there)")
+    a.add_argument("--ssh-key", help="private key file for --ssh")
+    a.add_argument("--known-hosts", help="known_hosts file holding the SSH host's key")
     a.add_argument("--replace", action="store_true")
     a.set_defaults(func=cmd_hosts_add)
     ls = verbs.add_parser("ls", help="list nodes")
@@ -51,6 +55,14 @@ def cmd_hosts_add(args: argparse.Namespace) -> int:
         record["token_file"] = str(path)
     if args.capacity is not None:
         record["capacity"] = args.capacity
+    if args.ssh:
+        user, _, where = args.ssh.rpartition("@")
+        host, _, port = where.partition(":")
+        record["ssh"] = {"user": user, "host": host, "port": int(port) if port.isdigit() else 22,
+                         "key_file": str(Path(args.ssh_key or "").expanduser().resolve())
+                         if args.ssh_key else "",
+                         "known_hosts": str(Path(args.known_hosts).expanduser().resolve())
+                         if args.known_hosts else ""}
     try:
         _file(args).add(Host.parse(record), replace=args.replace)
     except HostConfigError as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shlex
+import socket
 import signal
 import subprocess
 import sqlite3
@@ -24,6 +25,7 @@ WHY = unavailable()
 pytestmark = [pytest.mark.skipif(WHY is not None, reason=f"no network namespaces: {WHY}"),
               pytest.mark.timeout(240)]
 HOOK = Path(__file__).resolve().parents[1] / "hive_lab" / "hook.py"
+SSHD = Path(__file__).resolve().parent / "support" / "sshd.py"
 
 
 def ticker(every: float = 0.25) -> list[str]:
@@ -68,7 +70,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
         wait_for(lambda: all(h["state"] == "ok" for h in room.get("hosts")["hosts"]),
                  what="both nodes ok")
         yield {"n1": nodes["n1"][0], "n2": nodes["n2"][0], "room": room,
-               "ns1": nodes["n1"][0].netns}
+               "ns1": nodes["n1"][0].netns, "hosts_file": hosts_file}
     finally:
         for thing in reversed(made):
             if isinstance(thing, HiveServer):
@@ -328,6 +330,58 @@ def test_the_kernel_client_resumes_the_fleet_stream_per_host(fleet) -> None:
             stored = [e["id"] for e in node.client().all_events(after=start[host])
                       if e["id"] <= max(got)]
             assert got == stored, (host, got, stored)
+
+
+def test_an_ssh_only_node_through_a_managed_tunnel(fleet, tmp_path: Path) -> None:
+    """A node that listens on its own loopback only, on a host that offers nothing but SSH
+    (key auth, local forwarding to 127.0.0.1): added with `hive-lab hosts add --ssh`, the
+    control room keeps the tunnel itself."""
+    asyncssh = pytest.importorskip("asyncssh")
+    room, hosts_file = fleet["room"], fleet["hosts_file"]
+    ns = Netns(free_indexes(1)[0]).create()
+    node = NetnsNode(tmp_path / "n3", netns=ns, loopback_only=True)
+    sshd = None
+    cli = [str(BIN / "hive-lab"), "hosts", "--file", str(hosts_file)]
+    try:
+        node.start()
+        host_key, client_key = (asyncssh.generate_private_key("ssh-ed25519") for _ in range(2))
+        host_key.write_private_key(str(tmp_path / "host_key"))
+        client_key.write_private_key(str(tmp_path / "client_key"))
+        client_key.write_public_key(str(tmp_path / "client_key.pub"))
+        known = tmp_path / "known_hosts"
+        known.write_text(f"[{ns.address}]:2222 " + host_key.export_public_key().decode())
+        sshd = subprocess.Popen(
+            ["ip", "netns", "exec", ns.name, sys.executable, str(SSHD), ns.address, "2222",
+             str(tmp_path / "host_key"), str(tmp_path / "client_key.pub")],
+            stdout=subprocess.PIPE, text=True)
+        assert sshd.stdout is not None and sshd.stdout.readline().strip() == "listening"
+        with pytest.raises(OSError):  # nothing but SSH from outside
+            socket.create_connection((ns.address, node.port), timeout=2).close()
+        added = subprocess.run([*cli, "add", "n3", node.url, "--token-file", str(node.token_file()),
+                                "--ssh", f"hive@{ns.address}:2222", "--ssh-key",
+                                str(tmp_path / "client_key"), "--known-hosts", str(known)],
+                               capture_output=True, text=True, timeout=60)
+        assert added.returncode == 0, added.stdout + added.stderr
+        wait_for(lambda: any(h["name"] == "n3" and h["state"] == "ok"
+                             for h in room.get("hosts")["hosts"]), timeout=30, what="n3 over ssh")
+        placed = _spawn(room, {"name": "over-ssh", "agent": "shell", "command": ["cat"],
+                               "host": "n3"})
+        assert placed["host"] == "n3" and "over-ssh" in node.tmux_sessions()
+        assert room.get("hosts/n3/api/sessions/over-ssh")["name"] == "over-ssh"
+        got = asyncio.run(_collect(room, f"n3:0,n1:{10**12},n2:{10**12},local:{10**12}",
+                                   lambda seen: any(e["host"] == "n3" and e["session"] == "over-ssh"
+                                                    for e in seen)))
+        assert any(e["host"] == "n3" for e in got)
+        row = next(h for h in room.get("hosts")["hosts"] if h["name"] == "n3")
+        assert row["ssh"] == {"host": ns.address, "port": 2222, "user": "hive"}
+    finally:
+        subprocess.run([*cli, "rm", "n3"], capture_output=True, timeout=60)
+        if sshd is not None:
+            sshd.terminate()
+            sshd.wait(10)
+        node.stop()
+        node.kill_tmux()
+        ns.destroy()
 
 
 def _last_id(node: NetnsNode) -> int:

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..wire import NAME_RE, NAME_RULE
+from .tunnel import SshTarget
 
 HOSTS_FILE_ENV = "HIVE_LAB_HOSTS"
 LABEL_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
-FIELDS = {"name", "url", "token_file", "labels", "capacity"}
+FIELDS = {"name", "url", "token_file", "labels", "capacity", "ssh"}
 
 
 class HostConfigError(ValueError):
@@ -35,6 +36,7 @@ class Host:
     token_file: str | None = None
     labels: tuple[str, ...] = ()
     capacity: int | None = None
+    ssh: SshTarget | None = None  # reach ``url`` (as seen from that host) through SSH
 
     def __repr__(self) -> str:  # the token file's path is harmless; its content never shown
         return f"Host({self.name!r}, {self.url!r}, labels={list(self.labels)!r})"
@@ -55,7 +57,8 @@ class Host:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "url": self.url, "labels": list(self.labels),
-                "capacity": self.capacity, "token": "<redacted>" if self.token_file else None}
+                "capacity": self.capacity, "token": "<redacted>" if self.token_file else None,
+                "ssh": self.ssh.to_json() if self.ssh else None}
 
     def to_record(self) -> dict[str, Any]:
         """What the hosts file keeps (the token file's path, never the token)."""
@@ -64,6 +67,10 @@ class Host:
             out["token_file"] = self.token_file
         if self.capacity is not None:
             out["capacity"] = self.capacity
+        if self.ssh is not None:
+            t = self.ssh
+            out["ssh"] = {"host": t.host, "port": t.port, "user": t.user, "key_file": t.key_file,
+                          "known_hosts": t.known_hosts}
         return out
 
     @classmethod
@@ -97,8 +104,17 @@ class Host:
                                      or capacity < 0):
             raise HostConfigError(f"host {name!r}: capacity must be a whole number >= 0")
         assert isinstance(url, str)
+        ssh = None
+        if data.get("ssh") is not None:
+            try:
+                ssh = SshTarget.parse(data["ssh"], f"host {name!r}")
+            except ValueError as exc:
+                raise HostConfigError(str(exc)) from None
+            if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost"):
+                raise HostConfigError(f"host {name!r}: with ssh, url is the node's loopback "
+                                      "address on that host (http://127.0.0.1:PORT/)")
         return cls(name, url.rstrip("/") + "/", token_file, tuple(dict.fromkeys(labels)),
-                   capacity)
+                   capacity, ssh)
 
 
 def parse_hosts(items: Iterable[Any], reserved: Iterable[str] = ()) -> list[Host]:

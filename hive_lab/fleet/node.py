@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.parse
 from typing import Any, AsyncIterator
 
 import httpx
@@ -16,6 +17,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
 from .hosts import Host, HostConfigError
+from .tunnel import SshTunnel, TunnelError
 
 MAX_MESSAGE = 16 * 1024 * 1024
 
@@ -31,6 +33,26 @@ class NodeClient:
         self.host = host
         self.timeout = timeout
         self._http: httpx.AsyncClient | None = None
+        self._tunnel: SshTunnel | None = None
+        if host.ssh is not None:
+            parts = urllib.parse.urlsplit(host.url)
+            self._tunnel = SshTunnel(host.ssh, parts.hostname or "127.0.0.1", parts.port or 80,
+                                     timeout)
+
+    async def api_url(self) -> str:
+        """The node's API root from here: its URL, or the local end of its SSH tunnel."""
+        if self._tunnel is None:
+            return self.host.api_url
+        try:
+            port = await self._tunnel.local_port()
+        except TunnelError as exc:
+            raise NodeUnreachable(str(exc)) from None
+        path = urllib.parse.urlsplit(self.host.url).path.rstrip("/")
+        return f"http://127.0.0.1:{port}{path}/hive_lab/api/"
+
+    async def _lost(self) -> None:
+        if self._tunnel is not None:
+            await self._tunnel.reset()
 
     def __repr__(self) -> str:
         return f"NodeClient({self.host.name!r})"
@@ -50,12 +72,14 @@ class NodeClient:
                                            trust_env=False)
         query = {k: v for k, v in (params or {}).items() if v is not None}
         content = json.dumps(body).encode() if body is not None else None
+        base = await self.api_url()
         try:
-            resp = await self._http.request(method, self.host.api_url + path, params=query,
+            resp = await self._http.request(method, base + path, params=query,
                                             content=content, headers={
                                                 **self._headers(),
                                                 "Content-Type": "application/json"})
         except httpx.HTTPError as exc:
+            await self._lost()
             raise NodeUnreachable(f"{self.host.name}: {exc.__class__.__name__}") from None
         try:
             data = resp.json() if resp.content else None
@@ -71,7 +95,7 @@ class NodeClient:
         :class:`NodeUnreachable` when the node cannot be reached, closes, or does not answer
         our pings for two heartbeats.
         """
-        url = self.host.api_url.replace("http", "ws", 1) + "events/stream"
+        url = (await self.api_url()).replace("http", "ws", 1) + "events/stream"
         url += f"?after={int(after)}&heartbeat={max(1, int(heartbeat))}"
         try:
             # Our pings find a silent peer (a cut link gives no error, only silence).
@@ -88,9 +112,12 @@ class NodeClient:
                     yield data
             raise NodeUnreachable(f"{self.host.name}: stream closed")
         except (OSError, WebSocketException, asyncio.TimeoutError) as exc:
+            await self._lost()
             raise NodeUnreachable(f"{self.host.name}: {exc.__class__.__name__}") from None
 
     async def close(self) -> None:
+        if self._tunnel is not None:
+            await self._tunnel.close()
         if self._http is not None:
             await self._http.aclose()
             self._http = None

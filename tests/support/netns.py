@@ -103,11 +103,23 @@ class NetnsNode(HiveServer):
     """A Hive Lab node inside a namespace, on its own address."""
 
     netns: Netns | None = None
+    loopback_only: bool = False  # listen on the namespace's own 127.0.0.1 (an SSH-only host)
+
+    @property
+    def listen_ip(self) -> str:
+        assert self.netns is not None
+        return "127.0.0.1" if self.loopback_only else self.netns.address
 
     @property
     def url(self) -> str:
-        assert self.netns is not None
-        return f"http://{self.netns.address}:{self.port}/"
+        return f"http://{self.listen_ip}:{self.port}/"
+
+    def _ready(self) -> bool:
+        if not self.loopback_only:
+            return super()._ready()
+        if self.proc and self.proc.poll() is not None:
+            raise AssertionError(f"node died: {(self.base / f'server-{self.port}.log').read_text()[-3000:]}")
+        return (self.data_dir / "server.json").exists()  # written once the port is bound
 
     def token_file(self) -> Path:
         path = self.base / "node.token"
@@ -121,7 +133,7 @@ class NetnsNode(HiveServer):
         self.port = PORT
         argv = ["ip", "netns", "exec", self.netns.name, str(BIN / "jupyter"), "server",
                 "--allow-root", "--no-browser", f"--port={self.port}",
-                f"--ip={self.netns.address}", f"--IdentityProvider.token={self.token}",
+                f"--ip={self.listen_ip}", f"--IdentityProvider.token={self.token}",
                 f"--ServerApp.root_dir={self.root}", f"--HiveLab.tmux_socket={self.socket_name}",
                 f"--HiveLab.poll_interval={self.poll_interval}",
                 f"--HiveLab.spool_interval={self.spool_interval}", *self.extra_args]
