@@ -93,3 +93,17 @@ def test_the_stream_cursor_is_one_position_per_host() -> None:
     for bad in ("a:b", "a:-1", "-x:3", "a:1,,"):
         with pytest.raises(BadRequest):
             parse_cursor(bad)
+
+
+def test_an_ssh_host_names_its_keys_and_a_loopback_url() -> None:
+    ssh = {"host": "build3", "user": "me", "key_file": "/k", "known_hosts": "/kh", "port": 2222}
+    host = Host.parse({"name": "b3", "url": "http://127.0.0.1:8888/", "ssh": ssh})
+    assert host.ssh is not None and host.ssh.port == 2222
+    assert host.to_json()["ssh"] == {"host": "build3", "port": 2222, "user": "me"}
+    assert Host.parse(host.to_record()) == host
+    for bad in ({**ssh, "known_hosts": ""}, {**ssh, "port": 0}, {**ssh, "host": "-oProxyCommand=x"},
+                {**ssh, "password": "pw"}, "me@build3"):
+        with pytest.raises(HostConfigError):
+            Host.parse({"name": "b3", "url": "http://127.0.0.1:8888/", "ssh": bad})
+    with pytest.raises(HostConfigError, match="loopback"):
+        Host.parse({"name": "b3", "url": "http://10.0.0.5:8888/", "ssh": ssh})
