@@ -188,8 +188,9 @@ class Federation:
                 row = self._mark(t, v)
                 if v.state != OK and task_state(t) not in FINAL_TASK_STATES:
                     row["why"] = (f"host {v.host.name} unreachable since {iso(v.down_since)} "
-                                  f"(last seen {iso(v.last_seen)}): the task waits for it; its "
-                                  "worktree is on that host and it is never started twice")
+                                  f"(last seen {iso(v.last_seen)}): the task waits for it and is "
+                                  "not placed elsewhere (its worktree is on that host, which may "
+                                  "still be running it; it never runs in two places)")
                 out.append(row)
         return out
 
