@@ -357,6 +357,52 @@ class HiveClient:
                 return
             await asyncio.sleep(0.2)
 
+    # -- the fleet (a control room federating other nodes) ------------------------------------
+    def hosts(self) -> list[dict[str, Any]]:
+        """This server and the nodes it federates, with health (``state``, ``last_seen``)."""
+        return self.request("GET", "hosts")["hosts"]
+
+    async def fleet_stream(self, after: dict[str, int] | None = None, host: str | None = None,
+                           event: str | None = None,
+                           reconnect: bool = True) -> AsyncIterator[dict[str, Any]]:
+        """Every host's events (each with ``host``), forever; ``after`` is one position per
+        host, kept up to date here, so a reconnect loses and repeats nothing."""
+        from tornado.httpclient import HTTPRequest
+        from tornado.websocket import websocket_connect
+
+        positions = dict(after or {})
+        while True:
+            cursor = ",".join(f"{h}:{i}" for h, i in positions.items()) or None
+            ws_url = self.api_url("fleet/stream", {"after": cursor, "host": host,
+                                                   "event": event}).replace("http", "ws", 1)
+            headers = {"Authorization": f"token {self.token}"} if self.token else {}
+            try:
+                conn = await websocket_connect(HTTPRequest(ws_url, headers=headers))
+            except Exception:
+                if not reconnect:
+                    raise
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                while True:
+                    message = await conn.read_message()
+                    if message is None:
+                        break
+                    data = json.loads(message)
+                    if "id" in data and "host" in data:
+                        if data["id"] <= positions.get(data["host"], 0):
+                            continue
+                        positions[data["host"]] = data["id"]
+                        yield data
+                    elif isinstance(data.get("after"), dict):  # hello / heartbeat
+                        for name, pos in data["after"].items():
+                            positions[name] = max(positions.get(name, 0), int(pos))
+            finally:
+                conn.close()
+            if not reconnect:
+                return
+            await asyncio.sleep(0.2)
+
 
 def _q(name: str) -> str:
     return urllib.parse.quote(name, safe="")

@@ -41,6 +41,9 @@ from ..orchestrate.budgetkeeper import BudgetKeeper
 from ..orchestrate.budgets import BudgetConfig
 from ..orchestrate.fleetusage import FleetUsage
 from ..notify.notifier import Notifier, NotifyConfig
+from ..fleet.api import HOST_REACHABLE, HOST_UNREACHABLE, FleetMethods
+from ..fleet.federation import Federation
+from ..fleet.hosts import HostsFile, parse_hosts
 from ..orchestrate.runtime import Orchestrator, OrchestratorConfig
 from ..orchestrate.merging import MergeConfig, MergeQueue
 from ..usage.parse import Pricing
@@ -78,9 +81,16 @@ class HiveConfig:
     merge_auto: bool = False  # merge queue: merge without a person's approval
     merge_conflict: str = "needs_you"  # or "resolver": a task scoped to the conflicting files
     merge_resolver_agent: str | None = None  # the resolver task's profile (None: any)
+    # the fleet (hive_lab/fleet): other nodes this control room federates
+    hosts: list[Any] = field(default_factory=list)  # c.HiveLab.hosts records
+    hosts_file: Path | None = None  # the file `hive-lab hosts add|rm` edits
+    host_name: str = "local"  # this server's own name among the hosts
+    host_labels: tuple[str, ...] = ()
+    fleet_interval: float = 1.0  # seconds between health polls of the nodes
+    fleet_timeout: float = 3.0  # a node silent this long is unreachable
 
 
-class Hive:
+class Hive(FleetMethods):
     """Everything the REST API and the stream need, behind plain methods."""
 
     def __init__(self, config: HiveConfig) -> None:
@@ -128,6 +138,10 @@ class Hive:
                                              conflict=config.merge_conflict,
                                              resolver_agent=config.merge_resolver_agent,
                                              check_timeout=config.check_timeout))
+        self.fleet = Federation(
+            parse_hosts(config.hosts, reserved=[config.host_name]),
+            HostsFile(config.hosts_file) if config.hosts_file else None, config.host_name,
+            config.fleet_timeout, on_state=self._host_state)
         self._loops: list[asyncio.Task[Any]] = []
         self.started = time.time()
 
@@ -146,6 +160,7 @@ class Hive:
             asyncio.ensure_future(self._every(self.config.task_interval, self.budgets.tick)),
             asyncio.ensure_future(self._every(1.0, self.notify.tick)),
             asyncio.ensure_future(self._every(self.config.task_interval, self.merges.tick)),
+            asyncio.ensure_future(self._every(self.config.fleet_interval, self.fleet.poll)),
         ]
         if self.fleet_usage is not None:
             self._loops.append(asyncio.ensure_future(
@@ -166,6 +181,7 @@ class Hive:
         self.merges.close()
         self.budgets.close()
         self.notify.close()
+        await self.fleet.close()
         self.bus.close()
         try:
             self.paths.server_file.unlink()
@@ -234,8 +250,21 @@ class Hive:
         return [p.to_json() for p in self.config.profiles.values()]
 
     # -- sessions ------------------------------------------------------------------------------
-    def list_sessions(self) -> list[dict[str, Any]]:
+    def list_sessions(self, host: str | None = None) -> list[dict[str, Any]]:
+        """This server's sessions; with hosts configured (or ``host`` given) the fleet's,
+        each marked ``host``."""
+        if host is None and not self.fleet.configured():
+            return self._local_sessions()
+        return self.fleet_sessions(host)
+
+    def _local_sessions(self) -> list[dict[str, Any]]:
         return [self._with_budget(s) for s in self.sessions.describe_all()]
+
+    def _host_state(self, host: str, state: str, payload: dict[str, Any]) -> None:
+        """A node went unreachable or came back: an event in our own stream says so."""
+        name = HOST_REACHABLE if state == "ok" else HOST_UNREACHABLE
+        self.recorder.record_now([ev.internal(host, name, payload,
+                                              f"host {host}: {state}")])
 
     def session(self, name: str) -> dict[str, Any]:
         return self._with_budget(self.sessions.describe(self.sessions.get(name)))
@@ -246,7 +275,11 @@ class Hive:
         return data
 
     async def spawn(self, body: Any) -> dict[str, Any]:
-        """Start an agent from a ``POST sessions`` body (validated here, at the core's edge)."""
+        """Start an agent from a ``POST sessions`` body; ``host``/``labels`` place it."""
+        return await self.spawn_anywhere(body)
+
+    async def _local_spawn(self, body: Any) -> dict[str, Any]:
+        """Start an agent here (the body validated at the core's edge)."""
         session = await self.sessions.spawn(SpawnRequest.parse(body))
         return self.sessions.describe(session)
 
@@ -341,8 +374,13 @@ class Hive:
         return self.tasks.add(body)
 
     def list_tasks(self, state: str | None = None, repo: str | None = None,
-                   session: str | None = None) -> list[dict[str, Any]]:
-        return self.tasks.list_tasks(state=state, repo=repo, session=session)
+                   session: str | None = None, host: str | None = None) -> list[dict[str, Any]]:
+        if host is None and not self.fleet.configured():
+            return self._local_tasks(state=state, repo=repo, session=session)
+        return self.fleet_tasks(host, state=state, repo=repo, session=session)
+
+    def _local_tasks(self, **filters: Any) -> list[dict[str, Any]]:
+        return self.tasks.list_tasks(**filters)
 
     def task(self, task_id: str) -> dict[str, Any]:
         return self.tasks.get(task_id)

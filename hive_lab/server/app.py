@@ -99,6 +99,32 @@ class HiveLab(ExtensionApp):
     def _check_merge_conflict(self, proposal: Any) -> str:
         if proposal["value"] not in ("needs_you", "resolver"):
             raise ValueError("merge_conflict must be 'needs_you' or 'resolver'")
+        return str(proposal["value"])
+
+    # -- the fleet (hive_lab/fleet): nodes this server federates as a control room -----------
+    hosts = List(Dict(), config=True, help=(
+        "Other Hive Lab nodes to federate: [{name, url, token_file, labels, capacity}]. The "
+        "token is read from token_file at each use; it is never logged nor returned."))
+    hosts_file = Unicode("", config=True, help=(
+        "JSON hosts file `hive-lab hosts add|ls|rm` edits, re-read when it changes "
+        "(default: $HIVE_LAB_HOSTS or <jupyter config dir>/hive_lab_hosts.json)."))
+    host_name = Unicode("local", config=True, help="This server's own name among the hosts.")
+    host_labels = List(Unicode(), config=True, help="This server's labels (placement).")
+    fleet_interval = Float(1.0, config=True, help="Seconds between health polls of the nodes.")
+    fleet_timeout = Float(3.0, config=True,
+                          help="Seconds a node may take to answer before it counts unreachable.")
+
+    @validate("hosts")
+    def _check_hosts(self, proposal: Any) -> list[Any]:
+        from ..fleet.hosts import parse_hosts
+
+        parse_hosts(proposal["value"], reserved=[self.host_name])  # ValueError: clear message
+        return proposal["value"]
+
+    @validate("host_name")
+    def _check_host_name(self, proposal: Any) -> str:
+        if not NAME_RE.fullmatch(proposal["value"]):
+            raise ValueError("host_name must be 1-64 characters from A-Z a-z 0-9 _ -")
         return proposal["value"]
 
     @default("data_dir")
@@ -159,6 +185,12 @@ class HiveLab(ExtensionApp):
             merge_auto=self.merge_auto,
             merge_conflict=self.merge_conflict,
             merge_resolver_agent=self.merge_resolver_agent,
+            hosts=list(self.hosts),
+            hosts_file=_hosts_file(self.hosts_file),
+            host_name=self.host_name,
+            host_labels=tuple(self.host_labels),
+            fleet_interval=self.fleet_interval,
+            fleet_timeout=self.fleet_timeout,
         )
         self.hive = Hive(config)
         self.settings["hive_lab"] = self.hive
@@ -173,6 +205,12 @@ class HiveLab(ExtensionApp):
 
     async def stop_extension(self) -> None:
         await self.hive.stop()
+
+
+def _hosts_file(value: str) -> Path:
+    from ..fleet.hosts import default_hosts_file
+
+    return Path(value).expanduser() if value else default_hosts_file()
 
 
 def _loopback_url(serverapp: Any) -> str:

@@ -18,6 +18,7 @@ from ..hook import c1_answer
 from ..wire import (API_PREFIX, CLIENT_C1, HEADER_CLIENT, HOOKS_PATH, MERGES_PATH,
                     NOTIFICATIONS_PATH, STREAM_PATH)
 from .base import HiveHandler, api, error_body, error_status, parse_bool, parse_int, parse_time
+from .fleet import fleet_handlers
 from .stream import EventStreamHandler
 
 API = "/" + API_PREFIX
@@ -39,7 +40,7 @@ class ProfilesHandler(HiveHandler):
 class SessionsHandler(HiveHandler):
     @api
     def get(self) -> None:
-        self.reply({"sessions": self.hive.list_sessions()})
+        self.reply({"sessions": self.hive.list_sessions(host=self.query("host"))})
 
     @api
     async def post(self) -> None:
@@ -184,11 +185,12 @@ class TasksHandler(HiveHandler):
     def get(self) -> None:
         self.reply({"tasks": self.hive.list_tasks(state=self.query("state"),
                                                   repo=self.query("repo"),
-                                                  session=self.query("session"))})
+                                                  session=self.query("session"),
+                                                  host=self.query("host"))})
 
     @api
-    def post(self) -> None:
-        self.reply(self.hive.add_task(self.json_body()), status=201)
+    async def post(self) -> None:
+        self.reply(await self.hive.add_task_anywhere(self.json_body()), status=201)
 
 
 class TaskHandler(HiveHandler):
@@ -371,4 +373,5 @@ def handlers() -> list[tuple[str, type]]:
         (rf"{API}/{MERGES_PATH}/(?P<mid>[^/]+)", MergeHandler),
         (rf"{API}/{MERGES_PATH}/(?P<mid>[^/]+)/(?P<action>approve|reject|cancel|retry)",
          MergeActionHandler),
+        *fleet_handlers(),
     ]
