@@ -73,7 +73,7 @@ def attempts_html(task: dict[str, Any] | None) -> str:
 
 
 class AgentDetail(W.VBox):
-    """The detail of the agent ``open(name)`` was called with."""
+    """The detail of the agent ``show(name)`` was called with."""
 
     def __init__(self, live: Any, **kwargs: Any) -> None:
         self.live = live
@@ -86,9 +86,8 @@ class AgentDetail(W.VBox):
         self.cost = W.HTML()
         self.attempts = W.HTML()
         self.message = W.HTML()
-        self.text = W.Text(placeholder="type to the agent, Enter sends",
+        self.text = W.Text(placeholder="type to the agent (Send adds Enter)",
                            layout=W.Layout(width="50%"))
-        self.text.on_submit(lambda _: self.send_text())
         send = W.Button(description="Send", icon="paper-plane")
         send.on_click(lambda _: self.send_text())
         keys = []
@@ -114,7 +113,7 @@ class AgentDetail(W.VBox):
         live.on_change(self.update)
 
     # -- opening ------------------------------------------------------------------------
-    def open(self, name: str) -> None:
+    def show(self, name: str) -> None:
         """Show ``name``: header now, everything else fetched off the loop."""
         self.name = name
         self.terminal.name = name

@@ -134,7 +134,7 @@ class ControlRoom(W.VBox):
         names = [n for n in msg.get("names") or [] if isinstance(n, str)]
         if action == "open" and isinstance(msg.get("name"), str):
             self.fleet.selected = msg["name"]
-            self.detail.open(msg["name"])
+            self.detail.show(msg["name"])
         elif action == "stop":
             self._spawn(self._bulk("stop", names))
         elif action == "dismiss":
@@ -182,10 +182,10 @@ class ControlRoom(W.VBox):
         except RuntimeError:
             asyncio.run(coro)
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Stop following the stream (the widgets stay as they are)."""
         self.live.stop()
         self.detail.close_detail()
-        super().close()
 
 
 def needs_parts() -> set[str]:
