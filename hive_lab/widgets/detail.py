@@ -20,7 +20,7 @@ from .views import DiffView, TerminalView, split_diff
 
 FOLLOW_SECONDS = 0.5
 TIMELINE_EVENTS = 60
-KEYS = (("Enter", ["Enter"]), ("Esc", ["Escape"]), ("Tab", ["Tab"]), ("↑", ["Up"]),
+KEYS = (("⏎ Enter", ["Enter"]), ("Esc", ["Escape"]), ("Tab", ["Tab"]), ("↑", ["Up"]),
         ("↓", ["Down"]), ("1", ["1"]), ("2", ["2"]), ("3", ["3"]), ("y", ["y"]), ("n", ["n"]),
         ("Ctrl-C", ["C-c"]))
 
@@ -69,7 +69,7 @@ def attempts_html(task: dict[str, Any] | None) -> str:
     return (f"<div>Task <b>{render.esc(task.get('id'))}</b>: {render.esc(task.get('title'))} "
             f"({render.esc((task.get('state') or {}).get('name'))})"
             + (f" <span class='hive-muted'>{render.esc(why)}</span>" if why else "") + "</div>"
-            + f"<table class='hive-table'>{head}{''.join(rows)}</table>")
+            + f"<table class='hive-attempts'>{head}{''.join(rows)}</table>")
 
 
 class AgentDetail(W.VBox):
@@ -88,7 +88,7 @@ class AgentDetail(W.VBox):
         self.message = W.HTML()
         self.text = W.Text(placeholder="type to the agent (Send adds Enter)",
                            layout=W.Layout(width="50%"))
-        send = W.Button(description="Send", icon="paper-plane")
+        send = W.Button(description="Send to agent", icon="paper-plane")
         send.on_click(lambda _: self.send_text())
         keys = []
         for label, seq in KEYS:
