@@ -184,6 +184,43 @@ function renderNeeds(model, root) {
 }
 
 // ---------------------------------------------------------------- Fleet
+function fleetRow(model, r, selected, checked) {
+  const tr = h("tr", "hive-row" + (r.stopped ? " hive-stopped-row" : "") + (r.name === selected ? " hive-selected" : ""));
+  tr.dataset.name = r.name;
+  const cb = h("input"); cb.type = "checkbox"; cb.checked = checked.has(r.name);
+  cb.addEventListener("click", (ev) => { ev.stopPropagation(); cb.checked ? checked.add(r.name) : checked.delete(r.name); });
+  const td0 = h("td"); td0.append(cb); tr.append(td0);
+  const who = h("td"); who.append(h("b", "hive-name", r.name), h("div", "hive-sub", r.agent)); tr.append(who);
+  const st = h("td");
+  st.append(h("span", "hive-pill hive-st-" + (r.stopped ? "stopped" : r.state), r.state_label));
+  if (r.exit_status !== null && r.exit_status !== undefined)
+    st.append(h("span", "hive-exit " + (r.exit_status === 0 ? "hive-good" : "hive-bad"), "exit " + r.exit_status));
+  st.append(h("div", "hive-sub", "from " + (r.source || "?")));
+  tr.append(st);
+  tr.append(h("td", "hive-ago", ago(r.since)));
+  const task = h("td"); task.append(h("div", "", r.task || "")); if (r.stage) task.append(h("div", "hive-sub", r.stage)); tr.append(task);
+  const doing = h("td"); doing.append(h("div", "", r.last_tool || ""), h("div", "hive-sub hive-clip", r.last_summary || "")); tr.append(doing);
+  const git = h("td");
+  if (r.branch) git.append(h("div", "", r.branch));
+  const gs = [];
+  if (r.ahead) gs.push("+" + r.ahead + " commits");
+  if (r.changed) gs.push(r.changed + " files");
+  git.append(h("div", "hive-sub", gs.join(" · ")));
+  if (r.conflicts) git.append(h("div", "hive-bad", r.conflicts + " predicted conflict" + (r.conflicts > 1 ? "s" : "")));
+  tr.append(git);
+  const cost = h("td");
+  cost.append(h("div", "", r.cost_label || ""));
+  if (r.budget_fraction !== null && r.budget_fraction !== undefined) {
+    const g = h("div", "hive-gauge");
+    const f = h("div", "hive-gauge-fill" + (r.budget_fraction >= 1 ? " hive-over" : r.budget_fraction >= 0.8 ? " hive-warn" : ""));
+    f.style.width = Math.min(100, Math.round(r.budget_fraction * 100)) + "%"; g.append(f); g.title = r.budget_label || ""; cost.append(g);
+  }
+  tr.append(cost);
+  tr.append(h("td", "", r.attempts ? String(r.attempts) : ""));
+  tr.addEventListener("click", () => model.send({ action: "open", name: r.name }));
+  return tr;
+}
+
 function renderFleet(model, root) {
   const bar = h("div", "hive-fleet-bar");
   const filter = h("input", "hive-filter");
@@ -201,6 +238,10 @@ function renderFleet(model, root) {
   root.append(bar, body);
   const checked = new Set();
   const picked = () => [...checked];
+  const built = new Map(); // name -> [signature, <tr>]
+  const sections = new Map(); // repo -> {sec, head, table}
+  const empty = h("div", "hive-empty", "No agents yet.");
+  root.append(empty);
   const rank = { waiting: 0, error: 1, working: 2, starting: 3, idle: 4, exited: 5 };
   let shown = [];
   const draw = () => {
@@ -214,55 +255,45 @@ function renderFleet(model, root) {
       : ((a.stopped ? 9 : rank[a.state] ?? 6) - (b.stopped ? 9 : rank[b.state] ?? 6)) || a.name.localeCompare(b.name));
     const groups = new Map();
     for (const r of shown) { const g = r.repo || "(no repository)"; if (!groups.has(g)) groups.set(g, []); groups.get(g).push(r); }
-    body.replaceChildren();
     const selected = model.get("selected");
+    // only rows whose data changed are rebuilt; the others are moved into place
+    const keepRows = new Set(), keepGroups = new Set();
+    let gi = 0;
     for (const [repo, items] of groups) {
-      const sec = h("div", "hive-group");
-      sec.append(h("div", "hive-group-head", repo + " · " + items.length));
-      const table = h("table", "hive-fleet");
-      const tr0 = h("tr");
-      for (const c of ["", "Agent", "State", "For", "Task", "Doing", "Git", "Cost", "Tries"]) tr0.append(h("th", "", c));
-      table.append(tr0);
-      for (const r of items) {
-        const tr = h("tr", "hive-row" + (r.stopped ? " hive-stopped-row" : "") + (r.name === selected ? " hive-selected" : ""));
-        tr.dataset.name = r.name;
-        const cb = h("input"); cb.type = "checkbox"; cb.checked = checked.has(r.name);
-        cb.addEventListener("click", (ev) => { ev.stopPropagation(); cb.checked ? checked.add(r.name) : checked.delete(r.name); });
-        const td0 = h("td"); td0.append(cb); tr.append(td0);
-        const who = h("td"); who.append(h("b", "hive-name", r.name), h("div", "hive-sub", r.agent)); tr.append(who);
-        const st = h("td");
-        const pill = h("span", "hive-pill hive-st-" + (r.stopped ? "stopped" : r.state), r.state_label);
-        st.append(pill);
-        if (r.exit_status !== null && r.exit_status !== undefined)
-          st.append(h("span", "hive-exit " + (r.exit_status === 0 ? "hive-good" : "hive-bad"), "exit " + r.exit_status));
-        st.append(h("div", "hive-sub", "from " + (r.source || "?")));
-        tr.append(st);
-        tr.append(h("td", "hive-ago", ago(r.since)));
-        const task = h("td"); task.append(h("div", "", r.task || "")); if (r.stage) task.append(h("div", "hive-sub", r.stage)); tr.append(task);
-        const doing = h("td"); doing.append(h("div", "", r.last_tool || ""), h("div", "hive-sub hive-clip", r.last_summary || "")); tr.append(doing);
-        const git = h("td");
-        if (r.branch) git.append(h("div", "", r.branch));
-        const gs = [];
-        if (r.ahead) gs.push("+" + r.ahead + " commits");
-        if (r.changed) gs.push(r.changed + " files");
-        git.append(h("div", "hive-sub", gs.join(" · ")));
-        if (r.conflicts) git.append(h("div", "hive-bad", r.conflicts + " predicted conflict" + (r.conflicts > 1 ? "s" : "")));
-        tr.append(git);
-        const cost = h("td");
-        cost.append(h("div", "", r.cost_label || ""));
-        if (r.budget_fraction !== null && r.budget_fraction !== undefined) {
-          const g = h("div", "hive-gauge"); const f = h("div", "hive-gauge-fill" + (r.budget_fraction >= 1 ? " hive-over" : r.budget_fraction >= 0.8 ? " hive-warn" : ""));
-          f.style.width = Math.min(100, Math.round(r.budget_fraction * 100)) + "%"; g.append(f); g.title = r.budget_label || ""; cost.append(g);
-        }
-        tr.append(cost);
-        tr.append(h("td", "", r.attempts ? String(r.attempts) : ""));
-        tr.addEventListener("click", () => model.send({ action: "open", name: r.name }));
-        table.append(tr);
+      keepGroups.add(repo);
+      let g = sections.get(repo);
+      if (!g) {
+        const sec = h("div", "hive-group");
+        const head = h("div", "hive-group-head");
+        const table = h("table", "hive-fleet");
+        const tr0 = h("tr");
+        for (const c of ["", "Agent", "State", "For", "Task", "Doing", "Git", "Cost", "Tries"]) tr0.append(h("th", "", c));
+        table.append(tr0);
+        sec.append(head, table);
+        g = { sec, head, table };
+        sections.set(repo, g);
       }
-      sec.append(table);
-      body.append(sec);
+      g.head.textContent = repo + " · " + items.length;
+      if (body.children[gi] !== g.sec) body.insertBefore(g.sec, body.children[gi] || null);
+      gi++;
+      items.forEach((r, i) => {
+        keepRows.add(r.name);
+        const sig = JSON.stringify(r) + (r.name === selected) + checked.has(r.name);
+        let entry = built.get(r.name);
+        if (!entry || entry[0] !== sig) {
+          const tr = fleetRow(model, r, selected, checked);
+          if (entry) entry[1].replaceWith(tr);
+          entry = [sig, tr];
+          built.set(r.name, entry);
+        }
+        const at = g.table.children[i + 1];
+        if (at !== entry[1]) g.table.insertBefore(entry[1], at || null);
+      });
+      while (g.table.children.length > items.length + 1) g.table.lastChild.remove();
     }
-    if (!rows.length) body.append(h("div", "hive-empty", "No agents yet."));
+    for (const [repo, g] of sections) if (!keepGroups.has(repo)) { g.sec.remove(); sections.delete(repo); }
+    for (const [name] of built) if (!keepRows.has(name)) built.delete(name);
+    empty.style.display = rows.length ? "none" : "";
   };
   selectAll.addEventListener("change", () => { for (const r of shown) selectAll.checked ? checked.add(r.name) : checked.delete(r.name); draw(); });
   filter.addEventListener("input", draw);
