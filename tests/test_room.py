@@ -206,3 +206,25 @@ def test_split_diff_per_file() -> None:
     files = split_diff(text)
     assert [(f["path"], f["added"], f["removed"]) for f in files] == [("a.py", 1, 1), ("new.txt", 1, 0)]
     assert files[0]["lines"] == ["@@ -1 +1 @@", "-x = 1", "+x = 2"]
+
+
+def test_a_state_change_is_applied_from_the_event_without_a_fetch(server: HiveServer) -> None:
+    """At 20 events/s a GET sessions per StateChanged kept the room ~100 ms behind."""
+    spawn(server, "live-b", None, cwd=server.root, agent="hooked")
+    client = ThreadNotingClient(server.url, server.token)
+
+    async def scenario() -> None:
+        live = LiveState(client)
+        client.calls.clear()
+        payload = {"hook_event_name": "UserPromptSubmit", "session_id": "sid-b", "prompt": "go"}
+        await asyncio.to_thread(fire_hook, server, "live-b", payload)
+        await until(lambda: (live.data.session("live-b") or {}).get("state", {}).get("name")
+                    == "working", "working in live.data")
+        assert ("GET", "sessions") not in [(m, p) for m, p, _ in client.calls]
+        # an exit brings its status with the session record: that one is fetched
+        await asyncio.to_thread(server.request, "DELETE", "sessions/live-b")
+        await until(lambda: live.data.session("live-b") is None, "the session gone")
+        assert ("GET", "sessions") in [(m, p) for m, p, _ in client.calls]
+        live.stop()
+
+    run(scenario)

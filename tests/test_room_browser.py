@@ -264,3 +264,43 @@ def test_a_budget_pause_is_shown_and_resumed_from_needs_you(room: dict[str, Any]
     wait_for(lambda: server.get("tasks/bud")["state"]["name"] == "done", timeout=60, what="done")
     assert server.get("events?session=bud&event=BudgetResumed")["events"]
     pause.wait_for(state="detached", timeout=20_000)
+
+
+@pytest.mark.slow
+def test_fifty_agents_grouped_filtered_answered_and_stopped_in_bulk(room: dict[str, Any]) -> None:
+    page, server = room["page"], room["server"]
+    repos = [server.root / "fleet-a", server.root / "fleet-b"]
+    for repo in repos:
+        repo.mkdir()
+    names = [f"f{i:02d}" for i in range(50)]
+    for i, name in enumerate(names):
+        spawn(server, name, None, cwd=repos[i % 2], agent="hooked")
+    for name in names[:10]:  # ten of them ask for something
+        assert fire_hook(server, name, {"hook_event_name": "PermissionRequest", "session_id": name,
+                                        "tool_name": "Bash",
+                                        "tool_input": {"command": f"deploy {name}"}}).returncode == 0
+    rows = page.locator("tr.hive-row[data-name^='f']")
+    wait_for(lambda: rows.count() == 50, timeout=60, what="50 fleet rows")
+    wait_for(lambda: page.locator(".hive-card").count() == 10, timeout=60, what="10 cards")
+    assert page.locator(".hive-count").inner_text() == "10"
+    # oldest first: the order the questions were asked in
+    titles = page.locator(".hive-card-title").all_inner_texts()
+    assert titles == [f"{n} asks permission: Bash" for n in names[:10]]
+    # grouped by repository, 25 each
+    for repo in repos:
+        page.locator(".hive-group-head", has_text=f"{repo} · 25").wait_for()
+    # the filter narrows the rows in place
+    page.locator("input.hive-filter").fill("f4")
+    wait_for(lambda: page.locator("tr.hive-row").count() == 10, timeout=10, what="f40..f49 shown")
+    page.locator("input.hive-filter").fill("")
+    # bulk stop: three selected, stopped for real, kept greyed
+    for name in ("f47", "f48", "f49"):
+        page.locator(f"tr.hive-row[data-name='{name}'] input[type=checkbox]").check()
+    page.locator("button.hive-btn", has_text="Stop selected").click()
+    wait_for(lambda: not {"f47", "f48", "f49"} & {s["name"] for s in server.get("sessions")["sessions"]},
+             timeout=60, what="the three stopped")
+    page.locator("tr.hive-stopped-row[data-name='f49']").wait_for(timeout=20_000)
+    # the tab still answers at once
+    assert page.evaluate("() => new Promise(r => requestAnimationFrame(() => r(1)))") == 1
+    for name in names:
+        server.request("DELETE", f"sessions/{name}")
