@@ -16,6 +16,8 @@ Measured while the load runs:
   minus the moment before the hook was posted. The probe then goes back to working.
 * **1+1 cell**: executed in the notebook's own kernel (a second channels connection to it)
   every 0.5 s, wall time from execute_request to idle.
+* **baseline**: the same ``1+1`` for half as long with the room's stream stopped
+  (``room.stop()``) and the driver still running: what the machine gives without the room.
 * **tab responsive**: a 50 ms ``setInterval`` in the page; its lateness is the time the main
   thread was busy (p95 and max).
 
@@ -76,7 +78,8 @@ class NotebookKernel(RemoteKernel):
 
     def close(self) -> None:
         if self.conn is not None:
-            self.conn.close()
+            self.loop.call_soon_threadsafe(self.conn.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 def post_hook(server: HiveServer, secret: str, name: str, payload: dict[str, Any], key: str) -> None:
@@ -142,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 driver = Driver(server, names, args.rate)
                 driver.start()
+                driven = time.monotonic()
                 cells: list[float] = []
                 posted: dict[int, float] = {}
                 end = time.monotonic() + args.seconds
@@ -165,8 +169,19 @@ def main(argv: list[str] | None = None) -> int:
                     cells.append(time.monotonic() - t)
                     assert not result.errors, result.errors
                     time.sleep(max(0.0, 0.25 - (time.monotonic() - t)))
+                # baseline in the same run: the same kernel and load, the room's stream stopped
+                counts = kernel.run("print(room.live.paints, room.fleet.patches)").stdout.split()
+                kernel.run("room.stop()")
+                baseline: list[float] = []
+                end = time.monotonic() + args.seconds / 2
+                while time.monotonic() < end:
+                    t = time.monotonic()
+                    kernel.run("1+1", timeout=300)
+                    baseline.append(time.monotonic() - t)
+                    time.sleep(max(0.0, 0.25 - (time.monotonic() - t)))
                 driver.halt.set()
                 driver.join()
+                driven = time.monotonic() - driven
                 try:
                     wait_for(lambda: str(n) in page.evaluate("() => window.__seen"), timeout=10)
                 except AssertionError:
@@ -176,10 +191,13 @@ def main(argv: list[str] | None = None) -> int:
                 shown = [(seen[str(k)] - v) / 1000 for k, v in posted.items() if str(k) in seen]
                 missing = len(posted) - len(shown)
                 browser.close()
-            print(f"driver: {driver.sent} hook events in {args.seconds:.0f} s "
-                  f"({driver.sent / args.seconds:.1f}/s), {driver.errors} errors")
+            print(f"driver: {driver.sent} hook events in {driven:.0f} s "
+                  f"({driver.sent / driven:.1f}/s), {driver.errors} errors")
+            print(f"room: {counts[0]} coalesced rounds, {counts[1]} fleet updates sent as patches")
             print(f"new event visible:       {stats(shown)}; {missing} of {len(posted)} never seen")
             print(f"1+1 under load:          {stats(cells)}")
+            print(f"1+1, same load, room stopped (baseline): {stats(baseline)}; p95 ratio "
+                  f"{pct(cells, 0.95) / pct(baseline, 0.95):.2f}")
             print(f"tab main-thread lateness: {stats([x / 1000 for x in late])}")
             vis = pct(shown, 0.95) * 1000 if shown else float("inf")
             cell = pct(cells, 0.95) * 1000

@@ -101,7 +101,7 @@ class ControlRoom(W.VBox):
             if status != self.needs.status:
                 self.needs.status = status
         if parts & {"sessions", "git", "usage", "collisions", "tasks", "budgets", "events"}:
-            self.fleet.rows = fleet.rows(data, self.stopped.values())
+            self.fleet.set_rows(fleet.rows(data, self.stopped.values()))
 
     # -- Needs you ----------------------------------------------------------------------------
     def _needs_action(self, msg: dict[str, Any]) -> None:

@@ -52,6 +52,27 @@ class FleetView(_View):
     kind = T.Unicode("fleet").tag(sync=True)
     rows = T.List(T.Dict()).tag(sync=True)
     selected = T.Unicode("").tag(sync=True)
+    patches = 0  # updates sent as a patch (tests and benchmarks read it)
+
+    def set_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Send only the rows that changed when the agents are the same ones.
+
+        At 20 events/s the whole list (50 rows, ~30 kB) went to the page ~7 times a second,
+        and that traffic shares the kernel's iopub channel with cell replies. The trait is
+        still updated (a page opened later gets the current rows) but not sent; the page
+        merges the patch into its copy."""
+        old = {r.get("name"): r for r in self.rows}
+        changed = [r for r in rows if old.get(r.get("name")) != r]
+        if not changed and len(old) == len(rows):
+            return
+        same = [r.get("name") for r in rows] == [r.get("name") for r in self.rows]
+        if self.comm is None or not same or len(changed) > len(rows) // 2:
+            self.rows = rows
+            return
+        with self._lock_property(rows=rows):  # the page gets the patch below instead
+            self.rows = rows
+        self.send({"rows_patch": changed})
+        self.patches += 1
 
 
 class TerminalView(_View):

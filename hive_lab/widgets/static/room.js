@@ -301,6 +301,11 @@ function renderFleet(model, root) {
   sort.addEventListener("change", draw);
   model.on("change:rows", draw);
   model.on("change:selected", draw);
+  model.on("msg:custom", (msg) => {
+    if (!msg || !Array.isArray(msg.rows_patch)) return;
+    const patch = new Map(msg.rows_patch.map((r) => [r.name, r]));
+    model.set("rows", (model.get("rows") || []).map((r) => patch.get(r.name) || r)); // local only
+  });
   draw();
   const timer = setInterval(() => { for (const td of body.querySelectorAll("tr.hive-row")) {
     const r = (model.get("rows") || []).find((x) => x.name === td.dataset.name);
