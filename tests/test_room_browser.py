@@ -238,6 +238,18 @@ def test_agent_detail_live_terminal_and_diff(room: dict[str, Any]) -> None:
     assert float(stopped.evaluate("e => getComputedStyle(e).opacity")) < 1
     page.locator("button.hive-btn", has_text="Dismiss stopped").click()
     stopped.wait_for(state="detached")
+    # exit status: 0 and non-zero look different
+    spawn(server, "b-exit0", ["true"], cwd=server.root)
+    spawn(server, "b-exit3", ["sh", "-c", "exit 3"], cwd=server.root)
+    good = page.locator("tr.hive-row[data-name='b-exit0'] .hive-exit")
+    bad = page.locator("tr.hive-row[data-name='b-exit3'] .hive-exit")
+    good.wait_for(timeout=20_000)
+    bad.wait_for(timeout=20_000)
+    assert good.inner_text() == "exit 0" and "hive-good" in (good.get_attribute("class") or "")
+    assert bad.inner_text() == "exit 3" and "hive-bad" in (bad.get_attribute("class") or "")
+    assert good.evaluate("e => getComputedStyle(e).color") != bad.evaluate("e => getComputedStyle(e).color")
+    for name in ("b-exit0", "b-exit3"):
+        server.request("DELETE", f"sessions/{name}")
 
 
 @pytest.mark.e2e
@@ -304,3 +316,32 @@ def test_fifty_agents_grouped_filtered_answered_and_stopped_in_bulk(room: dict[s
     assert page.evaluate("() => new Promise(r => requestAnimationFrame(() => r(1)))") == 1
     for name in names:
         server.request("DELETE", f"sessions/{name}")
+
+
+@pytest.mark.e2e
+def test_a_scope_request_is_answered_from_needs_you(room: dict[str, Any]) -> None:
+    page, server = room["page"], room["server"]
+    repo = server.root / "scope-repo"
+    (repo / "src").mkdir(parents=True)
+    (repo / "src" / "a.py").write_text("a = 1\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "initial"]):
+        subprocess.run(["git", "-C", str(repo), "-c", "user.name=T", "-c", "user.email=t@e", *args],
+                       check=True, capture_output=True)
+    status, task = server.request("POST", "tasks", {
+        "id": "sc", "prompt": "@await never", "repo": str(repo), "agent": "budgeted",
+        "scope": ["src/**"], "check": ["true"]})
+    assert status == 201, task
+    wait_for(lambda: "sc" in {s["name"] for s in server.get("sessions")["sessions"]}, timeout=60,
+             what="the task's session")
+    assert fire_hook(server, "sc", {"hook_event_name": "ScopeRequest", "task": "sc",
+                                    "glob": "docs/**", "why": f"docs {HOSTILE}",
+                                    "session_id": "sc"}).returncode == 0
+    scope = page.locator(".hive-card-scope", has=page.locator(".hive-card-title",
+                                                               has_text="Task sc asks for scope docs/**"))
+    scope.wait_for(timeout=30_000)
+    assert f"Why: docs {HOSTILE}" in scope.locator(".hive-body").inner_text()
+    scope.locator("button", has_text="Widen scope").click()
+    wait_for(lambda: "docs/**" in server.get("tasks/sc")["scope"], timeout=30, what="scope widened")
+    scope.wait_for(state="detached", timeout=20_000)
+    assert page.evaluate("() => window.__hivePwned === undefined")
+    server.request("PATCH", "tasks/sc", {"state": "canceled"})
