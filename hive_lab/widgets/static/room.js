@@ -141,7 +141,13 @@ function renderNeeds(model, root) {
   const help = h("span", "hive-help",
     "Keys on a focused card: a approve / widen / raise · d deny / refuse · 1-9 pick a choice · r reply · j/k next/previous");
   const bell = button("Enable notifications", "", () => { ASKED = false; askPermission(); });
-  head.append(title, help, bell);
+  const soundBox = h("label", "hive-sub");
+  const sound = h("input"); sound.type = "checkbox"; sound.className = "hive-sound";
+  sound.checked = !!model.get("sound");
+  sound.addEventListener("change", () => { model.set("sound", sound.checked); model.save_changes(); });
+  model.on("change:sound", () => { sound.checked = !!model.get("sound"); });
+  soundBox.append(sound, document.createTextNode(" sound"));
+  head.append(title, help, bell, soundBox);
   const list = h("div", "hive-needs-list");
   const empty = h("div", "hive-empty", "Nobody is waiting for you.");
   root.append(head, empty, list);
