@@ -95,7 +95,7 @@ class AgentDetail(W.VBox):
             b = W.Button(description=label, layout=W.Layout(width="auto"))
             b.on_click(lambda _, k=seq: self.press(k))
             keys.append(b)
-        close = W.Button(description="Close", icon="times")
+        close = W.Button(description="Close", icon="times", layout=W.Layout(width="auto"))
         close.on_click(lambda _: self.close_detail())
         self.follows = 0  # screens fetched by the follow task (tests read it)
         self._follow: asyncio.Task[Any] | None = None

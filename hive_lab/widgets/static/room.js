@@ -209,8 +209,8 @@ function fleetRow(model, r, selected, checked) {
   const git = h("td");
   if (r.branch) git.append(h("div", "", r.branch));
   const gs = [];
-  if (r.ahead) gs.push("+" + r.ahead + " commits");
-  if (r.changed) gs.push(r.changed + " files");
+  if (r.ahead) gs.push("+" + r.ahead + (r.ahead === 1 ? " commit" : " commits"));
+  if (r.changed) gs.push(r.changed + (r.changed === 1 ? " file" : " files"));
   git.append(h("div", "hive-sub", gs.join(" · ")));
   if (r.conflicts) git.append(h("div", "hive-bad", r.conflicts + " predicted conflict" + (r.conflicts > 1 ? "s" : "")));
   tr.append(git);
