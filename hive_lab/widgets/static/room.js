@@ -169,7 +169,14 @@ function renderNeeds(model, root) {
       let entry = built.get(card.key);
       if (!entry || entry[0] !== sig) {
         const el = needsCard(model, card, status[card.key]);
-        if (entry) entry[1].replaceWith(el);
+        if (entry) {
+          // a reply being typed survives the redraw (an answer's status, a newer question text)
+          const was = entry[1].querySelector("input.hive-reply"), now = el.querySelector("input.hive-reply");
+          const typing = was && document.activeElement === was;
+          if (was && now) now.value = was.value;
+          entry[1].replaceWith(el);
+          if (typing && now) now.focus();
+        }
         entry = [sig, el];
         built.set(card.key, entry);
       }
