@@ -230,3 +230,30 @@ def test_a_state_change_is_applied_from_the_event_without_a_fetch(server: HiveSe
         live.stop()
 
     run(scenario)
+
+
+def test_clean_up_finished_worktrees_removes_merged_and_keeps_unmerged(server: HiveServer) -> None:
+    import subprocess
+    from pathlib import Path
+
+    repo = server.root / "cleanup-repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=T", "-c", "user.email=t@e"]
+    (repo / "a.txt").write_text("a\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "initial"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    paths = {}
+    for name in ("done-one", "open-one"):
+        paths[name] = spawn(server, name, ["cat"], cwd=repo)["worktree"]["path"]
+        wt = ["git", "-C", paths[name], "-c", "user.name=T", "-c", "user.email=t@e"]
+        (Path(paths[name]) / f"{name}.txt").write_text("work\n")
+        subprocess.run([*wt, "add", "-A"], check=True, capture_output=True)
+        subprocess.run([*wt, "commit", "-qm", name], check=True, capture_output=True)
+    subprocess.run([*git, "merge", "-q", "hive/done-one"], check=True, capture_output=True)
+    for name in paths:
+        server.request("DELETE", f"sessions/{name}")  # worktrees with commits are kept
+    room = ControlRoom(HiveClient(server.url, server.token), start=False)
+    asyncio.run(room._bulk("cleanup", []))
+    assert not Path(paths["done-one"]).exists() and Path(paths["open-one"]).exists()
+    assert "cleaned up 1 finished worktree(s) of 2" in room.message.value
+    assert "kept open-one" in room.message.value

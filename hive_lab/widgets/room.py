@@ -168,7 +168,10 @@ class ControlRoom(W.VBox):
             self.say(f"clean up failed: {exc.detail}", error=True)
             return
         removed = [r for r in results if isinstance(r, dict) and r.get("removed")]
-        self.say(f"cleaned up {len(removed)} finished worktree(s) of {len(results)}")
+        kept = [f"{r.get('session')}: {r.get('reason')}" for r in results
+                if isinstance(r, dict) and not r.get("removed")]
+        self.say(f"cleaned up {len(removed)} finished worktree(s) of {len(results)}"
+                 + (f"; kept {'; '.join(kept)}" if kept else ""), error=bool(kept))
         self.live.mark_stale("git", "collisions")
 
     # -- helpers ------------------------------------------------------------------------------
