@@ -168,8 +168,11 @@ class HiveClient:
     def interrupt(self, name: str) -> list[str]:
         return self.keys(name, ["Escape"])
 
-    def screen(self, name: str, lines: int | None = None) -> str:
-        return self.request("GET", f"sessions/{_q(name)}/screen", params={"lines": lines})["text"]
+    def screen(self, name: str, lines: int | None = None, ansi: bool = False) -> str:
+        """The pane's text; ``ansi=True`` keeps colours as escapes (render them, never print
+        them raw into another terminal: they are the agent's bytes)."""
+        return self.request("GET", f"sessions/{_q(name)}/screen",
+                            params={"lines": lines, "ansi": "1" if ansi else None})["text"]
 
     def kill(self, name: str, cleanup: str | None = None, force: bool = False) -> dict[str, Any]:
         params = {"cleanup": cleanup, "force": "true" if force else None}

@@ -43,9 +43,41 @@ hive = hive_lab.connect()
 hive.status()
 """),
         md("""
-## 2. The panel
+## 2. The control room
 
-*Sessions* shows every agent with its state (`starting`, `working`, `waiting`, `idle`, `exited`,
+`ControlRoom()` is the screen you run the fleet from; it follows the server's event stream live
+(the kernel stays usable: fetches run in a worker thread, redraws are coalesced).
+
+* **Needs you** (top): every agent that waits for you, oldest first, with what it asks: the tool
+  and its command or file (for a Write or Edit the content or the change it proposes), a
+  question's text and its numbered choices, scope requests and budget pauses. Answer right
+  there: *Approve*, *Deny*, a choice, a typed reply, *Widen scope*, *Raise to ...*. An answer is
+  sent only while that question is still open; a card whose question has gone says so and
+  sends nothing. A badge counts them; a browser notification (asked for once; nothing while
+  this tab has the focus) tells you when a new one arrives.
+  **Keys** on a focused card (click it or Tab to it): `a` approve / widen / raise, `d` deny /
+  refuse, `1`-`9` pick a choice, `r` reply box, `j` / `k` next / previous card.
+* **The fleet**, grouped by repository: state and where it came from, for how long, task, the
+  last tool, git (branch, commits ahead, files changed, predicted conflicts), cost against its
+  budget, attempts, exit status. Filter, sort, select several to stop them; stopped agents stay
+  greyed until you dismiss them; *Clean up finished worktrees* removes merged/pushed ones.
+* **Click an agent** for its detail: a live terminal with colours (followed twice a second
+  while it is on screen), its diff against the base per file, its event timeline, cost over
+  time and attempts, and a box to type into it plus its keys.
+
+Every button is one `HiveClient` call you could make from a cell (`room.answer(key, "approve")`
+does what the button does).
+"""),
+        code("""
+from hive_lab.widgets.room import ControlRoom
+room = ControlRoom(hive)
+room
+"""),
+        md("""
+## 2b. The classic panel
+
+The compact panel of earlier versions (still importable as
+`hive_lab.widgets.SessionsPanel`). *Sessions* shows every agent with its state (`starting`, `working`, `waiting`, `idle`, `exited`,
 `error`) and **where that state came from** (`hook:PreToolUse`, `screen`, `pane`...).
 *Waiting for you* lists agents stuck at a permission prompt or a question. Use the forms to start
 an agent and to type into it (*Env* takes `KEY=value` lines; agents whose CLI is missing say

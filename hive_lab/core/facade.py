@@ -293,8 +293,9 @@ class Hive(FleetMethods):
     def send_keys(self, name: str, keys: Any) -> list[str]:
         return self.sessions.send_keys(name, keys)
 
-    def screen(self, name: str, lines: int | None = None) -> str:
-        return self.sessions.screen(name, lines)
+    def screen(self, name: str, lines: int | None = None, ansi: bool = False) -> str:
+        """The pane's text; ``ansi`` keeps its colours as SGR escapes (the live terminal)."""
+        return self.sessions.screen(name, lines, ansi=ansi)
 
     def approve(self, name: str) -> dict[str, Any]:
         """Answer an open permission dialog with yes; refused (NotWaiting) if none is open."""

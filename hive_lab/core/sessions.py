@@ -471,13 +471,13 @@ class SessionManager:
         log.info("session %s: %s with %s (tool %s)", name, kind, keys, state.tool)
         return {"name": name, "answer": kind, "keys": list(keys), "tool": state.tool}
 
-    def screen(self, name: str, lines: int | None = None) -> str:
+    def screen(self, name: str, lines: int | None = None, ansi: bool = False) -> str:
         session = self.get(name)
         if session.pane_id is None:
             raise BadRequest(f"session {name!r} has no pane (started outside Hive Lab)")
         if lines is not None and not 1 <= lines <= MAX_SCREEN_LINES:
             raise BadRequest(f"lines must be between 1 and {MAX_SCREEN_LINES}")
-        return self.tmux.capture(session.pane_id, lines)
+        return self.tmux.capture(session.pane_id, lines, ansi=ansi)
 
     def _live(self, name: str) -> Session:
         session = self.get(name)

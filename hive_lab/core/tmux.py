@@ -259,9 +259,10 @@ class Tmux:
         self.run(["kill-server"], check=False)
 
     # -- screens and input ---------------------------------------------------------------
-    def capture(self, pane_id: str, lines: int | None = None) -> str:
-        """The pane's visible screen, or its last ``lines`` lines including history."""
-        proc = self.run(_capture_cmd(pane_id, lines), check=False)
+    def capture(self, pane_id: str, lines: int | None = None, ansi: bool = False) -> str:
+        """The pane's visible screen, or its last ``lines`` lines including history; with
+        ``ansi`` the colours and attributes come along as SGR escapes (``capture-pane -e``)."""
+        proc = self.run(_capture_cmd(pane_id, lines, ansi), check=False)
         if proc.returncode != 0:
             raise NotFound(f"pane {pane_id} is gone")
         return _trim_screen(proc.stdout.decode(errors="replace"), lines)
@@ -325,8 +326,8 @@ def _pane(pane_id: str) -> str:
     return pane_id
 
 
-def _capture_cmd(pane_id: str, lines: int | None) -> list[str]:
-    cmd = ["capture-pane", "-p", "-t", _pane(pane_id)]
+def _capture_cmd(pane_id: str, lines: int | None, ansi: bool = False) -> list[str]:
+    cmd = ["capture-pane", "-p", *(["-e"] if ansi else []), "-t", _pane(pane_id)]
     if lines:
         cmd += ["-S", str(-int(lines))]
     return cmd

@@ -94,7 +94,8 @@ class ScreenHandler(HiveHandler):
     def get(self, name: str) -> None:
         lines = self.query("lines")
         count = parse_int(lines, "lines", 0, 1, 10000) if lines is not None else None
-        self.reply({"name": name, "text": self.hive.screen(name, count)})
+        ansi = parse_bool(self.query("ansi"))
+        self.reply({"name": name, "text": self.hive.screen(name, count, ansi=ansi)})
 
 
 class EventsHandler(HiveHandler):
