@@ -241,8 +241,10 @@ def test_a_task_edit_outside_its_scope_is_caught_by_the_audit(
     try:
         task = wait(flagged, "the violation on task ad-audit", STARTUP)
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{hive.get('tasks/ad-audit')}\n"
-                             + screen(hive, "ad-audit")) from None
+        lines = [f"{e['id']} {e['agent']} {e['event']} {e['summary'][:160]}"
+                 for e in hive.get("events?session=ad-audit&limit=10000")["events"]]
+        raise AssertionError(f"{exc}\n{hive.get('tasks/ad-audit')}\n" + "\n".join(lines)
+                             ) from None
     worktree = Path(task["worktree"])
     assert (worktree / "docs" / "x.md").read_text() == "nope\n"  # no hook stopped it
     assert [v["path"] for v in task["flags"]["violations"]] == ["docs/x.md"], task["flags"]

@@ -119,7 +119,9 @@ _AIDER_ASK = r"\(Y\)es/\(N\)o(?:/\(D\)on't ask again)? \[(?:Yes|No)\]: *\s*\Z"
 AIDER_CUES = ScreenCues(
     permission=(_AIDER_ASK,),
     working=(r"Waiting for \S+\s*\Z",),  # the spinner line while the model has not answered
-    idle=(r"^(?:[a-z-]+ )?[a-z-]*> ?(?:[^>\n][^\n]*)?\s*\Z",),
+    # The empty input prompt as the last line; a prompt with text at the bottom is the one
+    # just sent (aider prints nothing for seconds after it).
+    idle=(r"^(?:[a-z-]+ )?[a-z-]*> ?\s*\Z",),
     permission_tool=r"^(?P<subject>[^\n]*)\n(?P<tool>[^\n]*?\?) " + _AIDER_ASK,
 )
 

@@ -223,7 +223,14 @@ def decide_from_screen(screen: str, cues: ScreenCues, has_hooks: bool, prev: Sta
         return None
     if busy or now - last_activity <= ACTIVITY_SECONDS:
         return State(WORKING, "screen", now)
-    if cues.find("idle", screen) or prev.name in (STARTING, WORKING, WAITING):
+    if cues.idle:
+        # Quiet is not idle for a CLI whose prompt can be seen: Aider is silent for seconds
+        # after a prompt (repo map, tokenizing) and before its spinner. Only its empty
+        # prompt ends a turn; an answered dialog with no prompt back means it works on.
+        if cues.find("idle", screen):
+            return State(IDLE, "screen", now)
+        return State(WORKING, "screen", now) if prev.name == WAITING else None
+    if prev.name in (STARTING, WORKING, WAITING):
         return State(IDLE, "screen", now)
     return None
 
