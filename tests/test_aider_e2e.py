@@ -254,3 +254,8 @@ def test_a_task_edit_outside_its_scope_is_caught_by_the_audit(
     assert not [e for e in events if e["event"] == "HookDecided"]  # nothing to guard with
     session = hive.get("sessions/ad-audit")
     assert "--yes-always" in session["command"], session["command"]
+    # The check passes, but the open violation needs a person: the task is blocked, not done.
+    final = wait(lambda: (t := hive.get("tasks/ad-audit"))["state"]["name"] in (
+        "done", "failed", "blocked") and t, "task ad-audit finished", STARTUP)
+    assert final["state"]["name"] == "blocked", final["state"]
+    assert final["state"]["reason"].startswith("scope_violation"), final["state"]

@@ -70,12 +70,13 @@ def parse_line(line: bytes) -> AiderMessage | None:
     if not isinstance(props, dict) or isinstance(when, bool) or not isinstance(when, (int, float)):
         return None
     model = props.get("main_model")
-    cost = props.get("cost")
-    ok_cost = isinstance(cost, (int, float)) and not isinstance(cost, bool) and \
-        math.isfinite(cost) and cost > 0
+    raw = props.get("cost")
+    cost = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
+    if cost is not None and not (math.isfinite(cost) and cost > 0):
+        cost = None
     return AiderMessage(
         time=float(when), model=model if isinstance(model, str) and model else "unknown",
         prompt_tokens=_count(props.get("prompt_tokens")),
         completion_tokens=_count(props.get("completion_tokens")),
-        cost=float(cost) if ok_cost else None,
+        cost=cost,
         edit_format=str(props.get("edit_format") or ""))
