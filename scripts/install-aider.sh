@@ -19,6 +19,10 @@ set -euo pipefail
 VERSION="${HIVE_AIDER_VERSION:-0.86.2}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PREFIX="${HIVE_AIDER_PREFIX:-$ROOT/.cache/aider/$VERSION}"
+mkdir -p "$(dirname "$PREFIX")"
+# The venv's scripts name their interpreter by absolute path: resolve links (a worktree's
+# .cache is a link to the main checkout's) so they keep working from every checkout.
+PREFIX="$(cd "$(dirname "$PREFIX")" && pwd -P)/$(basename "$PREFIX")"
 BIN="$PREFIX/bin/aider"
 
 works() {
@@ -39,13 +43,12 @@ if [ -z "$PY" ]; then
     done
 fi
 if [ -z "$PY" ] || ! "$PY" -c 'import sys; sys.exit(not ((3, 10) <= sys.version_info[:2] <= (3, 12)))' 2>/dev/null; then
-    echo "install-aider: no python 3.10-3.12 with venv found (aider-chat $VERSION supports 3.10-3.12)" >&2
+    echo "install-aider: no python 3.10-3.12 with venv found (aider-chat 0.86 needs one of those)" >&2
     exit 2
 fi
 
-mkdir -p "$(dirname "$PREFIX")"
 LOG="$(dirname "$PREFIX")/pip-install-$VERSION.log"
-echo "install-aider: installing aider-chat==$VERSION into $PREFIX (takes a few minutes)" >&2
+echo "install-aider: installing aider-chat==$VERSION into $PREFIX (0.5-2.5 min)" >&2
 rm -rf "$PREFIX.tmp"
 # Build in a side directory and rename at the end, so an interrupted install never looks done.
 # PIP_CONSTRAINT is cleared: a machine-wide constraints file is written for the project's
