@@ -118,3 +118,21 @@ def test_an_unknown_model_falls_back_to_the_pricing_table(tmp_path: Path) -> Non
     assert rows[0].cost is None  # aider knew no price; neither do we
     assert rows[1].cost == pytest.approx(2.0)  # gpt-4.1 input: $2 per million (pricing.json)
     assert (rows[2].input, rows[2].output) == (0, 0) and not rows[2].cost  # nonsense: nothing
+
+
+def test_the_log_hive_lab_chose_at_spawn_is_followed_again_after_a_restart(tmp_path: Path) -> None:
+    """No hook ever names aider's log: the path comes from the SessionCreated event."""
+    from hive_lab.core import events as ev
+    from hive_lab.core.bus import Broadcaster
+    from hive_lab.core.recorder import Recorder
+    from hive_lab.core.signals import Signals
+    from hive_lab.core.status import Tracker
+    from hive_lab.core.store import Store
+
+    log = str(tmp_path / "ad-x-1.aider-analytics.jsonl")
+    recorder = Recorder(Store(tmp_path / "hive.db"), Broadcaster(), Tracker(), Signals())
+    recorder.record_now([
+        ev.internal("ad-x", ev.SESSION_CREATED, {"session": {"transcript_path": log}}),
+        ev.internal("sh", ev.SESSION_CREATED, {"session": {"transcript_path": None}}),
+    ])
+    assert recorder.store.transcript_paths() == [("ad-x", log)]
