@@ -185,21 +185,29 @@ def test_aider_session_through_the_api(hive: HiveServer, api: FakeOpenAI) -> Non
     assert status == 200 and answered["keys"] == ["n", "Enter"], answered
     wait_state(hive, name, "idle")
     assert not (worktree / "shell.txt").exists()
+    # A repo file named in the prompt: aider asks to add it before it calls the model.
+    prompt(hive, name, "SCENARIO:mention src/app.py")
+    waiting = wait_state(hive, name, "waiting", reason="permission")
+    assert (waiting["tool"], waiting["detail"]) == ("Add file to the chat?", "src/app.py")
+    assert hive.request("POST", f"sessions/{name}/approve", {})[0] == 200
+    wait_state(hive, name, "idle")
+    assert re.search(r"^notes\.txt src/app\.py$|^src/app\.py notes\.txt$", screen(hive, name),
+                     re.MULTILINE), screen(hive, name)  # the files in the chat, over the prompt
     names = transitions(hive, name)
-    assert names.count("waiting") == 2 and names.count("working") >= 3, names
+    assert names.count("waiting") == 3 and names.count("working") >= 4, names
 
     # Usage: aider's log, one row per reply, exactly what aider printed for each.
     printed = _REPORT_RE.findall(screen(hive, name, lines=2000))
-    assert len(printed) == 3, printed
+    assert len(printed) == 4, printed
     logged = [json.loads(x)["properties"] for x in log.read_text().splitlines()
               if json.loads(x)["event"] == "message_send"]
-    assert len(logged) == 3, logged
+    assert len(logged) == 4, logged
 
     def rows() -> list[dict[str, Any]] | None:
         got = hive.get(f"usage/rows?session={name}")["rows"]
-        return got if len(got) == 3 else None
-    got = wait(rows, "three usage rows")
-    assert [r["agent"] for r in got] == ["aider"] * 3
+        return got if len(got) == 4 else None
+    got = wait(rows, "four usage rows")
+    assert [r["agent"] for r in got] == ["aider"] * 4
     assert {r["model"] for r in got} == {f"openai/{MODEL}"}
     for row, line, (sent, received, message_cost, _session) in zip(got, logged, printed):
         assert (row["input"], row["output"]) == (line["prompt_tokens"], line["completion_tokens"])
@@ -211,7 +219,7 @@ def test_aider_session_through_the_api(hive: HiveServer, api: FakeOpenAI) -> Non
     assert json.dumps(total)  # the report over the same rows renders
     # Streaming: aider counts tokens with its own tokenizer (the reply's usage is not asked
     # for); the fake's numbers differ, so this checks aider's accounting, not the fake's.
-    assert len(api.calls) >= 3
+    assert len(api.calls) >= 4
 
     status, killed = hive.request("DELETE", f"sessions/{name}")
     assert status == 200, killed
