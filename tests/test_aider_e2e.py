@@ -215,8 +215,10 @@ def test_aider_session_through_the_api(hive: HiveServer, api: FakeOpenAI) -> Non
         assert (aider_tokens(row["input"]), aider_tokens(row["output"])) == (sent, received)
         assert aider_cost(row["cost"]) == message_cost
     assert aider_cost(sum(r["cost"] for r in got)) == printed[-1][3]
-    total = hive.get(f"usage?session={name}")
-    assert json.dumps(total)  # the report over the same rows renders
+    report = hive.get(f"usage?session={name}")["totals"]
+    assert report["totalCost"] == pytest.approx(sum(r["cost"] for r in got))
+    assert report["costComplete"] and report["requests"] == 4, report
+    assert report["inputTokens"] == sum(line["prompt_tokens"] for line in logged), report
     # Streaming: aider counts tokens with its own tokenizer (the reply's usage is not asked
     # for); the fake's numbers differ, so this checks aider's accounting, not the fake's.
     assert len(api.calls) >= 4
