@@ -269,3 +269,23 @@ def test_a_task_edit_outside_its_scope_is_caught_by_the_audit(
         "done", "failed", "blocked") and t, "task ad-audit finished", STARTUP)
     assert final["state"]["name"] == "blocked", final["state"]
     assert final["state"]["reason"].startswith("scope_violation"), final["state"]
+
+
+def test_an_unknown_local_model_gets_past_its_warning_and_costs_unknown(hive: HiveServer) -> None:
+    """A model aider has no metadata for: the start-up question is answered, no $0 cost."""
+    name = "ad-local"
+    repo = make_repo(hive.root, "repo-local")
+    status, created = hive.request("POST", "sessions", {
+        "name": name, "agent": "aider", "cwd": str(repo), "worktree": True,
+        "env": {"AIDER_MODEL": "openai/my-local-model"}})
+    assert status == 201, created
+    wait_state(hive, name, "idle", STARTUP)
+    answered = [e for e in hive.get(f"events?session={name}&limit=1000")["events"]
+                if e["event"] == "ScreenAnswered"]
+    assert [e["payload"]["keys"] for e in answered] == [["n", "Enter"]], answered
+    assert "[Yes]: n" in screen(hive, name) and "with whole edit format" in screen(hive, name)
+    prompt(hive, name, "SCENARIO:text hi")
+    got = wait(lambda: hive.get(f"usage/rows?session={name}")["rows"], "a usage row")
+    assert [(r["model"], r["cost"]) for r in got] == [("openai/REDACTED", None)], got
+    assert re.search(r"Tokens: \d+ sent, \d+ received\.\n", screen(hive, name))  # no cost
+    assert hive.request("DELETE", f"sessions/{name}")[0] == 200

@@ -123,6 +123,9 @@ AIDER_CUES = ScreenCues(
     # just sent (aider prints nothing for seconds after it).
     idle=(r"^(?:[a-z-]+ )?[a-z-]*> ?\s*\Z",),
     permission_tool=r"^(?P<subject>[^\n]*)\n(?P<tool>[^\n]*?\?) " + _AIDER_ASK,
+    # A model aider has no metadata for (any local model) asks this before its prompt;
+    # "y" would open a browser. No: it goes on with defaults (and logs no cost).
+    first_run=((r"Open documentation url for more info\? \(Y\)es/\(N\)o", ("n", "Enter")),),
 )
 
 # Permission answers. Claude Code 2.1.197: "1. Yes" / Escape (checked, FACTS.md). Gemini CLI

@@ -3,6 +3,7 @@ cues, and its analytics log read as usage. No server, no aider process."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -58,6 +59,12 @@ def test_the_spinner_is_working_and_startup_is_not_idle_until_the_prompt() -> No
     ready = "Aider v0.86.2\nModel: openai/gpt-4.1-mini with diff edit format\n" + "─" * 40 + "\n>\n"
     assert decide(ready, STARTING).name == IDLE
     assert decide(ready.replace("\n>\n", "\nnotes.txt\nask> \n"), WORKING).name == IDLE
+
+
+def test_the_unknown_model_question_at_start_up_is_answered_no() -> None:
+    text = screen("screen-unknown-model.txt")
+    [(pattern, keys)] = CUES.first_run
+    assert re.search(pattern, text) and keys == ("n", "Enter")
 
 
 def test_a_search_replace_block_at_the_bottom_is_not_the_prompt() -> None:
