@@ -2,7 +2,7 @@
 # Set up everything Hive Lab needs on a fresh Debian/Ubuntu machine, idempotently.
 #   scripts/setup.sh          runtime: tmux, git, a venv with hive-lab installed (editable)
 #   scripts/setup.sh --test   also test tools: chromium (UI tests), PostgreSQL + psycopg (the
-#                             shared-store tests), the Claude Code CLI (e2e)
+#                             shared-store tests), the Claude Code CLI and Aider (e2e)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,5 +58,10 @@ fi
 if [ $want_test -eq 1 ] && [ -x scripts/install-claude.sh ]; then
   # The real Claude Code CLI for the end-to-end tests; they skip with a reason if this fails.
   scripts/install-claude.sh >/dev/null || echo "setup: Claude Code CLI not installed (e2e tests will skip)" >&2
+fi
+if [ $want_test -eq 1 ] && [ -x scripts/install-aider.sh ]; then
+  # Real Aider for its e2e tests, in a venv of its own under .cache/aider (2.5 min cold,
+  # 40 s with a warm pip cache): installed once here rather than inside a test run.
+  scripts/install-aider.sh >/dev/null || echo "setup: Aider not installed (its e2e tests will skip)" >&2
 fi
 echo "setup: ready (.venv)"

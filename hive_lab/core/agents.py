@@ -45,6 +45,16 @@ class AgentProfile:
     capabilities: frozenset[str] = frozenset()
     max_sessions: int | None = None
     task_prompt: str = "full"
+    # Aider keeps its own usage log (``--analytics-log``; it has no hooks to name a
+    # transcript): the option that takes the log's path. Hive Lab gives each session a file of
+    # its own under ``<data_dir>/usage-logs`` and follows it like a transcript.
+    usage_log: str | None = None
+    # Extra arguments when a task (unattended) runs it, e.g. Aider's ``--yes-always``: with no
+    # pre-tool hook to ask, the backstop audit checks its changes instead.
+    task_args: tuple[str, ...] = ()
+    # Files the CLI writes into the repository for itself: excluded in a session's worktree
+    # (``info/exclude``) so they are neither the agent's change nor a scope violation.
+    local_excludes: tuple[str, ...] = ()
 
     @property
     def program(self) -> str | None:
@@ -100,22 +110,41 @@ GEMINI_CUES = ScreenCues(
     # "> [Pasted Text: 12 lines]" (0.61.0, loaded machine): still the box, Enter sends it.
     idle=(r"Type your message", r"^ > \[Pasted Text: \d+ lines?\]"),
 )
+# Aider 0.86.2 (checked, tests/aider_support/NOTES.md). Its confirmations are one line at the
+# bottom, "<question>? (Y)es/(N)o[/(D)on't ask again] [Yes]: ", under a line naming the subject
+# (the file, or the shell command); once answered the line stays on screen with the answer
+# after the colon, so only an unanswered one at the very end counts. The input prompt is
+# "> " (a mode may prefix it, "ask> "), under a line listing the files in the chat.
+_AIDER_ASK = r"\(Y\)es/\(N\)o(?:/\(D\)on't ask again)? \[(?:Yes|No)\]: *\s*\Z"
 AIDER_CUES = ScreenCues(
-    permission=(r"\(Y\)es/\(N\)o",),
-    working=(r"Waiting for ", r"Thinking"),
-    idle=(r"^[\w./-]*> ?$",),
+    permission=(_AIDER_ASK,),
+    working=(r"Waiting for \S+\s*\Z",),  # the spinner line while the model has not answered
+    # The empty input prompt as the last line; a prompt with text at the bottom is the one
+    # just sent (aider prints nothing for seconds after it).
+    idle=(r"^(?:[a-z-]+ )?[a-z-]*> ?\s*\Z",),
+    permission_tool=r"^(?P<subject>[^\n]*)\n(?P<tool>[^\n]*?\?) " + _AIDER_ASK,
+    # A model aider has no metadata for (any local model) asks this before its prompt;
+    # "y" would open a browser. No: it goes on with defaults (and logs no cost).
+    first_run=((r"Open documentation url for more info\? \(Y\)es/\(N\)o", ("n", "Enter")),),
 )
 
 # Permission answers. Claude Code 2.1.197: "1. Yes" / Escape (checked, FACTS.md). Gemini CLI
 # 0.61.0 (checked, tests/gemini_support/NOTES.md): "Apply this change?" / "Allow execution of
 # [Shell]?" over "1. Allow once", Escape picks "No, suggest changes (esc)" and cancels the
-# turn ("Request cancelled."). Reported, not checked: Codex's approval modal takes y / Esc,
-# Aider's "(Y)es/(N)o" reads a line.
+# turn ("Request cancelled."). Aider 0.86.2 (checked): its "(Y)es/(N)o" reads a line, "y" or
+# "n" and Enter; Ctrl-C stops a reply. Reported, not checked: Codex's modal takes y / Esc.
 ANSWER_KINDS = ("approve", "deny", "interrupt")  # interrupt: stop a turn (budgets)
 CLAUDE_ANSWERS = {"approve": ("1",), "deny": ("Escape",), "interrupt": ("Escape",)}
 CODEX_ANSWERS = {"approve": ("y",), "deny": ("Escape",), "interrupt": ("Escape",)}
 GEMINI_ANSWERS = {"approve": ("1",), "deny": ("Escape",), "interrupt": ("Escape",)}
 AIDER_ANSWERS = {"approve": ("y", "Enter"), "deny": ("n", "Enter"), "interrupt": ("C-c",)}
+
+# Aider as Hive Lab runs it: Hive Lab tracks git itself (live diff, review, merge), so aider
+# leaves its edits uncommitted (auto-commits would also cost a model call per edit for the
+# message) and never edits .gitignore (a change of the repo's own file, outside any task's
+# scope); no update checks, release notes or analytics (the log still gets every event).
+AIDER_COMMAND = ("aider", "--no-auto-commits", "--no-dirty-commits", "--no-gitignore",
+                 "--no-check-update", "--no-show-release-notes", "--no-analytics")
 
 CODING = frozenset({"implement", "review", "tests", "code"})
 
@@ -129,9 +158,11 @@ BUILTIN: dict[str, AgentProfile] = {
     "gemini": AgentProfile("gemini", ("gemini",), hooks="gemini", cues=GEMINI_CUES,
                            answers=GEMINI_ANSWERS, capabilities=CODING,
                            description="Gemini CLI (hooks in .gemini/settings.json)"),
-    "aider": AgentProfile("aider", ("aider",), cues=AIDER_CUES, answers=AIDER_ANSWERS,
+    "aider": AgentProfile("aider", AIDER_COMMAND, cues=AIDER_CUES, answers=AIDER_ANSWERS,
                           capabilities=frozenset({"implement", "tests", "code"}),
-                          description="Aider (screen cues; no hooks)"),
+                          usage_log="--analytics-log", task_args=("--yes-always",),
+                          local_excludes=("/.aider*",),
+                          description="Aider (screen cues and its analytics log; no hooks)"),
     "shell": AgentProfile("shell", (), description="Any program: give its argv as 'command'",
                           ready_timeout=0.0, task_prompt="raw"),
 }

@@ -90,6 +90,12 @@ class DataDir:
     def installs(self) -> Path:
         return self.root / "installs"
 
+    def aider_log(self, session: str, spawn_id: str) -> Path:
+        """Aider's analytics log (its usage accounting) for one spawn, kept after the session
+        goes (the tokens were spent). The name ending picks its parser (usage/aider.py)."""
+        name = f"{validate_name(session, 'session name')}-{validate_name(spawn_id, 'spawn id')}"
+        return self.root / "usage-logs" / f"{name}.aider-analytics.jsonl"
+
     def session_dir(self, name: str) -> Path:
         return self.root / "sessions" / validate_name(name, "session name")
 

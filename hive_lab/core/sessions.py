@@ -249,6 +249,7 @@ class SessionManager:
             self._write_secret(req.name)
             undo.append(lambda: self._forget_files(req.name))
             argv = self._install_hooks(profile, session, argv, undo)
+            argv = self._agent_files(profile, session, argv)
             session.command = argv
             env = {**profile.env, **req.env, "HIVE_LAB_DIR": str(self.data_dir),
                    "HIVE_LAB_SESSION": session.name, "HIVE_LAB_AGENT": profile.name,
@@ -321,6 +322,18 @@ class SessionManager:
             session.hooks = {"kind": profile.hooks, "dir": str(directory)}
             undo.append(lambda: self._uninstall_hooks(session))
         return argv
+
+    def _agent_files(self, profile: AgentProfile, session: Session, argv: list[str]) -> list[str]:
+        """A hook-less CLI's own usage log (followed as its transcript) and its repo files."""
+        if session.worktree:
+            for pattern in profile.local_excludes:
+                self.git.exclude_locally(session.worktree["path"], pattern)
+        if not profile.usage_log:
+            return argv
+        path = self.paths.aider_log(session.name, session.spawn_id)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        session.transcript_path = str(path)
+        return [*argv, profile.usage_log, str(path)]
 
     def _uninstall_hooks(self, session: Session) -> None:
         hooks = session.hooks or {}
@@ -647,7 +660,12 @@ class SessionManager:
         state = self.tracker.get(session.name)
         profile = self.profiles.get(session.agent)
         if profile is None or profile.hooks is None:
-            return session.name not in self._screens
+            # Activity is whole seconds: output drawn in the same second as the last capture
+            # (Aider's confirmation line right after the reply) would never be read. While
+            # it is not idle, a hook-less agent's screen is read every tick (its answer to a
+            # confirmation is drawn the same way).
+            return session.name not in self._screens or state.name in (STARTING, "working",
+                                                                        WAITING)
         memory = self.tracker.mem(session.name)
         if state.name == STARTING and profile.cues.first_run:
             return True

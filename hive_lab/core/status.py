@@ -194,11 +194,16 @@ def decide_from_screen(screen: str, cues: ScreenCues, has_hooks: bool, prev: Sta
     if has_hooks and not hooks_stale:
         return None
     if dialog:
-        tool = None
+        tool = detail = None
         if cues.permission_tool:
+            # One group naming the tool, or named groups: ``tool`` and the ``subject`` it is
+            # about (Aider: "Create new file?" about "notes.txt"), kept as the state's detail.
             m = re.search(cues.permission_tool, screen, re.MULTILINE)
-            tool = m.group(1) if m else None
-        return State(WAITING, "screen", now, reason="permission",
+            names = m.re.groupindex if m else {}
+            tool = (m.group("tool") if "tool" in names else m.group(1)) if m else None
+            if m and "subject" in names:
+                detail = m.group("subject").strip()[:500] or None
+        return State(WAITING, "screen", now, reason="permission", detail=detail,
                      tool=tool or (prev.tool if prev.reason == "permission" else memory.last_tool))
     if question:
         return State(WAITING, "screen", now, reason="question")
@@ -212,9 +217,20 @@ def decide_from_screen(screen: str, cues: ScreenCues, has_hooks: bool, prev: Sta
             if cues.find("idle", screen):
                 return State(IDLE, "screen", now, detail="dialog closed without a hook (denied?)")
         return None
+    if prev.name == STARTING and cues.idle and not cues.find("idle", screen):
+        # Still loading (Aider is silent for seconds before its prompt): not idle yet, and
+        # not working either. A CLI without an idle cue goes idle once quiet, as before.
+        return None
     if busy or now - last_activity <= ACTIVITY_SECONDS:
         return State(WORKING, "screen", now)
-    if cues.find("idle", screen) or prev.name in (STARTING, WORKING, WAITING):
+    if cues.idle:
+        # Quiet is not idle for a CLI whose prompt can be seen: Aider is silent for seconds
+        # after a prompt (repo map, tokenizing) and before its spinner. Only its empty
+        # prompt ends a turn; an answered dialog with no prompt back means it works on.
+        if cues.find("idle", screen):
+            return State(IDLE, "screen", now)
+        return State(WORKING, "screen", now) if prev.name == WAITING else None
+    if prev.name in (STARTING, WORKING, WAITING):
         return State(IDLE, "screen", now)
     return None
 

@@ -140,7 +140,11 @@ class Store:
         """Every (session, transcript_path) an agent has reported, to resume following."""
         rows = self.db.execute(
             "SELECT DISTINCT session, json_extract(payload, '$.transcript_path') FROM events"
-            " WHERE agent != 'hive' AND json_extract(payload, '$.transcript_path') IS NOT NULL")
+            " WHERE agent != 'hive' AND json_extract(payload, '$.transcript_path') IS NOT NULL"
+            # ... and the usage logs Hive Lab chose for hook-less agents (Aider) at spawn
+            " UNION SELECT session, json_extract(payload, '$.session.transcript_path') FROM events"
+            " WHERE agent = 'hive' AND event = 'SessionCreated'"
+            " AND json_extract(payload, '$.session.transcript_path') IS NOT NULL")
         return [(s, p) for s, p in rows if isinstance(p, str)]
 
     # -- sessions --------------------------------------------------------------------------

@@ -47,6 +47,10 @@ class UsageMonitor:
 
     def _on_event(self, event: Event) -> None:
         path = event.payload.get("transcript_path") if event.agent != "hive" else None
+        if event.agent == "hive" and event.event == ev.SESSION_CREATED:
+            # A hook-less agent's own usage log (Aider), chosen by Hive Lab at spawn.
+            described = event.payload.get("session")
+            path = described.get("transcript_path") if isinstance(described, dict) else None
         if isinstance(path, str):
             self.register(event.session, path)
 

@@ -392,15 +392,15 @@ class Orchestrator:
         profile = self.sessions.profiles[profile_name]
         n = len(task.attempts) + 1
         flags = dict(task.flags)
-        args: tuple[str, ...] = ()
+        args: tuple[str, ...] = profile.task_args  # unattended (Aider: --yes-always)
         if profile.hooks == "claude":
             # A pre-assigned conversation id, so a later attempt resumes where this one ended.
             sid = flags.get("agent_session_id")
             if sid and n > 1:
-                args = ("--resume", sid)
+                args += ("--resume", sid)
             else:
                 sid = flags["agent_session_id"] = str(uuid.uuid4())
-                args = ("--session-id", sid)
+                args += ("--session-id", sid)
         prompt = prompts.first_prompt(task) if profile.task_prompt == "full" else task.prompt
         if n > 1 and task.attempts and profile.task_prompt == "full":
             last = task.attempts[-1]

@@ -21,7 +21,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union
+
+from . import aider as _aider
 
 __all__ = [
     "Pricing",
@@ -49,7 +51,7 @@ _CHUNK = 1 << 22  # 4 MiB reads for files too big to read at once: memory stays 
 _WHOLE_FILE = 1 << 26  # files (or unread tails) up to 64 MiB are read in one go
 BLOCK_HOURS = 5
 
-Agent = Literal["claude", "codex"]
+Agent = Literal["claude", "codex", "aider"]
 GroupBy = Literal["session", "day", "model", "block"]
 
 
@@ -743,6 +745,54 @@ def _is_codex_file(path: str | os.PathLike[str]) -> bool:
     return os.path.basename(path).startswith("rollout-")
 
 
+class _AiderState:
+    """Rows from Aider's analytics log: one per ``message_send`` (usage/aider.py).
+
+    Aider's own cost is kept (it priced the reply with the model metadata it ran with); when
+    it had none (an unknown model logs cost 0) the pricing table is asked. Aider logs no
+    response ids: the log (one per spawn) and the reply's ordinal name it stably, so reading
+    a file again dedups.
+    """
+
+    def __init__(self, source: str, pricing: Pricing):
+        self.source = source
+        self.pricing = pricing
+        self.session_id = _aider.log_session_id(source)
+        self.n = 0
+
+    def feed(self, line: bytes) -> UsageRow | None:
+        msg = _aider.parse_line(line)
+        if msg is None:
+            return None
+        self.n += 1
+        inp, out = msg.prompt_tokens, msg.completion_tokens
+        cost = msg.cost if msg.cost is not None else self.pricing.cost(msg.model, inp, out)
+        return UsageRow(
+            time=datetime.fromtimestamp(msg.time, timezone.utc), session_id=self.session_id,
+            project="", model=msg.model, input=inp, output=out, cache_write_5m=0,
+            cache_write_1h=0, cache_read=0, cost=cost,
+            message_id=f"{self.session_id}:{self.n}", request_id=str(int(msg.time)),
+            sidechain=False, source=self.source, agent="aider")
+
+
+_LineState = Union[_CodexState, _AiderState]
+
+
+def _kind(path: str | os.PathLike[str], agent: str | None) -> str:
+    if agent:
+        return agent
+    return "codex" if _is_codex_file(path) else "aider" if _aider.is_aider_log(path) else "claude"
+
+
+def _line_state(kind: str, source: str, pricing: Pricing) -> _LineState | None:
+    """The line-by-line reader of a non-Claude file (Claude's have a fast path of their own)."""
+    if kind == "codex":
+        return _CodexState(source, pricing)
+    if kind == "aider":
+        return _AiderState(source, pricing)
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 # Dedup
 # --------------------------------------------------------------------------------------------
@@ -893,14 +943,13 @@ def _read_pieces(f: Any, final: bool) -> Iterator[tuple[bytes, int]]:
 def _rows_from_file(path: str | Path, pricing: Pricing, agent: str | None = None,
                     ledger: UsageLedger | None = None, fast: bool = True) -> Iterator[UsageRow]:
     source = str(path)
-    codex = agent == "codex" or (agent is None and _is_codex_file(path))
-    state = _CodexState(source, pricing) if codex else None
+    state = _line_state(_kind(path, agent), source, pricing)
     with open(path, "rb") as f:
         for buf, end in _read_pieces(f, final=True):
             yield from _rows_in(buf, end, source, pricing, state, ledger, fast)
 
 
-def _rows_in(buf: bytes, end: int, source: str, pricing: Pricing, state: _CodexState | None,
+def _rows_in(buf: bytes, end: int, source: str, pricing: Pricing, state: _LineState | None,
              ledger: UsageLedger | None = None, fast: bool = True) -> Iterator[UsageRow]:
     if state is None and fast:
         yield from _claude_rows_in(buf, end, source, pricing, ledger)
@@ -1101,7 +1150,7 @@ def _tally_files(tally: UsageTally, files: list[str], indexes: list[int], pricin
                  agent: str | None, on_error: Any) -> None:
     for i in indexes:
         path = files[i]
-        if agent == "codex" or (agent is None and _is_codex_file(path)):
+        if _kind(path, agent) != "claude":
             for row in _file_rows_safely(path, pricing, agent, on_error, tally):
                 tally.add(row, i)
             continue
@@ -1220,10 +1269,10 @@ class TranscriptFollower:
                  agent: str | None = None, ledger: UsageLedger | None = None):
         self.path = Path(path)
         self.pricing = pricing or Pricing.default()
-        self.agent = agent or ("codex" if _is_codex_file(self.path) else "claude")
+        self.agent = _kind(self.path, agent)
         self.ledger = ledger if ledger is not None else UsageLedger()
         self._mark: _FileMark | None = None
-        self._codex: _CodexState | None = None
+        self._codex: _LineState | None = None  # the line reader of a Codex or Aider file
         self.restarts = 0
 
     @property
@@ -1277,7 +1326,7 @@ class TranscriptFollower:
         if self._mark is not None:
             self.restarts += 1
         self._mark = _FileMark(st.st_ino, st.st_dev, 0, b"")
-        self._codex = _CodexState(str(self.path), self.pricing) if self.agent == "codex" else None
+        self._codex = _line_state(self.agent, str(self.path), self.pricing)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Real Aider in the e2e tests: install, a private HOME, a scripted model API."""
