@@ -67,6 +67,11 @@ BUDGET_PAUSED = "BudgetPaused"  # 100%: tool calls and prompts denied, task paus
 BUDGET_RESUMED = "BudgetResumed"  # the limit was raised (or its window rolled over)
 BUDGET_CEILING = "BudgetCeiling"  # the hard ceiling: the session was ended, worktree kept
 BUDGET_EVENTS = (BUDGET_WARNING, BUDGET_PAUSED, BUDGET_RESUMED, BUDGET_CEILING)
+# Review pipelines (orchestrate/pipelining.py); session = the pipeline id.
+PIPELINE_CHANGED = "PipelineChanged"  # payload ``pipeline`` (GET pipelines/{id} minus history), ``reason``
+STAGE_CHANGED = "StageChanged"  # payload ``pipeline`` (id), ``stage`` (a stage row), ``findings``
+PIPELINE_EVENTS = (PIPELINE_CHANGED, STAGE_CHANGED)
+PIPELINES_PATH = "pipelines"
 NOTIFICATION = "NotificationRaised"  # Hive Lab called the user (a notification was made)
 HIVE_EVENTS = (STATE_CHANGED, SESSION_CREATED, SESSION_REMOVED, GIT_CHANGED, CONFLICT_PREDICTED,
                USAGE_UPDATED, SCREEN_ANSWERED, HOOK_DECIDED, NOTIFICATION, *RECOVERY_EVENTS,

@@ -40,6 +40,7 @@ from ..orchestrate.budgetkeeper import BudgetKeeper
 from ..orchestrate.budgets import BudgetConfig
 from ..notify.notifier import Notifier, NotifyConfig
 from ..orchestrate.runtime import Orchestrator, OrchestratorConfig
+from ..orchestrate.pipelining import PipelineDriver
 from ..usage.parse import Pricing
 from ..wire import API_PREFIX, HOOKS_PATH
 
@@ -105,6 +106,11 @@ class Hive:
                                     BudgetConfig.parse(config.budgets), config.budget_grace)
         self.notify = Notifier(self.paths.db, self.signals, self.recorder, self.tracker,
                                config.notify)
+        # Review pipelines; the merge queue (hive.merges) takes their ready branches when
+        # it exists.
+        self.pipelines = PipelineDriver(self.paths.db, self.tasks, self.store, self.recorder,
+                                        self.usage, lambda: getattr(self, "merges", None),
+                                        config.check_timeout)
         self._loops: list[asyncio.Task[Any]] = []
         self.started = time.time()
 
@@ -121,6 +127,7 @@ class Hive:
             asyncio.ensure_future(self._every(self.config.usage_interval, self.usage.poll)),
             asyncio.ensure_future(self._every(self.config.task_interval, self.tasks.tick)),
             asyncio.ensure_future(self._every(self.config.task_interval, self.budgets.tick)),
+            asyncio.ensure_future(self._every(self.config.task_interval, self.pipelines.tick)),
             asyncio.ensure_future(self._every(1.0, self.notify.tick)),
         ]
         self.git.mark_all()
@@ -135,6 +142,7 @@ class Hive:
                 pass
         self._loops = []
         await self.sessions.close()
+        self.pipelines.close()
         self.tasks.close()
         self.budgets.close()
         self.notify.close()
@@ -327,6 +335,22 @@ class Hive:
         return result
 
     # -- budgets -------------------------------------------------------------------------------
+    # -- review pipelines ---------------------------------------------------------------------
+    def add_pipeline(self, body: Any) -> dict[str, Any]:
+        return self.pipelines.add(body)
+
+    def list_pipelines(self, state: str | None = None) -> list[dict[str, Any]]:
+        return self.pipelines.list(state)
+
+    def pipeline(self, pipeline_id: str) -> dict[str, Any]:
+        return self.pipelines.get(pipeline_id)
+
+    async def cancel_pipeline(self, pipeline_id: str) -> dict[str, Any]:
+        return await self.pipelines.cancel(pipeline_id)
+
+    async def retry_pipeline(self, pipeline_id: str) -> dict[str, Any]:
+        return await self.pipelines.retry(pipeline_id)
+
     def budget_report(self) -> dict[str, Any]:
         """Every limit in force: used, fraction, level, unknown-cost flag, forecast."""
         return self.budgets.report()

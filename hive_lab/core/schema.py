@@ -14,6 +14,7 @@ from typing import Sequence
 from ..orchestrate.recoverystore import MIGRATION_SQL as RECOVERY_SQL
 from ..notify.schema import MIGRATION_SQL as NOTIFY_SQL
 from ..orchestrate.schema import MIGRATION_SQL as ORCHESTRATION_SQL
+from ..orchestrate.pipestore import MIGRATION_SQL as PIPELINES_SQL
 from .errors import HiveError
 
 
@@ -91,12 +92,16 @@ CREATE TABLE IF NOT EXISTS budget_marks (
 # 5: notifications and the notifier's cursor; the DDL lives with its code.
 V5_NOTIFICATIONS = ";\n".join(NOTIFY_SQL)
 
+# 6: review pipelines (the pipeline, its stage visits, findings, check runs).
+V6_PIPELINES = ";\n".join(PIPELINES_SQL)
+
 MIGRATIONS: tuple[str, ...] = (
     V1_BASE,
     V2_ORCHESTRATION,
     V3_RECOVERY,
     V4_BUDGETS,
     V5_NOTIFICATIONS,
+    V6_PIPELINES,
 )
 
 
