@@ -72,6 +72,9 @@ PIPELINE_CHANGED = "PipelineChanged"  # payload ``pipeline`` (GET pipelines/{id}
 STAGE_CHANGED = "StageChanged"  # payload ``pipeline`` (id), ``stage`` (a stage row), ``findings``
 PIPELINE_EVENTS = (PIPELINE_CHANGED, STAGE_CHANGED)
 PIPELINES_PATH = "pipelines"
+PIPELINE_STATES = ("running", "needs_you", "ready", "canceled")
+STAGE_KINDS = ("implement", "checks", "review", "tests", "ready")
+STAGE_STATES = ("running", "passed", "changes", "failed", "needs_you", "canceled")
 NOTIFICATION = "NotificationRaised"  # Hive Lab called the user (a notification was made)
 HIVE_EVENTS = (STATE_CHANGED, SESSION_CREATED, SESSION_REMOVED, GIT_CHANGED, CONFLICT_PREDICTED,
                USAGE_UPDATED, SCREEN_ANSWERED, HOOK_DECIDED, NOTIFICATION, *RECOVERY_EVENTS,

@@ -100,7 +100,7 @@ def dump(server: HiveServer, pid: str) -> None:
     if True:
         p = server.get(f"pipelines/{pid}")
         print(json.dumps({k: p[k] for k in ("state", "stage", "round", "tasks")}, indent=1))
-        for s in p["stages"]:
+        for s in p["history"]:
             print(s["idx"], s["kind"], s["round"], s["task_id"], s["state"], s["reason"])
         for t in p["tasks"].values():
             print(t, server.get(f"tasks/{t}")["state"])
@@ -109,7 +109,7 @@ def dump(server: HiveServer, pid: str) -> None:
 
 
 def kinds(p: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(s["kind"], s["state"]) for s in p["stages"]]
+    return [(s["kind"], s["state"]) for s in p["history"]]
 
 
 def created(server: HiveServer, session: str) -> int:
@@ -170,10 +170,10 @@ def test_changes_once_then_approve_tests_added_and_ready(server: HiveServer, rep
     assert p["round"] == 2
     assert [(f["file"], f["line"], f["severity"], f["round"]) for f in p["findings"]] == [
         ("src/app.py", 1, "major", 1)]
-    assert p["stages"][2]["verdict"]["verdict"] == "changes"
-    assert p["stages"][5]["verdict"]["verdict"] == "approve"
+    assert p["history"][2]["verdict"]["verdict"] == "changes"
+    assert p["history"][5]["verdict"]["verdict"] == "approve"
     # cheapest first: the first checks visit ran both, in order
-    first = [c for c in p["checks"] if c["stage_row"] == p["stages"][1]["id"]]
+    first = [c for c in p["checks"] if c["stage_row"] == p["history"][1]["id"]]
     assert [c["argv"][-1] for c in first] == ["true", "grep -q 'VALUE = 4' src/app.py"]
     # the implementer kept one session through both rounds; each reviewer had its own
     assert created(server, "flow-impl") == 1
@@ -215,7 +215,7 @@ def test_a_malformed_verdict_is_asked_for_again(server: HiveServer, repo: Path) 
     assert p["state"]["name"] == "ready", p["state"]
     assert kinds(p) == [("implement", "passed"), ("review", "failed"), ("review", "passed"),
                         ("ready", "passed")]
-    assert "malformed" in p["stages"][1]["reason"]
+    assert "malformed" in p["history"][1]["reason"]
     assert created(server, "mal-rev1-1") == 1  # asked in the same session
 
 
@@ -255,7 +255,7 @@ def test_three_rounds_of_changes_then_needs_you_and_a_retry_gives_one_more(
     add(server, "stub", repo, stages=["implement", "review"], checks=None)
     p = until(server, "stub", "needs_you", "ready", timeout=120)
     assert p["state"]["name"] == "needs_you" and "after 3 round(s)" in p["state"]["reason"]
-    assert [s["state"] for s in p["stages"] if s["kind"] == "review"] == [
+    assert [s["state"] for s in p["history"] if s["kind"] == "review"] == [
         "changes", "changes", "needs_you"]
     assert len(p["findings"]) == 3 and created(server, "stub-impl") == 1
     status, p = server.request("POST", "pipelines/stub/retry")
@@ -297,3 +297,33 @@ def test_a_server_restart_mid_pipeline_resumes_and_nothing_runs_twice(
         assert len(server.get(f"tasks/{tid}")["attempts"]) == 1, tid
     assert len(p["checks"]) == 2
     assert all(not (server.turns / f"boot-rev2-{n}.count").exists() for n in (2, 3))  # type: ignore[attr-defined]
+
+
+def test_cli_client_and_frames(server: HiveServer, repo: Path) -> None:
+    from hive_lab import pipeframes
+
+    script(server, "cli-impl", ["@write src/app.py VALUE = 42"])
+    script(server, "cli-rev1-1", [changes("say why")], [APPROVE])
+    script(server, "cli-rev1-2", [APPROVE])
+    out = server.cli("pipeline", "add", "--id", "cli", "--repo", str(repo), "--scope", "src/**",
+                     "--criterion", "VALUE is 42", "--stages", "implement,review",
+                     "--implementer", "impl", "--reviewer", "rev", "--prompt", "Set VALUE.")
+    assert out.returncode == 0 and "implement -> review -> ready" in out.stdout, out
+    p = until(server, "cli", "ready", "needs_you")
+    assert p["state"]["name"] == "ready"
+    ls = server.cli("pipeline", "ls")
+    assert ls.returncode == 0 and any(line.split()[:2] == ["cli", "ready"]
+                                      for line in ls.stdout.splitlines()), ls.stdout
+    show = server.cli("pipeline", "show", "cli")
+    assert "[major] src/app.py:1: say why" in show.stdout and "verdict approve" in show.stdout
+    bad = server.cli("pipeline", "retry", "cli")
+    assert bad.returncode == 1 and "conflict" in bad.stderr
+    client = server.client()
+    stages = pipeframes.stages(client, "cli")
+    assert list(stages["kind"].astype(str)) == ["implement", "review", "implement", "review",
+                                                "ready"]
+    assert str(stages["state"].dtype) == "category" and stages["findings"].sum() == 1
+    found = pipeframes.findings(client, "cli")
+    assert list(found["file"]) == ["src/app.py"] and found["line"].iloc[0] == 1
+    frame = pipeframes.pipelines(client, state="ready")
+    assert "cli" in set(frame["id"])

@@ -97,10 +97,10 @@ class PipelineDriver:
     def get(self, pid: str) -> dict[str, Any]:
         p = pipestore.get(self.conn, pid)
         data = self._json(p)
-        data["stages"] = pipestore.stages(self.conn, pid)
+        data["history"] = pipestore.stages(self.conn, pid)  # one row per stage visit
         data["findings"] = pipestore.findings(self.conn, pid)
         data["checks"] = pipestore.checks(self.conn, pid)
-        data["cost"] = _sum_cost(data["stages"])
+        data["cost"] = _sum_cost(data["history"])
         return data
 
     async def cancel(self, pid: str) -> dict[str, Any]:
