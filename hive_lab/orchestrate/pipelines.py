@@ -351,6 +351,11 @@ def parse_verdict(text: Any) -> tuple[Verdict | None, str]:
     blocks = _FENCE_RE.findall(text)
     candidates = [b for b in reversed(blocks)] or [text]
     last_error = "no JSON block"
+    if not blocks:
+        try:
+            return verdict_from(json.loads(text))
+        except ValueError:
+            return None, "no fenced JSON block in the last message, and it is not JSON itself"
     for raw in candidates:
         try:
             data = json.loads(raw)
