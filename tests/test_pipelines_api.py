@@ -327,3 +327,22 @@ def test_cli_client_and_frames(server: HiveServer, repo: Path) -> None:
     assert list(found["file"]) == ["src/app.py"] and found["line"].iloc[0] == 1
     frame = pipeframes.pipelines(client, state="ready")
     assert "cli" in set(frame["id"])
+
+
+def test_a_canceled_review_task_needs_you_and_a_retry_starts_a_new_reviewer(
+        server: HiveServer, repo: Path) -> None:
+    script(server, "redo-impl", ["@write src/app.py VALUE = 42"])
+    script(server, "redo-rev1-1", ["@sleep 60"])
+    script(server, "redo-rev1-2", [APPROVE])
+    add(server, "redo", repo, stages=["implement", "review"], checks=None)
+    wait_for(lambda: server.get("pipelines/redo")["tasks"].get("1"), timeout=60,
+             what="the review task")
+    assert server.request("PATCH", "tasks/redo-rev1-1", {"state": "canceled"})[0] == 200
+    p = until(server, "redo", "needs_you")
+    assert "canceled" in p["state"]["reason"] and p["can_retry"]
+    status, p = server.request("POST", "pipelines/redo/retry")
+    assert status == 200, p
+    p = until(server, "redo", "ready", "needs_you")
+    assert p["state"]["name"] == "ready"
+    assert [s["task_id"] for s in p["history"] if s["kind"] == "review"] == [
+        "redo-rev1-1", "redo-rev1-2"]

@@ -136,9 +136,13 @@ class PipelineDriver:
             cursor = dict(p.cursor, retry=None)
             if raw["action"] == RETRY_TASK:
                 tid = cursor["tasks"][str(raw["to_stage"])]
-                await self.tasks.retry(tid)
+                if p.kind == IMPLEMENT:  # its session and branch carry the change: the same task
+                    await self.tasks.retry(tid)
+                    why = f"task {tid} runs again"
+                else:  # a reviewer or tester starts afresh at the implementer's head
+                    why = f"a new {p.kind} task replaces {tid}"
                 p = replace(p, cursor=cursor)
-                p = self._set(p, P_RUNNING, f"retried by request: task {tid} runs again", now)
+                p = self._set(p, P_RUNNING, f"retried by request: {why}", now)
                 return self.get(pid)
             decision = Decision(**{**raw, "retry": None})
             if decision.next_round:  # one more review round than the bound
@@ -186,7 +190,8 @@ class PipelineDriver:
             if int(task.flags.get("round", 1)) >= feedback["expect_round"]:
                 p = self._save(pipestore.with_cursor(p, feedback=None), now)
             elif _held(task):
-                await self.tasks.continue_held(tid, feedback["text"], feedback["reason"])
+                if await self.tasks.continue_held(tid, feedback["text"], feedback["reason"]):
+                    self._save(pipestore.with_cursor(p, feedback=None), time.time())
                 return
             else:
                 return  # not held yet (still finishing a turn): deliver when it is
@@ -196,14 +201,19 @@ class PipelineDriver:
                                           retry=Decision(RETRY_TASK, "retry the task",
                                                          to_stage=p.stage)), now)
             return
-        if task.state in (CANCELED, DONE):
+        if task.state in (CANCELED, DONE):  # a person ended the stage's task by hand
+            again = None if kind == IMPLEMENT else Decision(RETRY_TASK, "a new task",
+                                                            to_stage=p.stage)
             await self._apply(p, Decision(NEEDS_YOU, f"the {kind} task {tid} is {task.state}: "
-                                          f"{task.state_reason}", stage_state=S_NEEDS_YOU), now)
+                                          f"{task.state_reason}", stage_state=S_NEEDS_YOU,
+                                          retry=again), now)
             return
-        round_no = int(task.flags.get("round", 1))
-        if not _held(task) or p.cursor.get("handled", {}).get(tid) == round_no:
+        # A hold is handled once: it is known by when it began (a task's round counter starts
+        # again at 1 when its agent is restarted, the moment it was held does not repeat).
+        mark = task.state_since
+        if not _held(task) or p.cursor.get("handled", {}).get(tid) == mark:
             return
-        handled = dict(p.cursor.get("handled", {}), **{tid: round_no})
+        handled = dict(p.cursor.get("handled", {}), **{tid: mark})
         if kind == REVIEW:
             await self._after_review(p, task, handled, now)
             return
@@ -288,7 +298,7 @@ class PipelineDriver:
             head = gitwatch.fast_forward(impl.worktree or "", head)
         return head
 
-    async def _after_review(self, p: Pipeline, task: Task, handled: dict[str, int],
+    async def _after_review(self, p: Pipeline, task: Task, handled: dict[str, float],
                             now: float) -> None:
         text = self._last_message(task)
         verdict, error = parse_verdict(text)
