@@ -174,3 +174,35 @@ def test_store_round_trip(tmp_path: Path) -> None:
     assert pipestore.findings(conn, "p")[0]["line"] is None
     assert pipestore.checks(conn, "p", row)[0]["passed"] is True
     assert [x.id for x in pipestore.list_all(conn, "running")] == ["p"]
+
+
+# -- stages of one pipeline take turns, they are not rivals ----------------------------------
+def test_the_planner_lets_a_tester_start_beside_its_held_implementer() -> None:
+    from hive_lab.orchestrate.planner import Limits, ProfileInfo, Start, plan
+    from hive_lab.orchestrate.tasks import BLOCKED, READY, Task
+
+    prof = ProfileInfo("claude", frozenset(), True, None)
+
+    def tasks(group_b: str) -> list[Task]:
+        impl = Task(id="p-impl", prompt="x", repo="/r", scope=("**",), state=BLOCKED,
+                    flags={"pipeline": "p", "hold": True})
+        tester = Task(id="p-test3-1", prompt="x", repo="/r", scope=("tests/**",), state=READY,
+                      flags={"pipeline": group_b, "hold": True})
+        return [impl, tester]
+
+    same = plan(tasks("p"), [prof], [], {frozenset({"p-impl", "p-test3-1"})}, Limits(), 0)
+    assert same.start == [Start("p-test3-1", "claude")]
+    other = plan(tasks("q"), [prof], [], set(), Limits(), 0)
+    assert other.start == [] and "scope overlaps" in other.why["p-test3-1"]
+
+
+def test_the_guard_does_not_count_a_sibling_stage_as_the_owner() -> None:
+    from hive_lab.orchestrate import guard
+    from hive_lab.orchestrate.tasks import BLOCKED, RUNNING, Task
+
+    impl = Task(id="p-impl", prompt="x", repo="/r", scope=("**",), state=BLOCKED,
+                flags={"pipeline": "p"})
+    tester = Task(id="p-test3-1", prompt="x", repo="/r", scope=("tests/**",), state=RUNNING,
+                  flags={"pipeline": "p"})
+    assert guard.check_rel("tests/test_a.py", tester, [])[0] is True
+    assert guard.check_rel("tests/test_a.py", tester, [impl])[0] is False  # why _others skips it
