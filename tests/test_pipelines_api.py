@@ -189,6 +189,14 @@ def test_changes_once_then_approve_tests_added_and_ready(server: HiveServer, rep
     # every step was streamed
     names = {e["event"] for e in server.get("events?session=flow&limit=10000")["events"]}
     assert {"PipelineChanged", "StageChanged", "CheckRan"} <= names
+    # with the merge queue (its own branch of work) in the server, the ready branch is offered
+    if server.request("GET", "merges")[0] == 200:
+        wait_for(lambda: any(m["branch"] == "hive/flow-impl" and m["source"] == "pipeline:flow"
+                             and m["base"] == "main" for m in server.get("merges")["merges"]),
+                 what="the ready branch in the merge queue")
+        assert server.get("pipelines/flow")["offered"] is True
+    else:
+        assert server.get("pipelines/flow")["offered"] is False
 
 
 def test_a_failing_check_goes_back_to_the_implementer_and_passes_after_the_fix(

@@ -160,6 +160,10 @@ class PipelineDriver:
     # -- the tick ----------------------------------------------------------------------------
     async def tick(self) -> None:
         async with self._lock:
+            if self.merges() is not None:  # level-triggered: a ready branch is offered once
+                for p in pipestore.list_all(self.conn, P_READY):
+                    if not p.cursor.get("offered"):
+                        await self._offer(p)
             for p in pipestore.list_all(self.conn, P_RUNNING):
                 try:
                     await self._step(p)
@@ -409,7 +413,7 @@ class PipelineDriver:
             p = self._set(p, P_READY, d.reason, now)
             self._stage_event(p, row, "ready")
             await self._release_all(p)
-            self._offer(p)
+            await self._offer(p)
             return
         cursor = dict(p.cursor, row=None)
         if d.action in (FEEDBACK, ASK_AGAIN) and d.to_stage is not None:
@@ -435,17 +439,30 @@ class PipelineDriver:
         if p.cursor.get("release"):
             self._save(pipestore.with_cursor(p, release=[]), time.time())
 
-    def _offer(self, p: Pipeline) -> None:
-        """Offer the ready branch to the merge queue (when one exists)."""
+    async def _offer(self, p: Pipeline) -> None:
+        """Offer the ready branch to the merge queue (when one exists), once: ``offered`` is
+        stored after it took it, so a restart in between offers it again, never twice after."""
         merges = self.merges()
         if merges is None:
             return
         try:
-            merges.offer(repo=p.spec.repo, branch=f"hive/{implement_task_id(p.id)}",
-                         base=p.base_branch or p.base_sha,
-                         checks=[list(c) for c in p.spec.checks], source=f"pipeline:{p.id}")
+            # The queue merges into a branch: the base's branch (None: the branch checked
+            # out in the repository, the queue's own default). Its git runs off the loop.
+            result = await asyncio.to_thread(
+                merges.offer, repo=p.spec.repo, branch=f"hive/{implement_task_id(p.id)}",
+                base=p.base_branch, checks=[list(c) for c in p.spec.checks],
+                source=f"pipeline:{p.id}")
+            if asyncio.iscoroutine(result):
+                result = await result
         except HiveError as exc:
             log.warning("pipeline %s: the merge queue refused: %s", p.id, exc.detail)
+            self._save(pipestore.with_cursor(p, offered=f"refused: {exc.detail}"[:300]),
+                       time.time())
+            return
+        self._save(pipestore.with_cursor(p, offered=True), time.time())
+        self._event(p.id, PIPELINE_CHANGED, {"pipeline": self._json(p), "reason":
+                                             "offered to the merge queue", "merge": _plain(result)},
+                    "ready: offered to the merge queue")
 
     def _end_row(self, p: Pipeline, state: str, reason: str, now: float) -> None:
         row = p.cursor["row"]
@@ -494,10 +511,22 @@ class PipelineDriver:
         data["max_review_rounds_now"] = p.spec.max_review_rounds + int(
             p.cursor.get("extra_rounds", 0))
         data["can_retry"] = p.state == P_NEEDS_YOU and bool(p.cursor.get("retry"))
+        data["offered"] = p.cursor.get("offered", False)  # to the merge queue
         return data
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    """What the merge queue answered, as JSON (a record with to_json, or plain data)."""
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)[:500]
+
+
 def _held(task: Task) -> bool:
     return task.state == BLOCKED and task.state_reason.startswith(HOLD_REASON)
 
