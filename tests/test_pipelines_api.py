@@ -266,6 +266,12 @@ def test_three_rounds_of_changes_then_needs_you_and_a_retry_gives_one_more(
     assert [s["state"] for s in p["history"] if s["kind"] == "review"] == [
         "changes", "changes", "needs_you"]
     assert len(p["findings"]) == 3 and created(server, "stub-impl") == 1
+    # the person is called once, with what to do
+    noted = wait_for(lambda: [n for n in server.get("notifications?limit=1000")["notifications"]
+                              if n["kind"] == "pipeline_needs_you" and "stub" in n["body"]],
+                     what="the notification")
+    assert len(noted) == 1
+    assert "after 3 round(s)" in noted[0]["body"] and "retry or cancel" in noted[0]["body"]
     status, p = server.request("POST", "pipelines/stub/retry")
     assert status == 200 and p["max_review_rounds_now"] == 4
     p = until(server, "stub", "ready", "needs_you", timeout=90)

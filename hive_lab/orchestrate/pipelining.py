@@ -43,7 +43,7 @@ from .pipelines import (ASK_AGAIN, CHECKS, FEEDBACK, IMPLEMENT, NEEDS_YOU, P_CAN
                         tests_prompt, verdict_from)
 from .runtime import HOLD_REASON
 from .tasks import BLOCKED, CANCELED, DONE, FAILED, Task
-from ..wire import PIPELINE_CHANGED, STAGE_CHANGED
+from ..wire import PIPELINE_CHANGED, PIPELINE_NEEDS_YOU, STAGE_CHANGED
 
 log = logging.getLogger("hive_lab.pipelines")
 
@@ -401,6 +401,12 @@ class PipelineDriver:
                 retry.pop("retry", None)
             p = pipestore.with_cursor(p, retry=retry, row=None if end_row else p.cursor.get("row"))
             p = self._set(p, P_NEEDS_YOU, d.reason, now)
+            what = "retry or cancel it" if retry else "cancel it"
+            self._event(p.id, PIPELINE_NEEDS_YOU, {
+                "message": f"Pipeline {p.id} ({p.spec.title}) needs you at {p.kind}: "
+                           f"{d.reason}. `hive-lab pipeline show {p.id}`; {what}.",
+                "key": f"{p.id}:{now:.6f}", "pipeline": p.id,
+                "task": p.cursor.get("tasks", {}).get(str(p.stage))}, d.reason)
             await self._release_all(p)
             return
         if d.action == TO_READY:
