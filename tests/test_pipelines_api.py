@@ -22,9 +22,9 @@ pytestmark = pytest.mark.e2e
 AGENT = str(Path(__file__).resolve().parent / "support" / "scripted_agent.py")
 
 
-def _profile(turns: Path) -> dict[str, Any]:
+def _profile(turns: Path, *capabilities: str) -> dict[str, Any]:
     return {"command": [sys.executable, "-u", AGENT, "--hooked"], "hooks": "claude",
-            "env": {**GIT_ENV, "SCRIPTED_TURNS": str(turns)}}
+            "capabilities": list(capabilities), "env": {**GIT_ENV, "SCRIPTED_TURNS": str(turns)}}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("pipes")
     turns = root / "turns"
     turns.mkdir()
-    profiles = {name: _profile(turns) for name in ("impl", "rev", "tester")}
+    profiles = {"impl": _profile(turns), "rev": _profile(turns, "review"),
+                "tester": _profile(turns)}
     srv = HiveServer(root, extra_config={"profiles": profiles, "task_interval": 0.3}).start()
     srv.turns = turns  # type: ignore[attr-defined]
     yield srv
@@ -218,9 +219,11 @@ def test_a_failing_check_goes_back_to_the_implementer_and_passes_after_the_fix(
 def test_a_malformed_verdict_is_asked_for_again(server: HiveServer, repo: Path) -> None:
     script(server, "mal-impl", ["@write src/app.py VALUE = 42"])
     script(server, "mal-rev1-1", ["@say I think it is fine, approve."], [APPROVE])
-    add(server, "mal", repo, stages=["implement", "review"], checks=None)
+    add(server, "mal", repo, stages=["implement", "review"], checks=None, reviewer=None)
     p = until(server, "mal", "ready", "needs_you")
     assert p["state"]["name"] == "ready", p["state"]
+    # no reviewer named: another installed profile than the implementer's, one that reviews
+    assert server.get("tasks/mal-rev1-1")["attempts"][0]["profile"] == "rev"
     assert kinds(p) == [("implement", "passed"), ("review", "failed"), ("review", "passed"),
                         ("ready", "passed")]
     assert "malformed" in p["history"][1]["reason"]

@@ -424,8 +424,10 @@ def implement_prompt(spec: PipelineSpec) -> str:
             "independent reviewer reads it; you will get their findings here.")
 
 
-def review_prompt(spec: PipelineSpec, diff: str, truncated: bool, round_no: int) -> str:
-    cut = "\n(the diff was cut; read the files for the rest)" if truncated else ""
+def review_prompt(spec: PipelineSpec, diff: str, truncated: bool, round_no: int,
+                  base_sha: str = "") -> str:
+    cut = (f"\n(the diff was cut: `git diff {base_sha[:12]} HEAD` shows all of it)"
+           if truncated else "")
     return (f"You are the reviewer of the change \"{spec.title}\" (review round {round_no}). "
             "Your worktree is at the implementer's branch head; you are read-only: do not "
             "change any file, only read and judge.\n\nThe request:\n"
@@ -433,8 +435,9 @@ def review_prompt(spec: PipelineSpec, diff: str, truncated: bool, round_no: int)
             f"The diff against the base:\n```diff\n{diff}\n```{cut}\n\n{VERDICT_FORMAT}")
 
 
-def tests_prompt(spec: PipelineSpec, diff: str, truncated: bool) -> str:
-    cut = "\n(the diff was cut; read the files for the rest)" if truncated else ""
+def tests_prompt(spec: PipelineSpec, diff: str, truncated: bool, base_sha: str = "") -> str:
+    cut = (f"\n(the diff was cut: `git diff {base_sha[:12]} HEAD` shows all of it)"
+           if truncated else "")
     return (f"Write tests for the change \"{spec.title}\". You may change only "
             f"{', '.join(spec.test_scope)}.\n\nWhat was asked:\n{spec.prompt}\n\nAcceptance "
             f"criteria:\n{_criteria_text(spec.criteria)}\n\nWhat changed:\n```diff\n{diff}\n```"

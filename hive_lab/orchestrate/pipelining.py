@@ -49,7 +49,7 @@ log = logging.getLogger("hive_lab.pipelines")
 
 RETRY_TASK = "retry_task"
 VERDICT_FILE = ".hive/verdict.json"
-DIFF_BYTES = 200_000
+DIFF_BYTES = 30_000  # typed into a terminal: the rest is one `git diff` away
 
 
 class PipelineDriver:
@@ -254,12 +254,13 @@ class PipelineDriver:
             diff = gitwatch.diff_range(spec.repo, p.base_sha, head, DIFF_BYTES)
             if kind == REVIEW:
                 body.update(title=f"review {spec.title}"[:200], base=head, scope=[],
-                            prompt=review_prompt(spec, diff.text, diff.truncated, p.round),
+                            prompt=review_prompt(spec, diff.text, diff.truncated, p.round,
+                                                   p.base_sha),
                             agent=spec.reviewer or self._other_profile(p))
             else:
                 body.update(title=f"tests for {spec.title}"[:200], base=head,
                             scope=list(spec.test_scope),
-                            prompt=tests_prompt(spec, diff.text, diff.truncated),
+                            prompt=tests_prompt(spec, diff.text, diff.truncated, p.base_sha),
                             agent=spec.tester)
         if _task_exists(self.tasks.conn, tid):  # created before a restart: adopt it
             pass
@@ -274,13 +275,14 @@ class PipelineDriver:
 
     def _other_profile(self, p: Pipeline) -> str | None:
         """A reviewer other than the implementer when one is installed: the implementer's
-        profile is the one its task ran on; hooked profiles first (the guard needs hooks to
-        deny a write before it happens)."""
+        profile is the one its task ran on; profiles with the capability ``review`` first,
+        then hooked ones (the guard needs hooks to deny a write before it happens)."""
         impl = taskstore.get_task(self.tasks.conn, implement_task_id(p.id))
         used = impl.attempts[-1].profile if impl.attempts else impl.agent
         profiles = self.tasks.sessions.profiles.values()
         others = sorted((pr for pr in profiles if pr.installed and pr.name != used),
-                        key=lambda pr: (pr.hooks is None, pr.name))
+                        key=lambda pr: ("review" not in pr.capabilities, pr.hooks is None,
+                                        pr.name))
         return others[0].name if others else None
 
     def _impl_head(self, p: Pipeline) -> str:
