@@ -363,3 +363,18 @@ def test_a_canceled_review_task_needs_you_and_a_retry_starts_a_new_reviewer(
     assert p["state"]["name"] == "ready"
     assert [s["task_id"] for s in p["history"] if s["kind"] == "review"] == [
         "redo-rev1-1", "redo-rev1-2"]
+
+
+def test_a_verdict_file_counts_when_the_last_message_has_none(server: HiveServer,
+                                                              repo: Path) -> None:
+    script(server, "vf-impl", ["@write src/app.py VALUE = 42"])
+    verdict = json.dumps({"verdict": "changes", "findings": [
+        {"file": "src/app.py", "line": None, "severity": "minor", "text": "from the file"}]})
+    script(server, "vf-rev1-1", [f"@run mkdir -p .hive && printf '%s' '{verdict}' > "
+                                 ".hive/verdict.json"])
+    add(server, "vf", repo, stages=["implement", "review"], checks=None, max_review_rounds=1)
+    p = until(server, "vf", "needs_you", "ready")
+    assert [(f["text"], f["line"]) for f in p["findings"]] == [("from the file", None)]
+    review = server.get("tasks/vf-rev1-1")
+    assert not review["flags"].get("violations")  # git never saw .hive/
+    assert ".hive" not in git(repo, "ls-tree", "-r", "--name-only", "hive/vf-impl")

@@ -83,6 +83,9 @@ class PipelineDriver:
         if self.tasks.task_record(impl) is not None or _task_exists(self.tasks.conn, impl):
             raise Conflict(f"a task {impl} exists already")
         base_sha, base_branch = _resolve_base(spec.repo, spec.base)
+        # A reviewer may leave its verdict in .hive/verdict.json: git (and so the audit and
+        # the commits) never sees that directory, in any worktree of the repository.
+        gitwatch.exclude_locally(spec.repo, "/" + VERDICT_FILE.split("/")[0] + "/")
         now = time.time()
         p = Pipeline(spec=spec, state=P_RUNNING, state_reason="created", state_since=now,
                      created=now, base_sha=base_sha, base_branch=base_branch,
