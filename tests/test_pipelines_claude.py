@@ -249,8 +249,9 @@ def test_three_rounds_of_changes_then_needs_you(server: HiveServer, repo: Path) 
         "changes", "changes", "needs_you"]
     assert len(p["findings"]) == 3 and created(server, "cc-stub-impl") == 1
     # the person is told, and nothing runs on: every reviewer's session is gone
-    sessions = {s["name"] for s in server.get("sessions")["sessions"]}
-    assert not {f"cc-stub-rev1-{n}" for n in (1, 2, 3)} & sessions
+    wait_for(lambda: not {f"cc-stub-rev1-{n}" for n in (1, 2, 3)} & {
+        s["name"] for s in server.get("sessions")["sessions"]}, what="the reviewers gone")
+    assert server.get("tasks/cc-stub-rev1-3")["state"]["name"] == "done"
 
 
 def test_a_server_restart_mid_pipeline_resumes_and_nothing_runs_twice(

@@ -163,10 +163,12 @@ class PipelineDriver:
     # -- the tick ----------------------------------------------------------------------------
     async def tick(self) -> None:
         async with self._lock:
-            if self.merges() is not None:  # level-triggered: a ready branch is offered once
-                for p in pipestore.list_all(self.conn, P_READY):
-                    if not p.cursor.get("offered"):
-                        await self._offer(p)
+            merges = self.merges()
+            for p in pipestore.list_all(self.conn):
+                if p.cursor.get("release"):  # marked with a decision a restart cut short
+                    p = await self._release_all(p)
+                if merges is not None and p.state == P_READY and not p.cursor.get("offered"):
+                    await self._offer(p)  # level-triggered: a ready branch is offered once
             for p in pipestore.list_all(self.conn, P_RUNNING):
                 try:
                     await self._step(p)
@@ -412,7 +414,7 @@ class PipelineDriver:
                            f"{d.reason}. `hive-lab pipeline show {p.id}`; {what}.",
                 "key": f"{p.id}:{now:.6f}", "pipeline": p.id,
                 "task": p.cursor.get("tasks", {}).get(str(p.stage))}, d.reason)
-            await self._release_all(p)
+            await self._release_all(p)  # nothing of it runs on while it waits for you
             return
         if d.action == TO_READY:
             p = replace(p, stage=len(p.spec.stages) - 1)
@@ -423,7 +425,7 @@ class PipelineDriver:
                 self._to_release(p, tid)
             p = self._set(p, P_READY, d.reason, now)
             self._stage_event(p, row, "ready")
-            await self._release_all(p)
+            p = await self._release_all(p)
             await self._offer(p)
             return
         cursor = dict(p.cursor, row=None)
@@ -441,14 +443,19 @@ class PipelineDriver:
         cursor = p.cursor
         cursor["release"] = sorted(set(cursor.get("release", [])) | {tid})
 
-    async def _release_all(self, p: Pipeline) -> None:
-        for tid in list(p.cursor.get("release", [])):
+    async def _release_all(self, p: Pipeline) -> Pipeline:
+        """Finish the stage tasks marked for release (their sessions end). The marks were
+        stored with the decision first, so a restart in between releases them again
+        (harmless), and never loses the decision."""
+        marked = list(p.cursor.get("release", []))
+        for tid in marked:
             try:
                 await self.tasks.release_held(tid, f"pipeline {p.id}: stage over")
             except HiveError as exc:
                 log.warning("pipeline %s: releasing %s: %s", p.id, tid, exc.detail)
-        if p.cursor.get("release"):
-            self._save(pipestore.with_cursor(p, release=[]), time.time())
+        if not marked:
+            return p
+        return self._save(pipestore.with_cursor(p, release=[]), time.time())
 
     async def _offer(self, p: Pipeline) -> None:
         """Offer the ready branch to the merge queue (when one exists), once: ``offered`` is
