@@ -212,7 +212,13 @@ def test_check_fails_once_changes_once_tester_adds_a_test_ready(server: HiveServ
     assert show(repo, "hive/cc-flow-impl", "src/app.py") == "VALUE = 42\n"
     assert "assert VALUE == 42" in show(repo, "hive/cc-flow-impl", "tests/test_app.py")
     assert show(repo, "main", "src/app.py") == "VALUE = 0\n"
-    assert any(s["cost"] for s in p["history"]) and p["cost"] > 0  # the spend is counted
+    # the spend is counted per visit: the implementer's three visits share one session, and
+    # together they cost no more than that session spent (each is its part, not the total)
+    usage = {r["sessionId"]: r["knownCost"] for r in server.get("usage?by=session")["sessions"]}
+    impl_visits = [s["cost"] for s in p["history"] if s["kind"] == "implement"]
+    assert all(c is not None for c in impl_visits) and sum(impl_visits) > 0
+    assert sum(impl_visits) <= usage["cc-flow-impl"] + 1e-6, (impl_visits, usage)
+    assert 0 < p["cost"] <= sum(c for n, c in usage.items() if n.startswith("cc-flow-")) + 1e-6
 
 
 def test_a_reviewer_that_writes_is_denied_and_a_malformed_verdict_is_asked_again(

@@ -101,6 +101,10 @@ class PipelineDriver:
         p = pipestore.get(self.conn, pid)
         data = self._json(p)
         data["history"] = pipestore.stages(self.conn, pid)  # one row per stage visit
+        for s in data["history"]:  # usage is read from transcripts a little later: fresh here
+            if s["task_id"]:
+                fresh = self._cost(s["task_id"], s["started"], s["ended"])
+                s["cost"] = fresh if fresh is not None else s["cost"]
         data["findings"] = pipestore.findings(self.conn, pid)
         data["checks"] = pipestore.checks(self.conn, pid)
         data["cost"] = _sum_cost(data["history"])
@@ -485,15 +489,20 @@ class PipelineDriver:
     def _end_row(self, p: Pipeline, state: str, reason: str, now: float) -> None:
         row = p.cursor["row"]
         info = pipestore.stage_row(self.conn, row)
-        cost = self._cost(info["task_id"]) if info and info["task_id"] else None
+        cost = self._cost(info["task_id"], info["started"], now) if info and info["task_id"] \
+            else None
         pipestore.update_stage(self.conn, row, state=state, reason=reason, ended=now, cost=cost)
         self._stage_event(p, row, f"{p.kind}: {state}: {reason}")
 
-    def _cost(self, tid: str) -> float | None:
+    def _cost(self, tid: str, since: float, until: float | None) -> float | None:
+        """What the task's session spent between ``since`` and ``until`` (a stage visit: an
+        implementer serves several visits in one session, so its total is not a visit's)."""
         if self.usage is None:
             return None
         try:
-            costs = [row.cost for _, row in self.usage.rows(session=tid) if row.cost is not None]
+            costs = [row.cost for _, row in self.usage.rows(session=tid, since=since,
+                                                             until=until)
+                     if row.cost is not None]
         except Exception:  # usage is best-effort here; the stage still ends
             return None
         return round(sum(costs), 6) if costs else None
