@@ -293,6 +293,7 @@ def test_cancel_stops_every_stage_task(server: HiveServer, repo: Path) -> None:
     assert server.get("tasks/stop-impl")["state"]["name"] == "canceled"
     assert server.request("POST", "pipelines/stop/cancel")[0] == 409
     assert server.request("GET", "pipelines/nope")[0] == 404
+    assert server.request("GET", "pipelines?state=bogus")[0] == 400
 
 
 def test_a_server_restart_mid_pipeline_resumes_and_nothing_runs_twice(
@@ -378,3 +379,14 @@ def test_a_verdict_file_counts_when_the_last_message_has_none(server: HiveServer
     review = server.get("tasks/vf-rev1-1")
     assert not review["flags"].get("violations")  # git never saw .hive/
     assert ".hive" not in git(repo, "ls-tree", "-r", "--name-only", "hive/vf-impl")
+
+
+def test_a_stranger_task_with_a_stage_name_is_not_adopted(server: HiveServer, repo: Path) -> None:
+    status, _ = server.request("POST", "tasks", {"id": "col-rev1-1", "prompt": "@sleep 1",
+                                                 "repo": str(repo), "agent": "nobody"})
+    assert status == 201
+    script(server, "col-impl", ["@write src/app.py VALUE = 42"])
+    add(server, "col", repo, stages=["implement", "review"], checks=None)
+    p = until(server, "col", "needs_you")
+    assert "not a stage of pipeline col" in p["state"]["reason"]
+    assert server.get("tasks/col-rev1-1")["prompt"] == "@sleep 1"

@@ -35,7 +35,7 @@ from ..core.errors import BadRequest, Conflict, HiveError
 from ..core.store import Store
 from . import pipestore, taskstore
 from .checks import run_check
-from .pipelines import (ASK_AGAIN, CHECKS, FEEDBACK, IMPLEMENT, NEEDS_YOU, P_CANCELED,
+from .pipelines import (P_STATES, ASK_AGAIN, CHECKS, FEEDBACK, IMPLEMENT, NEEDS_YOU, P_CANCELED,
                         P_NEEDS_YOU, P_READY, P_RUNNING, READY, REVIEW, S_CANCELED, S_NEEDS_YOU,
                         S_PASSED, TESTS, TO_READY, CheckOutcome, Decision, Pipeline,
                         PipelineSpec, after_checks, after_turn, after_verdict, implement_prompt,
@@ -95,6 +95,8 @@ class PipelineDriver:
         return self.get(spec.id)
 
     def list(self, state: str | None = None) -> list[dict[str, Any]]:
+        if state is not None and state not in P_STATES:
+            raise BadRequest(f"state must be one of {', '.join(P_STATES)}")
         return [self._json(p) for p in pipestore.list_all(self.conn, state)]
 
     def get(self, pid: str) -> dict[str, Any]:
@@ -272,7 +274,9 @@ class PipelineDriver:
                             prompt=tests_prompt(spec, diff.text, diff.truncated, p.base_sha),
                             agent=spec.tester)
         if _task_exists(self.tasks.conn, tid):  # created before a restart: adopt it
-            pass
+            found = taskstore.get_task(self.tasks.conn, tid)
+            if found.flags.get("pipeline") != p.id:
+                raise Conflict(f"a task {tid} exists that is not a stage of pipeline {p.id}")
         else:
             self.tasks.add({k: v for k, v in body.items() if v is not None}, pipeline=p.id)
         tasks = dict(p.cursor.get("tasks", {}), **{key: tid})
