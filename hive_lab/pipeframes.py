@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 SCHEMAS.update({
     "pipelines": [
-        ("id", "string"), ("title", "string"), ("state", "pipeline_state"),
+        ("id", "string"), ("title", "string"), ("state", "category"),
         ("reason", "string"), ("since", "time"), ("created", "time"),
         ("stage", "Int64"), ("stage_kind", "category"), ("round", "Int64"),
         ("max_review_rounds", "Int64"), ("stages", "object"), ("criteria", "object"),
@@ -28,8 +28,8 @@ SCHEMAS.update({
         ("can_retry", "boolean"), ("tasks", "object"),
     ],
     "stages": [
-        ("pipeline", "string"), ("seq", "Int64"), ("idx", "Int64"), ("kind", "stage_kind"),
-        ("round", "Int64"), ("state", "stage_state"), ("reason", "string"),
+        ("pipeline", "string"), ("seq", "Int64"), ("idx", "Int64"), ("kind", "category"),
+        ("round", "Int64"), ("state", "category"), ("reason", "string"),
         ("task", "string"), ("started", "time"), ("ended", "time"), ("cost", "Float64"),
         ("verdict", "category"), ("findings", "Int64"), ("checks", "Int64"),
         ("checks_passed", "boolean"),
@@ -41,23 +41,19 @@ SCHEMAS.update({
     ],
 })
 
-_KINDS = {"pipeline_state": PIPELINE_STATES, "stage_kind": STAGE_KINDS,
-          "stage_state": STAGE_STATES}
+#: Categorical columns whose categories are fixed (in this order), empty frame or not.
+_FIXED: dict[str, dict[str, tuple[str, ...]]] = {
+    "pipelines": {"state": PIPELINE_STATES},
+    "stages": {"kind": STAGE_KINDS, "state": STAGE_STATES},
+}
 
 
 def _frame(records: Iterable[Mapping[str, Any]], schema: str) -> pd.DataFrame:
-    """Build with the frames rules; our own categorical kinds get their fixed categories."""
+    """Build with the frames rules; the fixed categoricals get their categories in order."""
     rows = list(records)
-    cols = SCHEMAS[schema]
-    plain = [(n, "category" if k in _KINDS else k) for n, k in cols]
-    SCHEMAS[f"_{schema}"] = plain
-    try:
-        frame = _build(rows, f"_{schema}")
-    finally:
-        SCHEMAS.pop(f"_{schema}", None)
-    for name, kind in cols:
-        if kind in _KINDS:
-            frame[name] = _categorical([r.get(name) for r in rows], _KINDS[kind])
+    frame = _build(rows, schema)
+    for name, cats in _FIXED.get(schema, {}).items():
+        frame[name] = _categorical([r.get(name) for r in rows], cats)
     return frame
 
 

@@ -206,3 +206,35 @@ def test_the_guard_does_not_count_a_sibling_stage_as_the_owner() -> None:
                   flags={"pipeline": "p"})
     assert guard.check_rel("tests/test_a.py", tester, [])[0] is True
     assert guard.check_rel("tests/test_a.py", tester, [impl])[0] is False  # why _others skips it
+
+
+# -- the frames ----------------------------------------------------------------------------------
+def test_pipeline_frames_have_fixed_columns_and_dtypes_empty_or_not() -> None:
+    from hive_lab import frames, pipeframes
+
+    doc = {"id": "p", "history": [
+        {"id": 7, "idx": 2, "kind": "review", "round": 1, "state": "changes", "reason": "r",
+         "task_id": "p-rev2-1", "started": 1.0, "ended": 2.0, "cost": 0.25,
+         "verdict": {"verdict": "changes"}},
+        {"id": 8, "idx": 1, "kind": "checks", "round": 1, "state": "running", "reason": "",
+         "task_id": None, "started": 3.0, "ended": None, "cost": None, "verdict": None}],
+        "findings": [{"id": 1, "stage_row": 7, "round": 1, "file": "a.py", "line": None,
+                      "severity": "major", "text": "t", "created": 2.0}],
+        "checks": [{"stage_row": 8, "passed": False}]}
+    for build, schema in ((pipeframes.stages_frame, "stages"),
+                          (pipeframes.findings_frame, "findings")):
+        full, empty = build(doc), build({})
+        assert list(full.columns) == [c for c, _ in frames.SCHEMAS[schema]]
+        kinds = [str(d) for d in full.dtypes]  # "category" whatever the categories
+        assert kinds == [str(d) for d in empty.dtypes] == [str(d) for d in
+                                                            frames.empty(schema).dtypes]
+    stages = pipeframes.stages_frame(doc)
+    assert list(stages["kind"].cat.categories) == list(STAGE_KINDS)
+    assert list(stages["state"].cat.categories) == list(STAGE_STATES)
+    assert stages["findings"].tolist() == [1, 0]
+    assert stages["checks"].tolist()[1] == 1 and stages["checks_passed"].tolist()[1] is False
+    assert str(stages["started"].dtype) == "datetime64[ns, UTC]" and stages["ended"].isna()[1]
+    found = pipeframes.findings_frame(doc)
+    assert found["line"].isna()[0] and found["seq"].tolist() == [7]
+    empty = pipeframes.pipelines_frame([])
+    assert list(empty["state"].cat.categories) == list(PIPELINE_STATES)
