@@ -390,3 +390,27 @@ def test_a_stranger_task_with_a_stage_name_is_not_adopted(server: HiveServer, re
     p = until(server, "col", "needs_you")
     assert "not a stage of pipeline col" in p["state"]["reason"]
     assert server.get("tasks/col-rev1-1")["prompt"] == "@sleep 1"
+
+
+def test_a_check_failing_after_the_tests_stage_goes_back_to_the_tester(server: HiveServer,
+                                                                      repo: Path) -> None:
+    script(server, "tb-impl", ["@write src/app.py VALUE = 42"])
+    script(server, "tb-rev2-1", [APPROVE])
+    script(server, "tb-test3-1", ["@write tests/test_app.py BAD"], ["@write tests/test_app.py GOOD"])
+    check = ["sh", "-c", "grep -q 'VALUE = 42' src/app.py && "
+                         "{ test ! -e tests/test_app.py || grep -q GOOD tests/test_app.py; }"]
+    add(server, "tb", repo, checks=[check])
+    p = until(server, "tb", "ready", "needs_you")
+    assert p["state"]["name"] == "ready", p["state"]
+    assert kinds(p) == [
+        ("implement", "passed"), ("checks", "passed"), ("review", "passed"),
+        ("tests", "passed"), ("checks", "failed"), ("tests", "passed"), ("checks", "passed"),
+        ("ready", "passed")]
+    assert created(server, "tb-test3-1") == 1 and created(server, "tb-impl") == 1
+    assert show(repo, "hive/tb-impl", "tests/test_app.py").strip() == "GOOD"
+    # the tester's two commits moved the implementer's branch forward, never rewrote it
+    log = git(repo, "log", "--format=%s", "hive/tb-impl").splitlines()
+    assert [line for line in log if line.startswith("pipeline tb:")] == [
+        "pipeline tb: tests (task tb-test3-1, round 2)",
+        "pipeline tb: tests (task tb-test3-1, round 1)",
+        "pipeline tb: implement (task tb-impl, round 1)"]
