@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import hostcli, mergecli, taskcli
+from . import hostcli, mergecli, pipecli, taskcli
 from .client import HiveAPIError, HiveClient
 
 
@@ -234,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     taskcli.add_parser(sub)
     mergecli.add_parser(sub)
     hostcli.add_parser(sub)
+    pipecli.add_parser(sub)
 
     sub.add_parser("usage", help="token usage and cost from transcripts (no server needed)",
                    add_help=False)

@@ -323,6 +323,28 @@ class HiveClient:
 
     def retry_merge(self, merge_id: int) -> dict[str, Any]:
         return self.request("POST", f"merges/{int(merge_id)}/retry")
+    # -- review pipelines --------------------------------------------------------------------
+    def add_pipeline(self, spec: dict[str, Any] | None = None, /, **fields: Any) -> dict[str, Any]:
+        """``POST pipelines``: ``id``, ``prompt``, ``repo``, ``scope``, ``criteria`` (required);
+        ``checks`` (argv lists, cheapest first), ``stages``, ``implementer``, ``reviewer``,
+        ``tester``, ``test_scope``, ``max_review_rounds``, ``max_check_rounds``, ``base``..."""
+        body = {**(spec or {}), **fields}
+        return self.request("POST", "pipelines", {k: v for k, v in body.items() if v is not None})
+
+    def pipelines(self, state: str | None = None) -> list[dict[str, Any]]:
+        return self.request("GET", "pipelines", params={"state": state})["pipelines"]
+
+    def pipeline(self, pipeline_id: str) -> dict[str, Any]:
+        """One pipeline with its history: ``stages`` (one row per visit, with verdicts and
+        costs), ``findings``, ``checks`` (every check run)."""
+        return self.request("GET", f"pipelines/{_q(pipeline_id)}")
+
+    def cancel_pipeline(self, pipeline_id: str) -> dict[str, Any]:
+        return self.request("POST", f"pipelines/{_q(pipeline_id)}/cancel", {})
+
+    def retry_pipeline(self, pipeline_id: str) -> dict[str, Any]:
+        """A pipeline that needs you goes on: one more round, or its failed stage task again."""
+        return self.request("POST", f"pipelines/{_q(pipeline_id)}/retry", {})
 
     async def stream(self, after: int = 0, session: str | None = None, event: str | None = None,
                      reconnect: bool = True) -> AsyncIterator[dict[str, Any]]:

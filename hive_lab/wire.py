@@ -72,6 +72,15 @@ BUDGET_PAUSED = "BudgetPaused"  # 100%: tool calls and prompts denied, task paus
 BUDGET_RESUMED = "BudgetResumed"  # the limit was raised (or its window rolled over)
 BUDGET_CEILING = "BudgetCeiling"  # the hard ceiling: the session was ended, worktree kept
 BUDGET_EVENTS = (BUDGET_WARNING, BUDGET_PAUSED, BUDGET_RESUMED, BUDGET_CEILING)
+# Review pipelines (orchestrate/pipelining.py); session = the pipeline id.
+PIPELINE_CHANGED = "PipelineChanged"  # payload ``pipeline`` (GET pipelines/{id} minus history), ``reason``
+STAGE_CHANGED = "StageChanged"  # payload ``pipeline`` (id), ``stage`` (a stage row), ``findings``
+PIPELINE_NEEDS_YOU = "PipelineNeedsYou"  # for the notifier: payload message, key, task
+PIPELINE_EVENTS = (PIPELINE_CHANGED, STAGE_CHANGED, PIPELINE_NEEDS_YOU)
+PIPELINES_PATH = "pipelines"
+PIPELINE_STATES = ("running", "needs_you", "ready", "canceled")
+STAGE_KINDS = ("implement", "checks", "review", "tests", "ready")
+STAGE_STATES = ("running", "passed", "changes", "failed", "needs_you", "canceled")
 NOTIFICATION = "NotificationRaised"  # Hive Lab called the user (a notification was made)
 # The merge queue (orchestrate/merging.py): payload ``merge`` (the item), ``previous``, ``reason``;
 # session ``merge-<id>``.
@@ -84,12 +93,14 @@ HIVE_EVENTS = (STATE_CHANGED, SESSION_CREATED, SESSION_REMOVED, GIT_CHANGED, CON
 # ``message`` (str, the text to send), optional ``key`` (str: one notification per key; default
 # the event id), ``task`` (task id) and ``session`` (session name) when they are about one.
 ATTENTION_EVENTS = (BUDGET_WARNING, BUDGET_PAUSED, BUDGET_CEILING, PROVIDER_PARKED,
-                    PROVIDER_RESUMED, SESSION_STALLED, SESSION_LOOPING, AUTH_FAILED)
+                    PROVIDER_RESUMED, SESSION_STALLED, SESSION_LOOPING, AUTH_FAILED,
+                    PIPELINE_NEEDS_YOU)
 
 # Kinds of notification (c.HiveLab.notify_on picks among them).
 NOTIFY_KINDS = ("permission", "question", "task_failed", "task_blocked", "scope_request",
                 "budget_warning", "budget_paused", "budget_ceiling", "provider_parked",
-                "provider_resumed", "session_stalled", "session_looping", "auth_failed")
+                "provider_resumed", "session_stalled", "session_looping", "auth_failed",
+                "pipeline_needs_you")
 NOTIFICATIONS_PATH = "notifications"
 
 # -- stream control messages -----------------------------------------------------------------

@@ -46,6 +46,7 @@ from ..fleet.federation import Federation
 from ..fleet.hosts import HostsFile, parse_hosts
 from ..orchestrate.runtime import Orchestrator, OrchestratorConfig
 from ..orchestrate.merging import MergeConfig, MergeQueue
+from ..orchestrate.pipelining import PipelineDriver
 from ..usage.parse import Pricing
 from ..wire import API_PREFIX, HOOKS_PATH
 
@@ -142,6 +143,11 @@ class Hive(FleetMethods):
             parse_hosts(config.hosts, reserved=[config.host_name]),
             HostsFile(config.hosts_file) if config.hosts_file else None, config.host_name,
             config.fleet_timeout, on_state=self._host_state)
+        # Review pipelines; the merge queue (hive.merges) takes their ready branches when
+        # it exists.
+        self.pipelines = PipelineDriver(self.paths.db, self.tasks, self.store, self.recorder,
+                                        self.usage, lambda: getattr(self, "merges", None),
+                                        config.check_timeout)
         self._loops: list[asyncio.Task[Any]] = []
         self.started = time.time()
 
@@ -158,6 +164,7 @@ class Hive(FleetMethods):
             asyncio.ensure_future(self._every(self.config.usage_interval, self.usage.poll)),
             asyncio.ensure_future(self._every(self.config.task_interval, self.tasks.tick)),
             asyncio.ensure_future(self._every(self.config.task_interval, self.budgets.tick)),
+            asyncio.ensure_future(self._every(self.config.task_interval, self.pipelines.tick)),
             asyncio.ensure_future(self._every(1.0, self.notify.tick)),
             asyncio.ensure_future(self._every(self.config.task_interval, self.merges.tick)),
             asyncio.ensure_future(self._every(self.config.fleet_interval, self.fleet.poll)),
@@ -177,6 +184,7 @@ class Hive(FleetMethods):
                 pass
         self._loops = []
         await self.sessions.close()
+        self.pipelines.close()
         self.tasks.close()
         self.merges.close()
         self.budgets.close()
@@ -394,6 +402,22 @@ class Hive(FleetMethods):
         return result
 
     # -- budgets -------------------------------------------------------------------------------
+    # -- review pipelines ---------------------------------------------------------------------
+    def add_pipeline(self, body: Any) -> dict[str, Any]:
+        return self.pipelines.add(body)
+
+    def list_pipelines(self, state: str | None = None) -> list[dict[str, Any]]:
+        return self.pipelines.list(state)
+
+    def pipeline(self, pipeline_id: str) -> dict[str, Any]:
+        return self.pipelines.get(pipeline_id)
+
+    async def cancel_pipeline(self, pipeline_id: str) -> dict[str, Any]:
+        return await self.pipelines.cancel(pipeline_id)
+
+    async def retry_pipeline(self, pipeline_id: str) -> dict[str, Any]:
+        return await self.pipelines.retry(pipeline_id)
+
     def budget_report(self) -> dict[str, Any]:
         """Every limit in force: used, fraction, level, unknown-cost flag, forecast."""
         return self.budgets.report()

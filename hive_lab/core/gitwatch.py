@@ -1496,3 +1496,72 @@ def collisions(states: Mapping[str, GitState], predictor: ConflictPredictor) -> 
     return Collisions(overlaps=all_overlaps, conflicts=[p for p in preds if p.conflict],
                       predictions=preds)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# pipelines: Hive Lab commits a stage's work and moves one branch forward (never a force)
+# ---------------------------------------------------------------------------------------------
+COMMIT_IDENTITY = ("-c", "user.name=Hive Lab", "-c", "user.email=hive-lab@localhost")
+
+
+def commit_all(worktree_path: Path | str, message: str) -> str | None:
+    """Commit everything changed in the worktree (ignored files stay out); the new head, or
+    None when there was nothing to commit. The pipeline does this at the end of an agent's
+    turn, so what the next stage sees is a commit, not a working tree that may still move."""
+    g = _Git(_worktree_dir(worktree_path), timeout=WRITE_TIMEOUT)
+    g.run("add", "-A", "--", ".")
+    if g.run("diff", "--cached", "--quiet", ok=(0, 1)).returncode == 0:
+        return None
+    g.run(*COMMIT_IDENTITY, "commit", "--no-verify", "-q", "-m", message[:2000])
+    return g.text("rev-parse", "HEAD")
+
+
+def head_sha(worktree_path: Path | str) -> str:
+    return _Git(_worktree_dir(worktree_path)).text("rev-parse", "HEAD")
+
+
+def fast_forward(worktree_path: Path | str, rev: str) -> str:
+    """Move the worktree's branch forward to ``rev`` (``merge --ff-only``: never a rewrite);
+    GitError when it is not a fast-forward. Returns the new head."""
+    validate_rev(rev, "revision")
+    g = _Git(_worktree_dir(worktree_path), timeout=WRITE_TIMEOUT)
+    g.run("merge", "--ff-only", "-q", "--end-of-options", rev)
+    return g.text("rev-parse", "HEAD")
+
+
+def diff_range(repo: Path | str, base: str, head: str, max_bytes: int = 200_000) -> DiffResult:
+    """``git diff base...head`` (what ``head`` changed since it left ``base``), capped."""
+    validate_rev(base, "base")
+    validate_rev(head, "head")
+    limit = _validate_max_bytes(max_bytes)
+    g = _Git(_worktree_dir(repo))
+    sha = _rev(g, base)
+    if sha is None:
+        raise BadRequest(f"base {base!r} is not a commit in this repository")
+    out = _Capped(limit)
+    g.stream(["diff", "--no-color", "--no-ext-diff", "--src-prefix=a/", "--dst-prefix=b/",
+              f"{sha}...{head}", "--"], out.add)
+    text = out.text()
+    return DiffResult(base=sha, text=text, truncated=out.truncated,
+                      bytes=len(text.encode("utf-8")), max_bytes=limit, untracked=[])
+
+
+def head_sha_of(repo: Path | str, rev: str) -> str:
+    """``rev`` as a commit id in ``repo``; BadRequest when it names no commit."""
+    validate_rev(rev, "base")
+    g = _Git(_worktree_dir(repo))
+    sha = _rev(g, rev)
+    if sha is None:
+        raise BadRequest(f"{rev!r} is not a commit in this repository")
+    return sha
+
+
+def branch_name(repo: Path | str, rev: str) -> str | None:
+    """The local branch ``rev`` names (``HEAD``: the branch checked out), else None."""
+    validate_rev(rev, "base")
+    g = _Git(_worktree_dir(repo))
+    if rev == "HEAD":
+        name = g.text("symbolic-ref", "--short", "-q", "HEAD", ok=(0, 1))
+        return name or None
+    ok = g.run("show-ref", "--verify", "--quiet", f"refs/heads/{rev}", ok=(0, 1))
+    return rev if ok.returncode == 0 else None

@@ -15,6 +15,7 @@ from ..orchestrate.recoverystore import MIGRATION_SQL as RECOVERY_SQL
 from ..notify.schema import MIGRATION_SQL as NOTIFY_SQL
 from ..orchestrate.schema import FLEET_USAGE_SQL, MIGRATION_SQL as ORCHESTRATION_SQL
 from ..orchestrate.mergestore import MIGRATION_SQL as MERGES_SQL
+from ..orchestrate.pipestore import MIGRATION_SQL as PIPELINES_SQL
 from .errors import HiveError
 
 
@@ -104,6 +105,8 @@ V7_FLEET_USAGE = ";\n".join(FLEET_USAGE_SQL)
 
 # 8: the merge queue's items; the DDL lives with its code.
 V8_MERGES = ";\n".join(MERGES_SQL)
+# 9: review pipelines (the pipeline, its stage visits, findings, check runs).
+V9_PIPELINES = ";\n".join(PIPELINES_SQL)
 
 MIGRATIONS: tuple[str, ...] = (
     V1_BASE,
@@ -114,6 +117,7 @@ MIGRATIONS: tuple[str, ...] = (
     V6_READY_QUEUE,
     V7_FLEET_USAGE,
     V8_MERGES,
+    V9_PIPELINES,
 )
 
 

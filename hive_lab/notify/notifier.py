@@ -201,6 +201,8 @@ class Notifier:
             return
         if state == "blocked" and str(task["state"].get("reason", "")).startswith("scope"):
             return  # the scope request itself is the notification (with the glob and why)
+        if state == "blocked" and str(task["state"].get("reason", "")).startswith("hold:"):
+            return  # a pipeline stage between turns: its pipeline says when it needs a person
         if not isinstance(since, (int, float)) or not self._task_in(str(task.get("id")), state,
                                                                      since):
             return

@@ -57,8 +57,11 @@ class _ScopeIndex:
         self.by_head: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
         self.wild: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
         self.repo_all: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+        self.group: dict[str, str] = {}  # task id -> its pipeline (stages take turns)
 
     def add(self, task: Task, label: str) -> None:
+        if task.flags.get("pipeline"):
+            self.group[task.id] = str(task.flags["pipeline"])
         for pattern in task.scope:
             entry = (task.id, pattern, label)
             head = scopes.head_key(pattern)
@@ -71,11 +74,14 @@ class _ScopeIndex:
     def first_overlap(self, task: Task) -> tuple[str, str, str] | None:
         """(other task, its pattern, label) of the first overlap, in a stable order."""
         hits: list[tuple[str, str, str]] = []
+        group = task.flags.get("pipeline")
         for pattern in task.scope:
             head = scopes.head_key(pattern)
             pool = self.repo_all[task.repo] if head is None else (
                 self.by_head.get((task.repo, head), []) + self.wild.get(task.repo, []))
             for entry in pool:
+                if group and self.group.get(entry[0]) == group:
+                    continue
                 if entry[0] != task.id and scopes.patterns_overlap(pattern, entry[1]):
                     hits.append(entry)
                     break
@@ -166,7 +172,9 @@ def plan(tasks: Iterable[Task], profiles: Iterable[ProfileInfo], sessions: Itera
             suffix = " (starting now)" if label != "running" else ""
             out.why[t.id] = f"scope overlaps {where} {other}{suffix} on {pattern}"
             continue
-        rival = sorted(conflict_with.get(t.id, set()) & holding)
+        rival = sorted(r for r in conflict_with.get(t.id, set()) & holding
+                       if not (t.flags.get("pipeline")
+                               and by_id[r].flags.get("pipeline") == t.flags.get("pipeline")))
         if rival:
             kind = "running task" if rival[0] in by_id and by_id[rival[0]].state in ACTIVE else "task"
             out.why[t.id] = f"branch predicted to conflict with {kind} {rival[0]}"

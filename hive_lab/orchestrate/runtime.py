@@ -58,6 +58,7 @@ STORE_UNREACHABLE = "StoreUnreachable"  # the shared store went away (payload: s
 STORE_REACHABLE = "StoreReachable"  # ... and answers again (payload: store, down_since)
 SCOPE_REQUEST_HOOK = "ScopeRequest"  # the hook event `hive-lab task request-scope` sends
 FILE_HOOKS = ("PreToolUse", "BeforeTool")
+HOLD_REASON = "hold:"  # a pipeline stage's task waits for its pipeline (state blocked)
 DEGRADED_GAP = 60.0  # unguarded hooks closer than this join one interval
 MAX_GUARDED = 50  # guard decisions kept on a task (the newest; the count goes on)
 
@@ -125,13 +126,20 @@ class Orchestrator:
         self.conn.close()
 
     # -- the API -----------------------------------------------------------------------------
-    def add(self, body: Any) -> dict[str, Any]:
-        """Create a task from a ``POST tasks`` body; everything is checked before it is stored."""
+    def add(self, body: Any, pipeline: str | None = None) -> dict[str, Any]:
+        """Create a task from a ``POST tasks`` body; everything is checked before it is stored.
+
+        ``pipeline`` (the pipeline driver only): the task is a stage of that pipeline. It is
+        *held* at the end of each turn (blocked, reason ``hold: ...``, its session kept) for
+        the pipeline to decide what comes next, and its siblings' scopes do not exclude it.
+        """
         spec = TaskSpec.parse(body, self.find_repo)
         existing = taskstore.list_tasks(self.conn)
         check_dependencies(spec, existing)
         now = time.time()
         task = spec.to_task(now)
+        if pipeline is not None:
+            task = replace(task, flags={"pipeline": pipeline, "hold": True})
         done = {t.id for t in existing if t.state == DONE}
         if all(d in done for d in task.depends_on):
             task = replace(task, state=READY, state_reason="created; nothing to wait for")
@@ -271,6 +279,38 @@ class Orchestrator:
             task = taskstore.get_task(self.conn, task_id)
             if task.state == PAUSED:
                 self._set(task, PAUSED, f"budget {reason}", time.time())
+
+    # -- pipelines (called by the pipeline driver) -------------------------------------------
+    async def continue_held(self, task_id: str, text: str, reason: str) -> bool:
+        """A held task's same session gets ``text`` as its next prompt (its context kept)."""
+        async with self._lock:
+            task = taskstore.get_task(self.conn, task_id)
+            if task.state != BLOCKED or not task.state_reason.startswith(HOLD_REASON):
+                return False
+            now = time.time()
+            running = self._set(self._new_round(task, now, outbox=text), RUNNING, reason, now)
+            self._deliver(running)
+            return True
+
+    async def release_held(self, task_id: str, reason: str) -> bool:
+        """A held task is done (the pipeline moved past it): its session ends, the worktree
+        and branch keep the work."""
+        async with self._lock:
+            task = taskstore.get_task(self.conn, task_id)
+            if task.state in TERMINAL:
+                return False
+            now = time.time()
+            attempts = taskstore.list_attempts(self.conn, task.id)
+            if attempts and attempts[-1].ended is None:
+                taskstore.update_attempt(self.conn, replace(attempts[-1], ended=now,
+                                                            outcome="done", reason=reason[:500]))
+            if task.state in (BLOCKED, RUNNING, CHECKING):
+                self._set(task, DONE, reason, now)
+            else:
+                self._set(task, CANCELED, reason, now)
+            await self._stop_session(task.id)
+            claims.release(self.conn, task.id, task.generation)
+            return True
 
     def task_record(self, task_id: str) -> Task | None:
         """The cached task (refreshed every tick), without a database read."""
@@ -549,6 +589,10 @@ class Orchestrator:
                 self._set(task, BLOCKED, f"scope_violation: {len(open_violations)} changed file(s) "
                                          "outside the scope need a person (accept or revert)", now)
                 return
+            if task.flags.get("hold"):
+                self._set(task, BLOCKED, f"{HOLD_REASON} the turn ended; the pipeline "
+                          f"{task.flags.get('pipeline')} decides what comes next", now)
+                return
             await self._finish(task, attempt, now)
             return
         round_no = int(task.flags.get("round", 1))
@@ -696,8 +740,10 @@ class Orchestrator:
         return task, session
 
     def _others(self, task: Task) -> list[Task]:
+        group = task.flags.get("pipeline")  # stages of one pipeline take turns, never rivals
         return [t for t in self._cache.values()
-                if t.id != task.id and t.state in ACTIVE and t.repo == task.repo]
+                if t.id != task.id and t.state in ACTIVE and t.repo == task.repo
+                and not (group and t.flags.get("pipeline") == group)]
 
     def _guard(self, ctx: HookContext) -> Verdict | None:
         """Before a write happens: deny outside the scope, ask for shell writes, deny wreckage."""

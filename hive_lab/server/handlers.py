@@ -16,7 +16,7 @@ from ..core.errors import BadRequest, HiveError
 from ..core.facade import Hive
 from ..hook import c1_answer
 from ..wire import (API_PREFIX, CLIENT_C1, HEADER_CLIENT, HOOKS_PATH, MERGES_PATH,
-                    NOTIFICATIONS_PATH, STREAM_PATH)
+                    NOTIFICATIONS_PATH, PIPELINES_PATH, STREAM_PATH)
 from .base import HiveHandler, api, error_body, error_status, parse_bool, parse_int, parse_time
 from .fleet import fleet_handlers
 from .stream import EventStreamHandler
@@ -221,6 +221,34 @@ class TaskViolationsHandler(HiveHandler):
         self.reply(self.hive.accept_violations(name, body.get("accept")))
 
 
+class PipelinesHandler(HiveHandler):
+    @api
+    def get(self) -> None:
+        self.reply({"pipelines": self.hive.list_pipelines(state=self.query("state"))})
+
+    @api
+    def post(self) -> None:
+        self.reply(self.hive.add_pipeline(self.json_body()), status=201)
+
+
+class PipelineHandler(HiveHandler):
+    @api
+    def get(self, name: str) -> None:
+        self.reply(self.hive.pipeline(name))
+
+
+class PipelineCancelHandler(HiveHandler):
+    @api
+    async def post(self, name: str) -> None:
+        self.reply(await self.hive.cancel_pipeline(name))
+
+
+class PipelineRetryHandler(HiveHandler):
+    @api
+    async def post(self, name: str) -> None:
+        self.reply(await self.hive.retry_pipeline(name))
+
+
 class ScopeRequestsHandler(HiveHandler):
     @api
     def get(self) -> None:
@@ -364,6 +392,10 @@ def handlers() -> list[tuple[str, type]]:
         (rf"{API}/tasks/{NAME}", TaskHandler),
         (rf"{API}/tasks/{NAME}/retry", TaskRetryHandler),
         (rf"{API}/tasks/{NAME}/violations", TaskViolationsHandler),
+        (rf"{API}/{PIPELINES_PATH}", PipelinesHandler),
+        (rf"{API}/{PIPELINES_PATH}/{NAME}", PipelineHandler),
+        (rf"{API}/{PIPELINES_PATH}/{NAME}/cancel", PipelineCancelHandler),
+        (rf"{API}/{PIPELINES_PATH}/{NAME}/retry", PipelineRetryHandler),
         (rf"{API}/scope-requests", ScopeRequestsHandler),
         (rf"{API}/budgets", BudgetsHandler),
         (rf"{API}/scope-requests/(?P<rid>[^/]+)", ScopeRequestHandler),

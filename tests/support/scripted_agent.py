@@ -12,6 +12,8 @@ that start with ``@`` (everything else, the prose of a task prompt, is read and 
     @await WORD           hold the @ lines that follow until an input line contains WORD
     @sleep SECONDS        a long step (prints a progress line every 0.5 s, like a spinner)
     @exit CODE            exit with CODE (a crash when CODE != 0)
+    @say TEXT             the turn's last assistant message (\n for newlines): the next Stop
+                          hook carries it as ``last_assistant_message`` (--hooked only)
     @hush SECONDS         a long step that prints nothing at all (a stalled agent: no screen
                           change, no hook; with --hooked a UserPromptSubmit already said working)
     @repeat N TOOL ARG    fire the same PreToolUse (TOOL with input {"command": ARG}) N times
@@ -24,6 +26,12 @@ that start with ``@`` (everything else, the prose of a task prompt, is read and 
                           after each, and a deny ends the step, as a turn boundary does
     @spin TOKENS COUNT [stubborn]  the same without tool calls (a turn that only streams):
                           only an interrupt (Ctrl-C) stops it, unless it is stubborn
+
+With ``SCRIPTED_TURNS`` set (a directory) and a file ``<dir>/<session>.json`` in it (a JSON
+list of turns, each a list of ``@`` lines), the agent plays those turns instead: each burst of
+input starts the next turn (a counter file keeps the place across agent restarts) and the
+prompt's own ``@`` lines are ignored. Tests give each pipeline stage (implementer, reviewer,
+tester) its script this way, as the scripted API does for the real Claude Code CLI.
 
 A line containing "Continue the task where you stopped" re-runs the step a deny or an
 interrupt stopped (the model picking up again after its budget was raised).
@@ -49,6 +57,23 @@ from pathlib import Path
 HOOKED = "--hooked" in sys.argv
 FAILED_TURN = [False]  # a StopFailure ended this turn: Claude Code fires no Stop after it
 STOPPED: list[str] = []  # the step a deny or an interrupt cut short
+SAID: list[str] = []  # what @say set: the next Stop's last_assistant_message
+NEW_TURN = [False]  # lines() saw a burst of input begin
+
+
+def turn_script() -> list[str] | None:
+    """The next scripted turn for this session (SCRIPTED_TURNS), or None: follow the prompt."""
+    root, session = os.environ.get("SCRIPTED_TURNS"), os.environ.get("HIVE_LAB_SESSION")
+    if not (root and session):
+        return None
+    path = Path(root) / f"{session}.json"
+    if not path.exists():
+        return None
+    turns = json.loads(path.read_text())
+    counter = Path(root) / f"{session}.count"
+    n = int(counter.read_text()) if counter.exists() else 0
+    counter.write_text(str(n + 1))
+    return turns[n] if n < len(turns) else []
 
 
 class Interrupted(Exception):
@@ -188,6 +213,9 @@ def act(line: str) -> None:
             STOPPED[:] = [f"@{verb} {rest}"]
         finally:
             signal.signal(signal.SIGINT, _idle_sigint)
+    elif verb == "say":
+        SAID[:] = [rest.replace("\\n", "\n")]
+        print(f"said {len(rest)} characters", flush=True)
     elif verb == "exit":
         print(f"exiting {rest}", flush=True)
         sys.exit(int(rest or "0"))
@@ -201,7 +229,8 @@ def lines():
         if not ready:
             if in_turn:
                 if not FAILED_TURN[0]:
-                    hook("Stop", stop_hook_active=False)
+                    said = {"last_assistant_message": SAID.pop()} if SAID else {}
+                    hook("Stop", stop_hook_active=False, **said)
                 FAILED_TURN[0] = False
                 in_turn = False
             continue
@@ -211,6 +240,7 @@ def lines():
         if not in_turn:
             hook("UserPromptSubmit", prompt=raw[:200])
             in_turn = True
+            NEW_TURN[0] = True
         yield raw
 
 
@@ -220,8 +250,19 @@ def main() -> None:
     hook("SessionStart", source="startup")
     waiting_for: str | None = None
     held: list[str] = []
+    scripted = False
     for raw in lines():
         line = raw.strip()
+        if NEW_TURN[0]:
+            NEW_TURN[0] = False
+            script = turn_script()
+            if script is not None:
+                print(f"scripted turn of {len(script)} step(s)", flush=True)
+                for step in script:
+                    act(step)
+                scripted = True
+        if scripted:
+            continue
         if waiting_for is not None:
             if waiting_for in line:
                 waiting_for = None
