@@ -100,10 +100,15 @@ def hook_answer(kind: str | None, event: str, verdict: Verdict | None) -> HookAn
     """What the hook client prints and exits with, in the dialect of ``kind``."""
     if verdict is None:
         return HookAnswer()
+    if kind == "codex" and verdict.action != "deny":
+        # Codex CLI 0.169.0 refuses PreToolUse's permissionDecision "allow" and "ask"
+        # ("unsupported permissionDecision:ask": a failed hook, the tool runs anyway): only a
+        # deny is understood, so an allow or ask is silence and its own approval policy rules.
+        return HookAnswer()
     if verdict.action == "allow":
-        # An explicit allow skips the CLI's own permission dialog (Claude Code and Codex's
-        # PreToolUse); elsewhere silence already means "go on".
-        if event == "PreToolUse" and kind in ("claude", "codex"):
+        # An explicit allow skips the CLI's own permission dialog (Claude Code's PreToolUse);
+        # elsewhere silence already means "go on".
+        if event == "PreToolUse" and kind == "claude":
             return HookAnswer(output={"hookSpecificOutput": {
                 "hookEventName": "PreToolUse", "permissionDecision": "allow",
                 "permissionDecisionReason": verdict.reason}})

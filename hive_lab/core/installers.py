@@ -3,8 +3,8 @@
 Claude Code reads project-local hooks from ``.claude/settings.local.json`` (never committed).
 We merge our entries into that file, never touching the user's own, and on cleanup remove
 only entries whose command runs our hook client. Gemini CLI gets the same treatment in
-``.gemini/settings.json``; Codex CLI takes its ``notify`` program as a ``-c`` override on the
-command line, so nothing is written for it.
+``.gemini/settings.json``; Codex CLI gets its hooks as ``-c hooks.<Event>=[...]`` overrides on
+the command line (its "session flags" layer), so nothing is written for it.
 """
 from __future__ import annotations
 
@@ -53,6 +53,18 @@ GEMINI_EVENTS = (
     "SessionStart", "SessionEnd", "BeforeAgent", "AfterAgent", "BeforeModel", "AfterModel",
     "BeforeToolSelection", "BeforeTool", "AfterTool", "PreCompress", "Notification",
 )
+
+# Codex CLI 0.169.0's hook events (checked: tests/codex_support/NOTES.md) but PreModelRequest,
+# which fires before every model call and says nothing the status needs (a hook run per call).
+CODEX_EVENTS = (
+    "SessionStart", "UserPromptSubmit", "PreToolUse", "PermissionRequest", "PostToolUse",
+    "PreCompact", "PostCompact", "SubagentStart", "SubagentStop", "Interrupt", "Stop",
+    "SessionEnd",
+)
+# Codex runs only hooks the user has reviewed and trusted (trust is a hash of the hook kept in
+# $CODEX_HOME/config.toml, written by its /hooks screen); hooks given on the command line can
+# be trusted only by this flag, which lifts the review for every hook of that one run.
+CODEX_TRUST_FLAG = "--dangerously-bypass-hook-trust"
 
 
 def hook_argv(agent: str, install: str | None = None, argv_payload: bool = False,
@@ -297,6 +309,21 @@ def uninstall(kind: str, directory: Path) -> None:
 
 
 def codex_args(install_id: str | None = None, script: Path | None = None) -> list[str]:
-    """``-c notify=[...]`` for Codex CLI: the payload arrives as the last argv argument."""
+    """Codex CLI's argv for our hooks: one ``-c hooks.<Event>=[...]`` (TOML) per event.
+
+    The payload comes on stdin as for Claude Code (Codex's hooks are Claude-shaped). Codex's
+    older ``notify`` program is not set as well: it would report each turn's end twice.
+    """
+    command = hook_command("codex", install_id, script=script)
+    # A JSON string is a valid TOML basic string (same escapes; json.dumps never writes "\/").
+    handler = '{type="command",command=%s,timeout=30}' % json.dumps(command)
+    args = [CODEX_TRUST_FLAG]
+    for event in CODEX_EVENTS:
+        args += ["-c", f"hooks.{event}=[{{hooks=[{handler}]}}]"]
+    return args
+
+
+def codex_notify_args(install_id: str | None = None, script: Path | None = None) -> list[str]:
+    """``-c notify=[...]`` for Codex versions without hooks (the payload is the last argv)."""
     return ["-c", "notify=" + json.dumps(hook_argv("codex", install_id, argv_payload=True,
                                                    script=script))]
