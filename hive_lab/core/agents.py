@@ -94,7 +94,12 @@ CODEX_CUES = ScreenCues(
                 r"Press enter to confirm or esc to cancel"),
     working=(r"esc to interrupt",),
     # The placeholder of the empty composer (also drawn below a running turn's spinner).
-    idle=(r"^› Ask Codex to do anything",),
+    # The empty composer's placeholder, or (a typed prompt not yet sent) its footer.
+    idle=(r"^› Ask Codex to do anything", r"← for agents · \? for shortcuts"),
+    # Its SessionStart hook fires with the first prompt: at start-up the screen says ready.
+    # Not the composer alone: it flashes while "loading", before the folder-trust screen;
+    # the footer's "← for agents" comes once it is ready.
+    ready=(r"← for agents · \? for shortcuts",),
     first_run=(
         # "Folder access ... Trust this folder?" over "› 1. Trust and continue" (saved in
         # $CODEX_HOME/config.toml [projects."<dir>"]); Hive Lab trusts its worktrees.
@@ -150,7 +155,8 @@ BUILTIN: dict[str, AgentProfile] = {
 
 _PROFILE_KEYS = {"command", "hooks", "cues", "env", "answers", "ready_timeout", "description",
                  "capabilities", "max_sessions", "task_prompt"}
-_CUE_KEYS = {"permission", "question", "working", "idle", "permission_tool", "first_run"}
+_CUE_KEYS = {"permission", "question", "working", "idle", "permission_tool", "first_run",
+             "ready"}
 
 
 def profile_from_config(name: str, spec: Mapping[str, Any],

@@ -40,7 +40,7 @@ MAX_SCREEN_LINES = 10000
 STATUS_GRACE = 2.0  # seconds a dead pane may lack its exit status (see _apply_pane)
 # Hook kinds that report a submitted prompt (UserPromptSubmit moves the state off idle), so a
 # typed prompt can be confirmed; Enter is pressed again while it is not (_confirm_submitted).
-SUBMIT_HOOKS = ("claude", "gemini")  # agents whose hooks tell a submitted prompt
+SUBMIT_HOOKS = ("claude", "gemini", "codex")  # agents whose hooks tell a submitted prompt
 SUBMIT_CONFIRM = 2.0  # seconds to wait for the submit before pressing Enter again
 SUBMIT_RETRIES = 3
 _HEX_KEY = re.compile(r"[0-9a-zA-Z_-]{8,80}")
@@ -649,7 +649,7 @@ class SessionManager:
         if profile is None or profile.hooks is None:
             return session.name not in self._screens
         memory = self.tracker.mem(session.name)
-        if state.name == STARTING and profile.cues.first_run:
+        if state.name == STARTING and (profile.cues.first_run or profile.cues.ready):
             return True
         return state.name in ("working", "waiting") and now - memory.last_hook_at > 3
 

@@ -25,8 +25,9 @@ What the "model" does is chosen by the newest user text in ``input`` holding
 ``steps <step> ;; <step> ...``  one step per model turn, whatever the tool results were.
 
 Without a scenario the answer is ``OK.``. Every request is logged in :attr:`FakeOpenAI.calls`;
-every usage it reported is in :attr:`FakeOpenAI.usages` (what the tests check Codex's
-rollout accounting against).
+every usage it reported is in :attr:`FakeOpenAI.usages` with the Codex thread it was for
+(what the tests check Codex's rollout accounting against). Codex's side request for a thread
+title gets a title (:func:`kind_of`).
 """
 from __future__ import annotations
 
@@ -69,8 +70,21 @@ def tool_names(body: dict[str, Any]) -> list[str]:
     return out
 
 
+TITLE_ASK = "Generate a concise, single-line task title"
+
+
+def kind_of(body: dict[str, Any]) -> str:
+    """``title`` for Codex's side request naming a new thread (read-only, only
+    ``apply_patch`` offered, never in the rollout's accounting), else ``turn``."""
+    items = [i for i in body.get("input") or [] if isinstance(i, dict)]
+    last_user = next((i for i in reversed(items) if i.get("role") == "user"), None)
+    return "title" if last_user and TITLE_ASK in _text_of(last_user) else "turn"
+
+
 def plan(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The output items of the next model turn for this request."""
+    if kind_of(body) == "title":
+        return [_message("Scripted test title")]
     items = [i for i in body.get("input") or [] if isinstance(i, dict)]
     idx, match = -1, None
     for i in range(len(items) - 1, -1, -1):
@@ -160,6 +174,15 @@ def _wait_of(body: dict[str, Any]) -> float:
     return 0.0
 
 
+@dataclass
+class Usage:
+    """What one response reported, for which Codex thread (its session id), of what kind."""
+
+    usage: dict[str, Any]
+    thread: str
+    kind: str  # "turn" | "title"
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "_Server"
@@ -213,7 +236,9 @@ class _Handler(BaseHTTPRequestHandler):
                      "output_tokens": n_out,
                      "output_tokens_details": {"reasoning_tokens": 7},
                      "total_tokens": n_in + n_out}
-            owner.usages.append(usage)
+            meta = body.get("client_metadata") if isinstance(body.get("client_metadata"),
+                                                               dict) else {}
+            owner.usages.append(Usage(usage, str(meta.get("thread_id") or ""), kind_of(body)))
         model = body.get("model") or MODEL
         events = [("response.created", {"type": "response.created", "response": {
             "id": rid, "object": "response", "model": model, "status": "in_progress",
@@ -245,7 +270,7 @@ class FakeOpenAI:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.calls: list[Call] = []
-        self.usages: list[dict[str, Any]] = []
+        self.usages: list[Usage] = []
         self.seq = 0
         self.lock = threading.Lock()
         self._srv = _Server((host, port), _Handler)
