@@ -13,7 +13,6 @@ What was seen is in ``tests/codex_support/NOTES.md``.
 """
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from pathlib import Path

@@ -315,12 +315,20 @@ def codex_args(install_id: str | None = None, script: Path | None = None) -> lis
     older ``notify`` program is not set as well: it would report each turn's end twice.
     """
     command = hook_command("codex", install_id, script=script)
-    # A JSON string is a valid TOML basic string (same escapes; json.dumps never writes "\/").
-    handler = '{type="command",command=%s,timeout=30}' % json.dumps(command)
     args = [CODEX_TRUST_FLAG]
     for event in CODEX_EVENTS:
+        # Codex clamps these two to 3 s, with a warning on screen for a longer one.
+        timeout = 3 if event in ("SessionEnd", "Interrupt") else 30
+        handler = '{type="command",command=%s,timeout=%d}' % (_toml_string(command), timeout)
         args += ["-c", f"hooks.{event}=[{{hooks=[{handler}]}}]"]
     return args
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, but not its surrogate pairs (``\\ud83d``),
+    so non-ASCII characters stay as they are; control characters are escaped (DEL by hand:
+    JSON allows it raw, TOML does not)."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def codex_notify_args(install_id: str | None = None, script: Path | None = None) -> list[str]:

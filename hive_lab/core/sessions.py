@@ -361,9 +361,12 @@ class SessionManager:
             state = self.tracker.get(session.name)
             if state.name != STARTING:
                 break
-            if session.pane_id and profile.cues.idle:
+            # A profile's `ready` cue, when it has one, says it better than `idle` (Codex
+            # draws its empty composer while still loading, before its folder-trust screen).
+            cue = "ready" if profile.cues.ready else "idle"
+            if session.pane_id and getattr(profile.cues, cue):
                 try:
-                    if profile.cues.find("idle", self.tmux.capture(session.pane)):
+                    if profile.cues.find(cue, self.tmux.capture(session.pane)):
                         break
                 except HiveError:
                     return None

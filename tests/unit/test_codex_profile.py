@@ -64,7 +64,7 @@ WORKING = """• Working (0s • esc to interrupt)
 
 
 def test_codex_hooks_are_toml_overrides_for_every_event_with_the_trust_flag(tmp_path: Path) -> None:
-    script = tmp_path / "odd dir \"q\" é" / installers.BINARY_NAME
+    script = tmp_path / "odd dir \"q\" é 🐝\\ \t\x7f" / installers.BINARY_NAME
     args = installers.codex_args(script=script)
     assert args[0] == "--dangerously-bypass-hook-trust"
     pairs = args[1:]
@@ -77,7 +77,8 @@ def test_codex_hooks_are_toml_overrides_for_every_event_with_the_trust_flag(tmp_
     assert tuple(merged) == installers.CODEX_EVENTS
     want = installers.hook_command("codex", script=script)
     for event, groups in merged.items():
-        assert groups == [{"hooks": [{"type": "command", "command": want, "timeout": 30}]}], event
+        timeout = 3 if event in ("SessionEnd", "Interrupt") else 30  # Codex clamps to 3 s
+        assert groups == [{"hooks": [{"type": "command", "command": want, "timeout": timeout}]}], event
     assert "notify" not in " ".join(args)  # turn ends come once, from Stop
     assert "PreModelRequest" not in installers.CODEX_EVENTS  # one hook run per model call
 
