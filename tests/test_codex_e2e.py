@@ -275,3 +275,27 @@ def test_a_task_write_outside_its_scope_is_denied_before_it_happens(
             if isinstance(i, dict) and i.get("type", "").endswith("call_output")
             and "docs/x.md" in str(i.get("output"))]
     assert told and any("hive-lab guard" in s for s in told), told
+
+
+def test_a_task_shell_write_outside_its_scope_is_refused_as_a_question(
+        hive: HiveServer, api: FakeOpenAI) -> None:
+    """The guard's "ask" for a shell write: Codex cannot be made to ask, so it is a deny
+    whose reason says a person decides; the turn goes on."""
+    repo = make_repo(hive.root, "repo-ask")
+    status, t = hive.request("POST", "tasks", {
+        "id": "cx-ask", "repo": str(repo), "agent": "codex", "scope": ["src/**"],
+        "check": ["true"], "prompt": "Note it.\nSCENARIO:steps shell echo x > docs/y.md"})
+    assert status == 201, t
+    done = wait(lambda: (t := hive.get("tasks/cx-ask"))["state"]["name"] in (
+        "done", "failed", "blocked") and t, "task cx-ask finished", STARTUP)
+    assert done["state"]["name"] == "done", done["state"]
+    worktree = Path(done["worktree"])
+    assert not (worktree / "docs" / "y.md").exists()
+    decided = events(hive, "cx-ask", "HookDecided")
+    assert [(d["payload"]["verdict"]["action"], d["payload"]["tool"]) for d in decided] == [
+        ("ask", "Bash")], decided
+    assert [(g["action"], g["tool"]) for g in done["flags"]["guarded"]] == [("ask", "Bash")]
+    told = [str(i.get("output")) for c in api.responses() for i in c.body.get("input") or []
+            if isinstance(i, dict) and i.get("type", "").endswith("call_output")
+            and "docs/y.md" in str(i.get("output"))]
+    assert told and any("ask the user" in s for s in told), told

@@ -88,10 +88,15 @@ def test_codex_understands_only_a_deny_in_pre_tool_use() -> None:
     assert (deny.exit_code, deny.output) == (0, {"hookSpecificOutput": {
         "hookEventName": "PreToolUse", "permissionDecision": "deny",
         "permissionDecisionReason": "src/** only"}})
-    # 0.169.0: "unsupported permissionDecision:allow" / ":ask" make a failed hook: silence.
-    for action in ("allow", "ask"):
-        answer = hook_answer("codex", "PreToolUse", Verdict(action, "x", "scope"))  # type: ignore[arg-type]
-        assert (answer.output, answer.exit_code, answer.stderr) == (None, 0, ""), action
+    # 0.169.0: "unsupported permissionDecision:allow" / ":ask" make a failed hook (and the
+    # tool runs): an allow is silence, an ask a deny saying that a person decides.
+    allow = hook_answer("codex", "PreToolUse", Verdict("allow", "inside", "scope"))
+    assert (allow.output, allow.exit_code, allow.stderr) == (None, 0, "")
+    ask = hook_answer("codex", "PreToolUse", Verdict("ask", "echo > docs/y.md writes docs/",
+                                                     "scope")).output["hookSpecificOutput"]
+    assert ask["permissionDecision"] == "deny"
+    assert ask["permissionDecisionReason"].startswith("echo > docs/y.md writes docs/ ")
+    assert "ask the user" in ask["permissionDecisionReason"]
     assert hook_answer("codex", "UserPromptSubmit", Verdict("deny", "budget", "b")).output == {
         "decision": "block", "reason": "budget"}
 
