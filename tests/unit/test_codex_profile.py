@@ -4,6 +4,7 @@ Screens and payloads are the ones tests/test_codex_e2e.py met (tests/codex_suppo
 """
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -57,6 +58,21 @@ APPROVAL = """› SCENARIO:ask echo hi > asked.txt
 
   Press enter to confirm or esc to cancel
 """
+EDIT = """• Added /var/tmp/cx-outside.txt (+1 -0)
+    1 +hi
+
+  Would you like to make the following edits?
+
+  Description: Apply proposed file edits
+
+  Destination: /var/tmp/cx-outside.txt
+
+› 1. Yes, proceed (y)
+  2. Yes, and don't ask again for these files (a)
+  3. No, and tell Codex what to do differently (esc)
+
+  Press enter to confirm or esc to cancel
+"""
 WORKING = """• Working (0s • esc to interrupt)
 
 › Ask Codex to do anything
@@ -102,12 +118,12 @@ def test_codex_understands_only_a_deny_in_pre_tool_use() -> None:
 
 
 def test_codex_cues_match_its_real_screens() -> None:
-    assert CODEX_CUES.find("permission", APPROVAL)
+    assert CODEX_CUES.find("permission", APPROVAL) and CODEX_CUES.find("permission", EDIT)
     assert not CODEX_CUES.find("permission", READY) and not CODEX_CUES.find("permission", WORKING)
     assert CODEX_CUES.find("working", WORKING) and not CODEX_CUES.find("working", READY)
     assert CODEX_CUES.find("idle", READY)
     assert [keys for pattern, keys in CODEX_CUES.first_run
-            if __import__("re").search(pattern, TRUST)] == [("Enter",)]
+            if re.search(pattern, TRUST)] == [("Enter",)]
     answers = BUILTIN["codex"].answers
     assert answers["approve"] == ("y",) and answers["deny"] == ("Escape",)
 
