@@ -13,6 +13,7 @@ What was seen is in ``tests/codex_support/NOTES.md``.
 """
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -61,7 +62,7 @@ def hive(codex: Path, api: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory)
     # Sessions get this CODEX_HOME (folders untrusted: Hive Lab's first-run cue answers);
     # tasks their own (the guard alone decides; Codex's approval policy "never" would not ask).
     env = _cli.private_home(base / "session", api.base_url,
-                            extra=_cli.logger_hooks_toml(logger, EVENTS))
+                            extra=_cli.logger_hooks_toml(logger, EVENTS, base / "session"))
     task_env = _cli.private_home(base / "tasks", api.base_url,
                                  trusted=[tmp_path_factory.getbasetemp()])
     srv = HiveServer(base / "hive", extra_path=[str(codex.parent)],
@@ -85,12 +86,19 @@ def git(repo: Path, *args: str) -> str:
     return out.stdout
 
 
-def make_repo(root: Path, name: str) -> Path:
+def make_repo(root: Path, name: str, project_hook_log: Path | None = None) -> Path:
+    """A git repo; with ``project_hook_log``, it commits a ``.codex/hooks.json`` whose hook
+    (never reviewed by anyone) would append to that file."""
     path = root / name
     (path / "src").mkdir(parents=True)
     (path / "docs").mkdir()
     (path / "src" / "app.py").write_text("print('app')\n")
     (path / "docs" / "index.md").write_text("# docs\n")
+    if project_hook_log is not None:
+        (path / ".codex").mkdir()
+        hook = {"type": "command", "command": f"echo ran >> '{project_hook_log}'"}
+        (path / ".codex" / "hooks.json").write_text(json.dumps({"hooks": {
+            e: [{"hooks": [hook]}] for e in ("SessionStart", "UserPromptSubmit", "Stop")}}))
     git(path, "init", "-q", "-b", "main")
     git(path, "add", "-A")
     git(path, "commit", "-qm", "initial")
@@ -143,20 +151,29 @@ def test_codex_session_through_the_api(hive: HiveServer, api: FakeOpenAI) -> Non
     """Spawn in a worktree, prompt, working, an approval as waiting, approve, deny, idle,
     usage from the rollout against Codex's own /status, kill, exit."""
     name = "cx-main"
-    repo = make_repo(hive.root, "repo-session")
+    unreviewed = hive.root / "project-hook.log"
+    repo = make_repo(hive.root, "repo-session", unreviewed)
     status, created = hive.request("POST", "sessions", {
         "name": name, "agent": "codex", "cwd": str(repo), "worktree": True,
         "env": hive.session_env})  # type: ignore[attr-defined]
     assert status == 201, created
     assert created["agent"] == "codex" and created["command"][0] == "codex"
-    assert "--dangerously-bypass-hook-trust" in created["command"], created["command"]
+    # Only Hive Lab's own hooks were trusted (in CODEX_HOME), not every hook of the run.
+    assert "--dangerously-bypass-hook-trust" not in created["command"], created["command"]
+    config = Path(hive.session_env["CODEX_HOME"]) / "config.toml"  # type: ignore[attr-defined]
+    assert "/<session-flags>/config.toml:pre_tool_use:0:0" in config.read_text()
     worktree = Path(created["cwd"])
     assert worktree != repo and (worktree / "src" / "app.py").exists(), created
     assert git(worktree, "status", "--porcelain") == ""  # nothing written into the worktree
 
-    # The "Trust this folder?" screen is answered by the profile's first-run cue.
+    # The "Trust this folder?" screen is answered by the profile's first-run cue, and so is
+    # "Hooks need review" for the repository's hooks: "Continue without trusting".
     wait_state(hive, name, "idle", STARTUP)
     assert "Ask Codex to do anything" in screen(hive, name)
+    answered = [(e["payload"]["cue"], e["payload"]["keys"])
+                for e in events(hive, name, "ScreenAnswered")]
+    assert answered == [(r"Trust this folder\?", ["Enter"]),
+                        (r"3\. Continue without trusting", ["3"])], answered
 
     # 1. approve a command
     prompt(hive, name, "SCENARIO:ask echo hi > asked.txt")
@@ -206,6 +223,9 @@ def test_codex_session_through_the_api(hive: HiveServer, api: FakeOpenAI) -> Non
     tools = [(p["hook_event_name"], p.get("tool_name")) for p in fired
              if p["hook_event_name"] in ("PreToolUse", "PermissionRequest")]
     assert ("PreToolUse", "apply_patch") in tools, tools
+
+    # The repository's own hook, trusted by nobody, never ran (Codex's review still holds).
+    assert not unreviewed.exists()
 
     # Usage: Hive Lab's rows from the rollout equal what the stand-in reported, and agree
     # with Codex's own /status (non-cached input + output, rounded to 3 digits).

@@ -107,6 +107,10 @@ CODEX_CUES = ScreenCues(
         # "Meet <new model>" over "1. Try new model / 2. Use existing model": keep the
         # configured one.
         (r"2\. Use existing model", ("2",)),
+        # "Hooks need review / N hooks are new or changed": hooks nobody reviewed (a
+        # repository's .codex/hooks.json...). Hive Lab trusts only its own (codextrust.py):
+        # "3. Continue without trusting (hooks won't run)".
+        (r"3\. Continue without trusting", ("3",)),
     ),
 )
 GEMINI_CUES = ScreenCues(

@@ -62,8 +62,9 @@ CODEX_EVENTS = (
     "SessionEnd",
 )
 # Codex runs only hooks the user has reviewed and trusted (trust is a hash of the hook kept in
-# $CODEX_HOME/config.toml, written by its /hooks screen); hooks given on the command line can
-# be trusted only by this flag, which lifts the review for every hook of that one run.
+# $CODEX_HOME/config.toml, written by its /hooks screen; codextrust.py writes ours). The
+# fallback when that file cannot be written: this flag, which lifts the review for every hook
+# of that one run (a trusted repository's .codex/hooks.json too).
 CODEX_TRUST_FLAG = "--dangerously-bypass-hook-trust"
 
 
@@ -308,17 +309,30 @@ def uninstall(kind: str, directory: Path) -> None:
             pass
 
 
-def codex_args(install_id: str | None = None, script: Path | None = None) -> list[str]:
+def codex_hooks(install_id: str | None = None, script: Path | None = None
+                ) -> list[tuple[str, str, int]]:
+    """``(event, command, timeout)`` of each hook Hive Lab gives Codex CLI."""
+    command = hook_command("codex", install_id, script=script)
+    # Codex clamps these two to 3 s, with a warning on screen for a longer one.
+    return [(e, command, 3 if e in ("SessionEnd", "Interrupt") else 30) for e in CODEX_EVENTS]
+
+
+def codex_args(install_id: str | None = None, script: Path | None = None,
+               codex_home: Path | None = None) -> list[str]:
     """Codex CLI's argv for our hooks: one ``-c hooks.<Event>=[...]`` (TOML) per event.
 
     The payload comes on stdin as for Claude Code (Codex's hooks are Claude-shaped). Codex's
     older ``notify`` program is not set as well: it would report each turn's end twice.
+    With ``codex_home``, exactly these hooks are trusted in its config.toml (codextrust.py);
+    without, or if that fails, ``--dangerously-bypass-hook-trust`` (every hook, this run).
     """
-    command = hook_command("codex", install_id, script=script)
-    args = [CODEX_TRUST_FLAG]
-    for event in CODEX_EVENTS:
-        # Codex clamps these two to 3 s, with a warning on screen for a longer one.
-        timeout = 3 if event in ("SessionEnd", "Interrupt") else 30
+    from . import codextrust
+
+    hooks = codex_hooks(install_id, script)
+    entries = {codextrust.flag_key(e): codextrust.trust_hash(e, c, t) for e, c, t in hooks}
+    trusted = codex_home is not None and codextrust.ensure_trusted(codex_home, entries)
+    args = [] if trusted else [CODEX_TRUST_FLAG]
+    for event, command, timeout in hooks:
         handler = '{type="command",command=%s,timeout=%d}' % (_toml_string(command), timeout)
         args += ["-c", f"hooks.{event}=[{{hooks=[{handler}]}}]"]
     return args

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import events as ev
-from . import gitwatch, installers, procs
+from . import codextrust, gitwatch, installers, procs
 from .agents import AgentProfile, validate_command, validate_env
 from .datadir import DataDir, atomic_write, read_secret, write_secret
 from .decisions import BLOCKING_EVENTS, Deciders, HookContext, Verdict, hook_answer
@@ -248,7 +248,7 @@ class SessionManager:
                               worktree=worktree, env_keys=sorted(req.env), task=req.task)
             self._write_secret(req.name)
             undo.append(lambda: self._forget_files(req.name))
-            argv = self._install_hooks(profile, session, argv, undo)
+            argv = self._install_hooks(profile, session, argv, undo, {**profile.env, **req.env})
             session.command = argv
             env = {**profile.env, **req.env, "HIVE_LAB_DIR": str(self.data_dir),
                    "HIVE_LAB_SESSION": session.name, "HIVE_LAB_AGENT": profile.name,
@@ -305,10 +305,12 @@ class SessionManager:
         return wt.to_json(), self.git.worktree_cwd(repo, cwd, wt.path)
 
     def _install_hooks(self, profile: AgentProfile, session: Session, argv: list[str],
-                       undo: list[Callable[[], Any]]) -> list[str]:
+                       undo: list[Callable[[], Any]], env: dict[str, str]) -> list[str]:
         if profile.hooks == "codex":
             session.hooks = {"kind": "codex"}
-            return [argv[0], *installers.codex_args(script=self.hook_script), *argv[1:]]
+            home = codextrust.codex_home(env)
+            return [argv[0], *installers.codex_args(script=self.hook_script, codex_home=home),
+                    *argv[1:]]
         if profile.hooks in ("claude", "gemini"):
             directory = Path(session.cwd)
             installers.install(profile.hooks, directory, script=self.hook_script)

@@ -107,12 +107,23 @@ def hook_logger(log: Path, bin_dir: Path) -> str:
     return str(script)
 
 
-def logger_hooks_toml(command: str, events: tuple[str, ...]) -> str:
-    """``[[hooks.<Event>]]`` tables running ``command`` for each event (a user config layer)."""
+def logger_hooks_toml(command: str, events: tuple[str, ...], home: Path) -> str:
+    """``[[hooks.<Event>]]`` tables running ``command`` for each event, in the user config
+    layer of ``home`` (the CODEX_HOME of :func:`private_home`), trusted there as Codex's
+    ``/hooks`` screen would (its ``[hooks.state]``; hash as in hive_lab.core.codextrust)."""
+    from hive_lab.core.codextrust import snake, trust_hash
+
+    def timeout(e: str) -> int:  # Codex clamps these two to 3 s (and hashes the clamped one)
+        return 3 if e in ("SessionEnd", "Interrupt") else 30
+
     out = []
     for e in events:
         out += [f"[[hooks.{e}]]", f"[[hooks.{e}.hooks]]", 'type = "command"',
-                f"command = {_toml_str(command)}", "timeout = 30", ""]
+                f"command = {_toml_str(command)}", f"timeout = {timeout(e)}", ""]
+    for e in events:
+        key = f"{home / 'codex-home' / 'config.toml'}:{snake(e)}:0:0"
+        out += [f"[hooks.state.{_toml_str(key)}]",
+                f"trusted_hash = {_toml_str(trust_hash(e, command, timeout(e)))}", ""]
     return "\n".join(out)
 
 
