@@ -98,10 +98,30 @@ CLAUDE_CUES = ScreenCues(
         ("Detected a custom API key in your environment", ("1",)),      # 1. Yes (default: No)
     ),
 )
+# Cues read off Codex CLI 0.169.0's screens (tests/codex_support/NOTES.md).
 CODEX_CUES = ScreenCues(
-    permission=(r"Allow command\?", r"Would you like to (?:run|make) ", r"Approve\?"),
-    working=(r"[Ee]sc to interrupt",),
-    idle=(r"^[›>] ?$",),
+    permission=(r"Would you like to (?:run the following command|make the following edits)",
+                r"Press enter to confirm or esc to cancel"),
+    working=(r"esc to interrupt",),
+    # The placeholder of the empty composer (also drawn below a running turn's spinner).
+    # The empty composer's placeholder, or (a typed prompt not yet sent) its footer.
+    idle=(r"^› Ask Codex to do anything", r"← for agents · \? for shortcuts"),
+    # Its SessionStart hook fires with the first prompt: at start-up the screen says ready.
+    # Not the composer alone: it flashes while "loading", before the folder-trust screen;
+    # the footer's "← for agents" comes once it is ready.
+    ready=(r"← for agents · \? for shortcuts",),
+    first_run=(
+        # "Folder access ... Trust this folder?" over "› 1. Trust and continue" (saved in
+        # $CODEX_HOME/config.toml [projects."<dir>"]); Hive Lab trusts its worktrees.
+        (r"Trust this folder\?", ("Enter",)),
+        # "Meet <new model>" over "1. Try new model / 2. Use existing model": keep the
+        # configured one.
+        (r"2\. Use existing model", ("2",)),
+        # "Hooks need review / N hooks are new or changed": hooks nobody reviewed (a
+        # repository's .codex/hooks.json...). Hive Lab trusts only its own (codextrust.py):
+        # "3. Continue without trusting (hooks won't run)".
+        (r"3\. Continue without trusting", ("3",)),
+    ),
 )
 GEMINI_CUES = ScreenCues(
     permission=(r"Allow execution", r"Apply this change\?", r"Waiting for user confirmation"),
@@ -131,8 +151,10 @@ AIDER_CUES = ScreenCues(
 # Permission answers. Claude Code 2.1.197: "1. Yes" / Escape (checked, FACTS.md). Gemini CLI
 # 0.61.0 (checked, tests/gemini_support/NOTES.md): "Apply this change?" / "Allow execution of
 # [Shell]?" over "1. Allow once", Escape picks "No, suggest changes (esc)" and cancels the
-# turn ("Request cancelled."). Aider 0.86.2 (checked): its "(Y)es/(N)o" reads a line, "y" or
-# "n" and Enter; Ctrl-C stops a reply. Reported, not checked: Codex's modal takes y / Esc.
+# turn ("Request cancelled."). Codex CLI 0.169.0 (checked, tests/codex_support/NOTES.md):
+# "1. Yes, proceed (y)" takes y; Escape picks "3. No, and tell Codex what to do differently
+# (esc)" and interrupts the turn. Aider 0.86.2 (checked, tests/aider_support/NOTES.md): its
+# "(Y)es/(N)o" reads a line, "y" or "n" and Enter; Ctrl-C stops a reply.
 ANSWER_KINDS = ("approve", "deny", "interrupt")  # interrupt: stop a turn (budgets)
 CLAUDE_ANSWERS = {"approve": ("1",), "deny": ("Escape",), "interrupt": ("Escape",)}
 CODEX_ANSWERS = {"approve": ("y",), "deny": ("Escape",), "interrupt": ("Escape",)}
@@ -154,7 +176,7 @@ BUILTIN: dict[str, AgentProfile] = {
                            description="Claude Code (hooks for every event)"),
     "codex": AgentProfile("codex", ("codex",), hooks="codex", cues=CODEX_CUES,
                           answers=CODEX_ANSWERS, capabilities=CODING,
-                          description="OpenAI Codex CLI (notify hook + screen cues)"),
+                          description="OpenAI Codex CLI (hooks as -c overrides)"),
     "gemini": AgentProfile("gemini", ("gemini",), hooks="gemini", cues=GEMINI_CUES,
                            answers=GEMINI_ANSWERS, capabilities=CODING,
                            description="Gemini CLI (hooks in .gemini/settings.json)"),
@@ -169,7 +191,8 @@ BUILTIN: dict[str, AgentProfile] = {
 
 _PROFILE_KEYS = {"command", "hooks", "cues", "env", "answers", "ready_timeout", "description",
                  "capabilities", "max_sessions", "task_prompt"}
-_CUE_KEYS = {"permission", "question", "working", "idle", "permission_tool", "first_run"}
+_CUE_KEYS = {"permission", "question", "working", "idle", "permission_tool", "first_run",
+             "ready"}
 
 
 def profile_from_config(name: str, spec: Mapping[str, Any],

@@ -100,10 +100,25 @@ def hook_answer(kind: str | None, event: str, verdict: Verdict | None) -> HookAn
     """What the hook client prints and exits with, in the dialect of ``kind``."""
     if verdict is None:
         return HookAnswer()
+    if kind == "codex":
+        # Codex CLI 0.169.0 refuses PreToolUse's permissionDecision "allow" and "ask"
+        # ("unsupported permissionDecision:ask": a failed hook, and the tool runs anyway).
+        # Only a deny is understood. An allow is silence (its own approval policy rules); an
+        # ask, which must not let the call through unasked, becomes a deny that tells the
+        # model a person has to decide.
+        if verdict.action == "allow" or event != "PreToolUse":
+            return _generic(event, verdict)
+        reason = verdict.reason
+        if verdict.action == "ask":
+            reason += (" Codex cannot show Hive Lab's question, so this call was refused: ask "
+                       "the user (or for more scope) before trying it again.")
+        return HookAnswer(output={"hookSpecificOutput": {
+            "hookEventName": "PreToolUse", "permissionDecision": "deny",
+            "permissionDecisionReason": reason}})
     if verdict.action == "allow":
-        # An explicit allow skips the CLI's own permission dialog (Claude Code and Codex's
-        # PreToolUse); elsewhere silence already means "go on".
-        if event == "PreToolUse" and kind in ("claude", "codex"):
+        # An explicit allow skips the CLI's own permission dialog (Claude Code's PreToolUse);
+        # elsewhere silence already means "go on".
+        if event == "PreToolUse" and kind == "claude":
             return HookAnswer(output={"hookSpecificOutput": {
                 "hookEventName": "PreToolUse", "permissionDecision": "allow",
                 "permissionDecisionReason": verdict.reason}})
@@ -115,6 +130,13 @@ def hook_answer(kind: str | None, event: str, verdict: Verdict | None) -> HookAn
             # 0.61.0: {"decision": "ask"} forces the CLI's confirmation dialog even where its
             # policy (auto_edit, yolo, an allowed tool) would have run the tool unasked.
             return HookAnswer(output={"decision": "ask", "systemMessage": verdict.reason})
+        return HookAnswer()
+    return _generic(event, verdict)
+
+
+def _generic(event: str, verdict: Verdict) -> HookAnswer:
+    """Claude Code's dialect (Codex's too, where it has the same words)."""
+    if verdict.action == "allow":
         return HookAnswer()
     if event in ("PreToolUse",):
         return HookAnswer(output={"hookSpecificOutput": {

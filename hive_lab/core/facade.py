@@ -493,7 +493,7 @@ class Hive(FleetMethods):
         own session id.
         """
         if agent not in ("claude", "gemini"):
-            raise BadRequest("agent must be 'claude' or 'gemini' (Codex: pass -c notify, see README)")
+            raise BadRequest("agent must be 'claude' or 'gemini' (Codex takes its hooks on its command line: see README)")
         if not isinstance(remove, bool):
             raise BadRequest("remove must be true or false")
         if not isinstance(directory, str) or not Path(directory).is_absolute():

@@ -3,8 +3,8 @@
 Claude Code reads project-local hooks from ``.claude/settings.local.json`` (never committed).
 We merge our entries into that file, never touching the user's own, and on cleanup remove
 only entries whose command runs our hook client. Gemini CLI gets the same treatment in
-``.gemini/settings.json``; Codex CLI takes its ``notify`` program as a ``-c`` override on the
-command line, so nothing is written for it.
+``.gemini/settings.json``; Codex CLI gets its hooks as ``-c hooks.<Event>=[...]`` overrides on
+the command line (its "session flags" layer), so nothing is written for it.
 """
 from __future__ import annotations
 
@@ -53,6 +53,19 @@ GEMINI_EVENTS = (
     "SessionStart", "SessionEnd", "BeforeAgent", "AfterAgent", "BeforeModel", "AfterModel",
     "BeforeToolSelection", "BeforeTool", "AfterTool", "PreCompress", "Notification",
 )
+
+# Codex CLI 0.169.0's hook events (checked: tests/codex_support/NOTES.md) but PreModelRequest,
+# which fires before every model call and says nothing the status needs (a hook run per call).
+CODEX_EVENTS = (
+    "SessionStart", "UserPromptSubmit", "PreToolUse", "PermissionRequest", "PostToolUse",
+    "PreCompact", "PostCompact", "SubagentStart", "SubagentStop", "Interrupt", "Stop",
+    "SessionEnd",
+)
+# Codex runs only hooks the user has reviewed and trusted (trust is a hash of the hook kept in
+# $CODEX_HOME/config.toml, written by its /hooks screen; codextrust.py writes ours). The
+# fallback when that file cannot be written: this flag, which lifts the review for every hook
+# of that one run (a trusted repository's .codex/hooks.json too).
+CODEX_TRUST_FLAG = "--dangerously-bypass-hook-trust"
 
 
 def hook_argv(agent: str, install: str | None = None, argv_payload: bool = False,
@@ -296,7 +309,43 @@ def uninstall(kind: str, directory: Path) -> None:
             pass
 
 
-def codex_args(install_id: str | None = None, script: Path | None = None) -> list[str]:
-    """``-c notify=[...]`` for Codex CLI: the payload arrives as the last argv argument."""
+def codex_hooks(install_id: str | None = None, script: Path | None = None
+                ) -> list[tuple[str, str, int]]:
+    """``(event, command, timeout)`` of each hook Hive Lab gives Codex CLI."""
+    command = hook_command("codex", install_id, script=script)
+    # Codex clamps these two to 3 s, with a warning on screen for a longer one.
+    return [(e, command, 3 if e in ("SessionEnd", "Interrupt") else 30) for e in CODEX_EVENTS]
+
+
+def codex_args(install_id: str | None = None, script: Path | None = None,
+               codex_home: Path | None = None) -> list[str]:
+    """Codex CLI's argv for our hooks: one ``-c hooks.<Event>=[...]`` (TOML) per event.
+
+    The payload comes on stdin as for Claude Code (Codex's hooks are Claude-shaped). Codex's
+    older ``notify`` program is not set as well: it would report each turn's end twice.
+    With ``codex_home``, exactly these hooks are trusted in its config.toml (codextrust.py);
+    without, or if that fails, ``--dangerously-bypass-hook-trust`` (every hook, this run).
+    """
+    from . import codextrust
+
+    hooks = codex_hooks(install_id, script)
+    entries = {codextrust.flag_key(e): codextrust.trust_hash(e, c, t) for e, c, t in hooks}
+    trusted = codex_home is not None and codextrust.ensure_trusted(codex_home, entries)
+    args = [] if trusted else [CODEX_TRUST_FLAG]
+    for event, command, timeout in hooks:
+        handler = '{type="command",command=%s,timeout=%d}' % (_toml_string(command), timeout)
+        args += ["-c", f"hooks.{event}=[{{hooks=[{handler}]}}]"]
+    return args
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, but not its surrogate pairs (``\\ud83d``),
+    so non-ASCII characters stay as they are; control characters are escaped (DEL by hand:
+    JSON allows it raw, TOML does not)."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def codex_notify_args(install_id: str | None = None, script: Path | None = None) -> list[str]:
+    """``-c notify=[...]`` for Codex versions without hooks (the payload is the last argv)."""
     return ["-c", "notify=" + json.dumps(hook_argv("codex", install_id, argv_payload=True,
                                                    script=script))]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import events as ev
-from . import gitwatch, installers, procs
+from . import codextrust, gitwatch, installers, procs
 from .agents import AgentProfile, validate_command, validate_env
 from .datadir import DataDir, atomic_write, read_secret, write_secret
 from .decisions import BLOCKING_EVENTS, Deciders, HookContext, Verdict, hook_answer
@@ -40,7 +40,7 @@ MAX_SCREEN_LINES = 10000
 STATUS_GRACE = 2.0  # seconds a dead pane may lack its exit status (see _apply_pane)
 # Hook kinds that report a submitted prompt (UserPromptSubmit moves the state off idle), so a
 # typed prompt can be confirmed; Enter is pressed again while it is not (_confirm_submitted).
-SUBMIT_HOOKS = ("claude", "gemini")  # agents whose hooks tell a submitted prompt
+SUBMIT_HOOKS = ("claude", "gemini", "codex")  # agents whose hooks tell a submitted prompt
 SUBMIT_CONFIRM = 2.0  # seconds to wait for the submit before pressing Enter again
 SUBMIT_RETRIES = 3
 _HEX_KEY = re.compile(r"[0-9a-zA-Z_-]{8,80}")
@@ -248,7 +248,7 @@ class SessionManager:
                               worktree=worktree, env_keys=sorted(req.env), task=req.task)
             self._write_secret(req.name)
             undo.append(lambda: self._forget_files(req.name))
-            argv = self._install_hooks(profile, session, argv, undo)
+            argv = self._install_hooks(profile, session, argv, undo, {**profile.env, **req.env})
             argv = self._agent_files(profile, session, argv)
             session.command = argv
             env = {**profile.env, **req.env, "HIVE_LAB_DIR": str(self.data_dir),
@@ -306,10 +306,12 @@ class SessionManager:
         return wt.to_json(), self.git.worktree_cwd(repo, cwd, wt.path)
 
     def _install_hooks(self, profile: AgentProfile, session: Session, argv: list[str],
-                       undo: list[Callable[[], Any]]) -> list[str]:
+                       undo: list[Callable[[], Any]], env: dict[str, str]) -> list[str]:
         if profile.hooks == "codex":
             session.hooks = {"kind": "codex"}
-            return [argv[0], *installers.codex_args(script=self.hook_script), *argv[1:]]
+            home = codextrust.codex_home(env)
+            return [argv[0], *installers.codex_args(script=self.hook_script, codex_home=home),
+                    *argv[1:]]
         if profile.hooks in ("claude", "gemini"):
             directory = Path(session.cwd)
             installers.install(profile.hooks, directory, script=self.hook_script)
@@ -374,9 +376,12 @@ class SessionManager:
             state = self.tracker.get(session.name)
             if state.name != STARTING:
                 break
-            if session.pane_id and profile.cues.idle:
+            # A profile's `ready` cue, when it has one, says it better than `idle` (Codex
+            # draws its empty composer while still loading, before its folder-trust screen).
+            cue = "ready" if profile.cues.ready else "idle"
+            if session.pane_id and getattr(profile.cues, cue):
                 try:
-                    if profile.cues.find("idle", self.tmux.capture(session.pane)):
+                    if profile.cues.find(cue, self.tmux.capture(session.pane)):
                         break
                 except HiveError:
                     return None
@@ -667,7 +672,7 @@ class SessionManager:
             return session.name not in self._screens or state.name in (STARTING, "working",
                                                                         WAITING)
         memory = self.tracker.mem(session.name)
-        if state.name == STARTING and profile.cues.first_run:
+        if state.name == STARTING and (profile.cues.first_run or profile.cues.ready):
             return True
         return state.name in ("working", "waiting") and now - memory.last_hook_at > 3
 

@@ -87,6 +87,10 @@ class ScreenCues:
     permission_tool: str | None = None  # regex with one group naming the tool, if visible
     # Start-up screens the agent shows before it is usable, and the keys that get past them.
     first_run: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # For a hooked agent whose first hook comes only with the first prompt (Codex CLI fires
+    # SessionStart when its thread starts, i.e. on the first prompt): the screen that says it
+    # is ready at start-up. Without it a hooked agent leaves `starting` by a hook only.
+    ready: tuple[str, ...] = ()
 
     def find(self, kind: str, screen: str) -> re.Match[str] | None:
         for pattern in getattr(self, kind):
@@ -105,7 +109,9 @@ _WORKING_EVENTS = {
     # Gemini CLI
     "BeforeAgent", "BeforeTool", "AfterTool", "BeforeModel", "AfterModel", "BeforeToolSelection",
 }
-_IDLE_EVENTS = {"Stop", "AfterAgent", "agent-turn-complete", "SessionStart"}
+# Interrupt: Codex CLI's hook for a turn the user stopped (Escape at its approval question
+# interrupts the turn; no Stop follows).
+_IDLE_EVENTS = {"Stop", "AfterAgent", "agent-turn-complete", "SessionStart", "Interrupt"}
 
 
 @dataclass
@@ -191,6 +197,8 @@ def decide_from_screen(screen: str, cues: ScreenCues, has_hooks: bool, prev: Sta
     question = cues.find("question", screen)
     busy = cues.find("working", screen)
     hooks_stale = now - memory.last_hook_at > HOOK_TRUST_SECONDS
+    if has_hooks and prev.name == STARTING and not dialog and cues.find("ready", screen):
+        return State(IDLE, "screen", now)
     if has_hooks and not hooks_stale:
         return None
     if dialog:
