@@ -190,14 +190,20 @@ def test_changes_once_then_approve_tests_added_and_ready(server: HiveServer, rep
     # every step was streamed
     names = {e["event"] for e in server.get("events?session=flow&limit=10000")["events"]}
     assert {"PipelineChanged", "StageChanged", "CheckRan"} <= names
-    # with the merge queue (its own branch of work) in the server, the ready branch is offered
-    if server.request("GET", "merges")[0] == 200:
-        wait_for(lambda: any(m["branch"] == "hive/flow-impl" and m["source"] == "pipeline:flow"
-                             and m["base"] == "main" for m in server.get("merges")["merges"]),
-                 what="the ready branch in the merge queue")
-        assert server.get("pipelines/flow")["offered"] is True
-    else:
-        assert server.get("pipelines/flow")["offered"] is False
+    # the ready branch is offered to the merge queue once, and merges after a person approves
+    item = wait_for(lambda: next((m for m in server.get("merges")["merges"]
+                                  if m["branch"] == "hive/flow-impl"
+                                  and m["state"] == "awaiting_approval"), None),
+                    what="the ready branch awaiting approval in the merge queue")
+    assert item["source"] == "pipeline:flow" and item["base"] == "main"
+    assert server.get("pipelines/flow")["offered"] is True
+    assert show(repo, "main", "src/app.py").strip() == "VALUE = 0"  # nothing merged unapproved
+    assert server.request("POST", f"merges/{item['id']}/approve", {})[0] == 200
+    wait_for(lambda: server.get(f"merges/{item['id']}")["state"] == "merged",
+             what="the approved merge")
+    assert show(repo, "main", "src/app.py").strip() == "VALUE = 42"
+    assert "assert VALUE == 42" in show(repo, "main", "tests/test_app.py")
+    assert len([m for m in server.get("merges")["merges"] if m["branch"] == "hive/flow-impl"]) == 1
 
 
 def test_a_failing_check_goes_back_to_the_implementer_and_passes_after_the_fix(

@@ -219,6 +219,16 @@ def test_check_fails_once_changes_once_tester_adds_a_test_ready(server: HiveServ
     assert all(c is not None for c in impl_visits) and sum(impl_visits) > 0
     assert sum(impl_visits) <= usage["cc-flow-impl"] + 1e-6, (impl_visits, usage)
     assert 0 < p["cost"] <= sum(c for n, c in usage.items() if n.startswith("cc-flow-")) + 1e-6
+    # offered to the merge queue once; merged into main only after a person approves
+    item = wait_for(lambda: next((m for m in server.get("merges")["merges"]
+                                  if m["branch"] == "hive/cc-flow-impl"
+                                  and m["state"] == "awaiting_approval"), None),
+                    what="the ready branch awaiting approval")
+    assert show(repo, "main", "src/app.py") == "VALUE = 0\n"
+    assert server.request("POST", f"merges/{item['id']}/approve", {})[0] == 200
+    wait_for(lambda: server.get(f"merges/{item['id']}")["state"] == "merged", what="the merge")
+    assert show(repo, "main", "src/app.py") == "VALUE = 42\n"
+    assert "assert VALUE == 42" in show(repo, "main", "tests/test_app.py")
 
 
 def test_a_reviewer_that_writes_is_denied_and_a_malformed_verdict_is_asked_again(
