@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -884,3 +885,28 @@ def test_state_of_a_5000_file_repo(big_repo: tuple[Path, dict[str, str]], root: 
 
 if sys.platform != "linux":  # pragma: no cover
     pytestmark = pytest.mark.skip("gitwatch tests rely on Linux file semantics")
+
+
+def test_a_worktree_waits_for_another_process_holding_the_config_lock(repo: Path, root: Path) -> None:
+    # Two servers on one store started worktrees of one repository at the same moment: git
+    # refused at once with "could not lock config file" and the task's first attempt failed.
+    lock = Path(git(repo, "rev-parse", "--git-common-dir"))
+    lock = (lock if lock.is_absolute() else repo / lock) / "config.lock"
+    lock.write_text("held by another git\n")
+    release = threading.Timer(0.4, lock.unlink)
+    release.start()
+    try:
+        wt = gw.create_worktree(repo, "locked", None, root)
+    finally:
+        release.join()
+    assert Path(wt.path).is_dir()
+    assert git(repo, "config", "--get", f"branch.hive/locked.{gw.BASE_CONFIG}").split()[0] == wt.base_sha
+
+
+def test_a_lock_held_for_good_still_fails_clearly_and_leaves_nothing(repo: Path, root: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gw, "LOCK_WAIT", 0.3)
+    (repo / ".git" / "config.lock").write_text("stale\n")
+    with pytest.raises(gw.GitError, match="could not lock config file"):
+        gw.create_worktree(repo, "stuck", None, root)
+    assert git(repo, "branch", "--list", "hive/stuck") == ""

@@ -75,7 +75,9 @@ def test_two_servers_start_each_ready_task_exactly_once(pair, tmp_path: Path) ->
             done = wait_for(lambda t=task_id: (x := a.get(f"tasks/{t}"))["state"]["name"]
                             in ("done", "failed") and x, timeout=90, what=f"task {task_id} ends")
             assert done["state"]["name"] == "done", (done["state"], done["attempts"])
-            assert len(done["attempts"]) == 1, done["attempts"]  # started once, never again
+            assert len(done["attempts"]) == 1, [  # started once, never again
+                (x["n"], x.get("outcome"), x.get("reason"), x.get("started"), x.get("ended"))
+                for x in done["attempts"]]
         for task_id in ids:
             where = [name for name, srv in (("a", a), ("b", b))
                      if _events(srv, "SessionCreated", task_id)]

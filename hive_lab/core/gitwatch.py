@@ -287,6 +287,10 @@ def git_env() -> dict[str, str]:
     return env
 
 
+LOCK_WAIT = 5.0  # seconds a git call waits for another process's lock file
+_LOCK_BUSY = re.compile(rb"could not lock config file|\.lock'?: File exists|Unable to create '[^']*\.lock'")
+
+
 def _exec(argv: list[str], cwd: str, timeout: float) -> subprocess.CompletedProcess[bytes]:
     """The one place a git process starts (tests spy on it)."""
     return subprocess.run(argv, cwd=cwd, env=git_env(), stdin=subprocess.DEVNULL,
@@ -323,9 +327,8 @@ class _Git:
             timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
         if not os.path.isdir(self.cwd):
             raise NotFound(f"directory {self.cwd} does not exist")
-        self.calls += 1
         try:
-            proc = _exec(self.argv(args), self.cwd, timeout or self.timeout)
+            proc = self._exec_waiting_for_locks(args, timeout or self.timeout)
         except FileNotFoundError as exc:
             raise GitError(f"git is not installed ({GIT!r} not found)") from exc
         except subprocess.TimeoutExpired as exc:
@@ -335,6 +338,26 @@ class _Git:
         if proc.returncode not in ok:
             raise _failure(args, self.cwd, proc.stderr, proc.returncode)
         return proc
+
+    def _exec_waiting_for_locks(self, args: Sequence[str],
+                                timeout: float) -> subprocess.CompletedProcess[bytes]:
+        """Run git; if it could not take one of its lock files, wait a little and run it again.
+
+        Git refuses at once when another process holds ``config.lock`` (or a ref's lock), and a
+        refusal changed nothing, so running it again is safe. Two servers (or two sessions)
+        starting worktrees of one repository at the same moment hit this (a task's first
+        attempt failed with "could not lock config file" on a shared store).
+        """
+        deadline = time.monotonic() + LOCK_WAIT
+        delay = 0.02
+        while True:
+            self.calls += 1
+            proc = _exec(self.argv(args), self.cwd, timeout)
+            if proc.returncode == 0 or not _LOCK_BUSY.search(proc.stderr) \
+                    or time.monotonic() + delay > deadline:
+                return proc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
 
     def out(self, *args: str, ok: Collection[int] = (0,)) -> bytes:
         return self.run(*args, ok=ok).stdout
