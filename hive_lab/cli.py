@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import taskcli
+from . import dashcli, taskcli
 from .client import HiveAPIError, HiveClient
 
 
@@ -232,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_install_hooks)
 
     taskcli.add_parser(sub)
+    dashcli.add_parser(sub)
 
     sub.add_parser("usage", help="token usage and cost from transcripts (no server needed)",
                    add_help=False)

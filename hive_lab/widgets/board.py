@@ -137,7 +137,7 @@ class TaskBoard(W.VBox):
         self.cards: dict[str, _Card] = {}
         self.titles = {s: W.HTML(column_title(s, 0)) for s in TASK_STATES}
         self.columns = {s: W.VBox([self.titles[s]], layout=W.Layout(
-            min_width="180px", width="180px", margin="0 6px 0 0")) for s in TASK_STATES}
+            min_width="130px", flex="1 1 0", margin="0 4px 0 0")) for s in TASK_STATES}
         for state, column in self.columns.items():
             column.add_class(f"hive-column-{state}")
         self.message = W.HTML()
@@ -248,8 +248,7 @@ class TaskForm(W.VBox):
             error.add_class(f"hive-task-{name}-error")
             self.inputs[name], self.errors[name] = widget, error
             rows.append(W.VBox([widget, error]))
-        self.create_button = W.Button(description="Create task", button_style="success",
-                                      icon="plus")
+        self.create_button = W.Button(description="Create task", button_style="success")
         self.create_button.on_click(lambda _: self.submit())
         self.result = W.HTML()
         super().__init__([W.HTML("<h4 style='margin:10px 0 2px'>New task</h4>"), *rows,
