@@ -314,11 +314,14 @@ def test_money_view_extends_the_traces_and_rebuilds_gauges_only_when_budgets_cha
     live.data.budgets = report
     live.emit({"budgets"})
     assert view.gauge_rebuilds == 2 and view.gauges.data[0].value == 30.0
-    report["budgets"][0] = {**report["budgets"][0], "fraction": 0.9, "level": "warn"}
-    live.data.budgets = dict(report)
+    live.data.budgets = {"budgets": [{**report["budgets"][0], "fraction": 0.9,
+                                      "level": "warn"}]}  # a refetch: a new report
     live.emit({"budgets"})
     assert view.gauge_rebuilds == 2 and view.gauges.data[0].value == 90.0
     assert "fleet / day" in view.budget_text.value
+    # the synced state (what a view opened later starts from) is the figure as it is now
+    assert list(view.spend._widget_data[0]["y"]) == [1.0, 1.5]
+    assert view.gauges._widget_data[0]["value"] == 90.0
 
 
 # -- start form ---------------------------------------------------------------------------------

@@ -84,7 +84,10 @@ def fill(page: Any, css: str, text: str) -> None:
 
 
 def tab(page: Any, title: str) -> None:
-    page.locator(".hive-dashboard-tabs .lm-TabBar-tab", has_text=title).click()
+    """Show a section: a tab of the dashboard, or (in part A's room) a section of the page."""
+    tabs = page.locator(".hive-dashboard-tabs .lm-TabBar-tab", has_text=title)
+    if tabs.count():
+        tabs.click()
 
 
 def task_ids(server: HiveServer) -> set[str]:
@@ -112,7 +115,7 @@ def test_create_a_task_and_watch_it_cross_the_board(server: HiveServer, repo: Pa
     tab(page, "Tasks")
     # every state the card is drawn in, as the browser shows it
     page.evaluate("""() => { window.__seen = [];
-        setInterval(() => { const c = document.querySelector(".hive-card[data-task='add-a']");
+        setInterval(() => { const c = document.querySelector(".hive-taskcard[data-task='add-a']");
           const s = c && c.dataset.state;
           if (s && window.__seen[window.__seen.length - 1] !== s) window.__seen.push(s); }, 25);
     }""")
@@ -124,7 +127,7 @@ def test_create_a_task_and_watch_it_cross_the_board(server: HiveServer, repo: Pa
     fill(page, ".hive-task-check", "test -f src/a.py")
     page.locator(".hive-task-form button", has_text="Create task").click()
     page.locator(".hive-task-created", has_text="created task add-a").wait_for()
-    done = page.locator(".hive-column-done .hive-card[data-task='add-a']")
+    done = page.locator(".hive-column-done .hive-taskcard[data-task='add-a']")
     done.wait_for(timeout=60_000)
     seen = page.evaluate("window.__seen")
     assert seen[-1] == "done"
@@ -167,6 +170,9 @@ def test_money_and_time_follow_the_fleet_live(server: HiveServer, repo: Path,
     page.wait_for_selector(plot)
     points = f"() => document.querySelector('{plot}').data[0].x.length"
     start = page.evaluate(points)
+    # drawn before the page existed, and still there: the gauge of the fleet's daily limit
+    gauges = "() => document.querySelectorAll('.hive-money .js-plotly-plot')[1].data"
+    assert [t["type"] for t in page.evaluate(gauges)] == ["indicator"]
     assert page.locator(".hive-money .hive-budget").count() == 1  # the fleet's daily limit
     status, body = server.request("POST", "tasks", {
         "id": "burn-a", "prompt": "@burn 400 3", "repo": str(repo), "requires": ["burn"],

@@ -60,18 +60,22 @@ def card_html(task: dict[str, Any]) -> str:
     """One card's text: title, id, agent/session, attempts, and ``why`` when not running."""
     state = (task.get("state") or {}).get("name", "?")
     attempts = task.get("attempts") or []
-    agent = task.get("session") or task.get("agent") or "any agent"
+    last = attempts[-1] if attempts else None
+    agent = (last or {}).get("profile") or task.get("agent") or "any agent"
+    session = task.get("session")
+    who = agent + (f" in {session}" if session and session != task.get("id") else "")
     lines = [f"<b>{render.esc(task.get('title') or task.get('id'))}</b>",
-             f"<span class='hive-muted'>{render.esc(task.get('id'))} · {render.esc(agent)}"
+             f"<span class='hive-muted'>{render.esc(task.get('id'))} · {render.esc(who)}"
              f" · attempt {len(attempts)}/{render.esc(task.get('max_attempts', '?'))}</span>"]
     why = task.get("why") or (task.get("state") or {}).get("reason")
-    if state not in RUNNING_STATES and why:
+    if state in ("done", "canceled") and why:
+        lines.append(f"<div class='hive-muted'>{render.esc(why)}</div>")
+    elif state not in RUNNING_STATES and why:
         lines.append(f"<div class='hive-why' style='color:#92400e'>why: {render.esc(why)}</div>")
-    last = attempts[-1] if attempts else None
     if last and last.get("outcome") and last.get("reason") and state in ("failed", "ready"):
         lines.append(f"<div class='hive-muted'>last attempt: {render.esc(last['outcome'])}: "
                      f"{render.esc(last['reason'])}</div>")
-    return (f"<div class='hive-card' data-task='{render.esc(task.get('id'))}' "
+    return (f"<div class='hive-taskcard' data-task='{render.esc(task.get('id'))}' "
             f"data-state='{render.esc(state)}'>" + "<br>".join(lines[:2]) + "".join(lines[2:])
             + "</div>")
 
@@ -97,7 +101,7 @@ class _Card:
         self.retry.on_click(lambda _: board.retry(task_id))
         self.requests = W.VBox()
         self.request_ids: tuple[int, ...] = ()
-        self.buttons = W.HBox([self.cancel, self.retry])
+        self.buttons = W.HBox([self.cancel, self.retry], layout=W.Layout(flex_flow="row wrap"))
         self.box = W.VBox([self.html, self.requests, self.buttons],
                           layout=W.Layout(margin="0 0 6px 0"))
         self.box.add_class("hive-task-card")
@@ -116,16 +120,17 @@ class _Card:
 
     def _request_row(self, request: dict[str, Any]) -> W.Widget:
         rid = int(request["id"])
-        text = W.HTML(f"<div class='hive-scope-request' style='font-size:12px'>asks for "
-                      f"<code>{render.esc(request.get('glob'))}</code>: "
+        text = W.HTML(f"<div class='hive-scope-request' style='font-size:12px;line-height:1.3;"
+                      f"margin:2px 0'>wants <code>{render.esc(request.get('glob'))}</code>: "
                       f"{render.esc(request.get('why'))}</div>")
-        approve = W.Button(description="Approve scope", button_style="success",
+        approve = W.Button(description="Widen", button_style="success",
+                           tooltip=f"add {request.get('glob')} to the task's scope",
                            layout=W.Layout(width="auto"))
         refuse = W.Button(description="Refuse", button_style="danger",
                           layout=W.Layout(width="auto"))
         approve.on_click(lambda _: self.board.decide_scope(rid, True))
         refuse.on_click(lambda _: self.board.decide_scope(rid, False))
-        return W.VBox([text, W.HBox([approve, refuse])])
+        return W.VBox([text, W.HBox([approve, refuse], layout=W.Layout(flex_flow="row wrap"))])
 
 
 class TaskBoard(W.VBox):

@@ -8,6 +8,7 @@ writes it into the server's root when that has none).
 """
 from __future__ import annotations
 
+import html
 import inspect
 import json
 from typing import Any
@@ -71,7 +72,11 @@ def control_room(client: Any = None, live: Any = None) -> Any:
     for title, kind in (("Tasks", TaskBoard), ("Money and time", MoneyView),
                         ("Start an agent", StartForm)):
         if room is None or not _contains(room, kind):
-            mine.append((title, kind(live)))
+            try:
+                mine.append((title, kind(live)))
+            except Exception as exc:  # one broken view must not take the page down
+                mine.append((title, W.HTML(f"<div style='color:#dc2626'>{title}: "
+                                           f"{html.escape(repr(exc))}</div>")))
     if not mine:
         return room
     tabs = W.Tab(children=[view for _, view in mine])

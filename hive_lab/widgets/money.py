@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import html
 import math
-import time
+from copy import deepcopy
 from datetime import datetime, timezone
 from typing import Any
 
@@ -99,6 +99,21 @@ def cumulative(rows: pd.DataFrame) -> tuple[list[str], list[float], list[int]]:
             [int(v) for v in tokens])
 
 
+RESYNC_SECONDS = 3.0
+
+
+def resync(fig: go.FigureWidget) -> None:
+    """Make the widget's synced state the figure as it is now.
+
+    A FigureWidget syncs its data only when it is displayed on its own (``_repr_mimebundle_``
+    does this); inside a VBox, changes reach the page only as messages to views that exist.
+    A view made later (Voila's page, a reload, a second output) would start from the state at
+    construction: empty charts. Python -> JS messages keep existing views current; this
+    full state, sent rarely, is what new views start from (the page ignores it otherwise)."""
+    fig._widget_layout = deepcopy(fig._layout_obj._props)  # type: ignore[attr-defined]
+    fig._widget_data = deepcopy(fig._data)  # type: ignore[attr-defined]
+
+
 def _now_iso() -> str:
     return datetime.now(timezone.utc).replace(tzinfo=None).isoformat()
 
@@ -115,10 +130,13 @@ class MoneyView(W.VBox):
         self.gauge_rebuilds = 0
         self._totals: tuple[float, int] | None = None
         self._budget_ids: tuple[str, ...] | None = None
+        self._budgets_drawn: dict[str, Any] | None = None
         self._states: tuple[tuple[str, str], ...] | None = None
         self._transitions: pd.DataFrame | None = None
         self._timeline_busy = False
         self._timeline_again = False
+        self._unsynced: dict[int, go.FigureWidget] = {}
+        self._resync_handle: asyncio.TimerHandle | None = None
 
         spend = make_subplots(specs=[[{"secondary_y": True}]])
         spend.add_trace(go.Scatter(x=[], y=[], name="cost ($)", mode="lines+markers",
@@ -145,8 +163,27 @@ class MoneyView(W.VBox):
         self.add_class("hive-money")
         if seed:
             self._seed()
-        self.update(set(PARTS))
+        self.update(set(PARTS), initial=True)
+        for fig in (self.spend, self.gauges, self.timeline):
+            resync(fig)
         live.on_change(self.update)
+
+    def _dirty(self, fig: go.FigureWidget) -> None:
+        """Resync ``fig``'s full state soon (at most every RESYNC_SECONDS)."""
+        self._unsynced[id(fig)] = fig
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush()
+            return
+        if self._resync_handle is None:
+            self._resync_handle = loop.call_later(RESYNC_SECONDS, self._flush)
+
+    def _flush(self) -> None:
+        self._resync_handle = None
+        for fig in list(self._unsynced.values()):
+            resync(fig)
+        self._unsynced.clear()
 
     # -- seed -----------------------------------------------------------------------------
     def _seed(self) -> None:
@@ -163,7 +200,7 @@ class MoneyView(W.VBox):
             self._totals = (dollars[-1], tokens[-1])
 
     # -- drawing ---------------------------------------------------------------------------
-    def update(self, parts: set[str]) -> None:
+    def update(self, parts: set[str], initial: bool = False) -> None:
         """Redraw only what the changed parts touch."""
         data = self.live.data
         if "usage" in parts:
@@ -175,7 +212,7 @@ class MoneyView(W.VBox):
                                   for s in getattr(data, "sessions", None) or []))
             if states != self._states:
                 self._states = states
-                self.refresh_timeline()
+                self.refresh_timeline(wait=initial)
 
     def add_point(self, dollars: float, tokens: int, at: str | None = None) -> bool:
         """Append the fleet's totals now, if they changed (the traces grow in place)."""
@@ -190,9 +227,13 @@ class MoneyView(W.VBox):
             cost.x, cost.y = x, (tuple(cost.y or ()) + (dollars,))[-MAX_POINTS:]
             toks.x, toks.y = x, (tuple(toks.y or ()) + (tokens,))[-MAX_POINTS:]
         self.points += 1
+        self._dirty(self.spend)
         return True
 
     def draw_budgets(self, report: dict[str, Any]) -> None:
+        if report == self._budgets_drawn:
+            return  # the same report (a refetch, or a second subscriber): nothing to send
+        self._budgets_drawn = report
         budgets = [b for b in report.get("budgets") or [] if isinstance(b, dict)]
         ids = tuple(str(b.get("id")) for b in budgets)
         lines = []
@@ -241,6 +282,7 @@ class MoneyView(W.VBox):
                                "color": "#fef3c7"},
                               {"range": [100, max(100.0, ceiling * 100)], "color": "#fee2e2"}],
                     "threshold": {"line": {"color": "#dc2626", "width": 3}, "value": 100}}
+        self._dirty(self.gauges)
 
     # -- the timeline ------------------------------------------------------------------------
     def _fetch_transitions(self) -> pd.DataFrame:
@@ -250,11 +292,14 @@ class MoneyView(W.VBox):
         newer = frames.transitions(self.client, after=int(previous["id"].max()))
         return frames.with_spans(frames.concat([previous, newer], "transitions"))
 
-    def refresh_timeline(self) -> None:
-        """Refetch transitions (off the loop when one runs) and redraw the timeline."""
+    def refresh_timeline(self, wait: bool = False) -> None:
+        """Refetch transitions (off the loop when one runs, unless ``wait``: the first
+        drawing, at construction) and redraw the timeline."""
         try:
-            loop = asyncio.get_running_loop()
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
+            loop = None
+        if loop is None or wait:
             try:
                 self.draw_timeline(self._fetch_transitions())
             except HiveAPIError:
@@ -293,7 +338,7 @@ class MoneyView(W.VBox):
             self.timeline.add_traces(list(fig.data))
             self.timeline.layout = fig.layout
         self.timeline_redraws += 1
-        self._stamp = time.time()
+        self._dirty(self.timeline)
 
 
 _keep: set["asyncio.Task[Any]"] = set()
