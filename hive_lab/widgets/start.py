@@ -100,6 +100,9 @@ class StartForm(W.VBox):
         self.add_class("hive-start")
         self._profile_changed()
 
+    def update(self, parts: set[str]) -> None:
+        """Nothing here follows the stream (profiles are the server's config)."""
+
     def _profile_changed(self) -> None:
         profile = self.profiles.get(str(self.agent.value)) or {}
         if missing(profile):
