@@ -107,9 +107,10 @@ def resync(fig: go.FigureWidget) -> None:
 
     A FigureWidget syncs its data only when it is displayed on its own (``_repr_mimebundle_``
     does this); inside a VBox, changes reach the page only as messages to views that exist.
-    A view made later (Voila's page, a reload, a second output) would start from the state at
-    construction: empty charts. Python -> JS messages keep existing views current; this
-    full state, sent rarely, is what new views start from (the page ignores it otherwise)."""
+    A view made later (Voila's page, which connects once the notebook has run) would start
+    from the state at construction: empty charts. Only until a view has drawn the figure:
+    after that, Python -> JS messages keep it current, and replacing the synced state under a
+    live view made plotly's JS drop later trace updates (seen in the control room)."""
     fig._widget_layout = deepcopy(fig._layout_obj._props)  # type: ignore[attr-defined]
     fig._widget_data = deepcopy(fig._data)  # type: ignore[attr-defined]
 
@@ -137,6 +138,7 @@ class MoneyView(W.VBox):
         self._timeline_again = False
         self._unsynced: dict[int, go.FigureWidget] = {}
         self._resync_handle: asyncio.TimerHandle | None = None
+        self._viewed: set[int] = set()  # figures a page has drawn: messages keep them current
 
         spend = make_subplots(specs=[[{"secondary_y": True}]])
         spend.add_trace(go.Scatter(x=[], y=[], name="cost ($)", mode="lines+markers",
@@ -166,10 +168,20 @@ class MoneyView(W.VBox):
         self.update(set(PARTS), initial=True)
         for fig in (self.spend, self.gauges, self.timeline):
             resync(fig)
+            self._watch(fig)
         live.on_change(self.update)
 
+    def _watch(self, fig: go.FigureWidget) -> None:
+        """Note when a view has drawn ``fig`` (it reports its trace/layout deltas then)."""
+        def drawn(change: dict[str, Any]) -> None:
+            if change.get("new"):
+                self._viewed.add(id(fig))
+        fig.observe(drawn, names=["_js2py_traceDeltas", "_js2py_layoutDelta"])
+
     def _dirty(self, fig: go.FigureWidget) -> None:
-        """Resync ``fig``'s full state soon (at most every RESYNC_SECONDS)."""
+        """Resync ``fig``'s full state soon (at most every RESYNC_SECONDS), until viewed."""
+        if id(fig) in self._viewed:
+            return
         self._unsynced[id(fig)] = fig
         try:
             loop = asyncio.get_running_loop()
@@ -182,7 +194,8 @@ class MoneyView(W.VBox):
     def _flush(self) -> None:
         self._resync_handle = None
         for fig in list(self._unsynced.values()):
-            resync(fig)
+            if id(fig) not in self._viewed:
+                resync(fig)
         self._unsynced.clear()
 
     # -- seed -----------------------------------------------------------------------------
