@@ -18,9 +18,12 @@ waiting for another, one failed.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,6 +36,7 @@ from test_browser import CHROMIUM, launch_browser, write_lab_settings  # noqa: E
 
 import screenshot as demo  # noqa: E402
 
+SPREAD = 30 * 60.0
 AGENT = str(ROOT / "tests" / "support" / "scripted_agent.py")
 DASHBOARD = ROOT / "notebooks" / "Dashboard.ipynb"
 PROFILES = {
@@ -57,7 +61,7 @@ TASKS: list[dict[str, Any]] = [
 VIEWS: dict[str, dict[str, Any]] = {
     "needs": {"css": ".hive-view-needs"},
     "fleet": {"css": ".hive-view-fleet"},
-    "detail": {"css": ".hive-view-terminal", "parent": True, "open": "fix-auth"},
+    "detail": {"css": ".hive-view-terminal", "around": ".hive-view-diff", "open": "fix-auth"},
     "board": {"css": ".hive-task-board", "tab": "Tasks"},
     "money": {"css": ".hive-money", "tab": "Money and time"},
     "start": {"css": ".hive-start", "tab": "Start an agent"},
@@ -74,10 +78,31 @@ def make_task_repo(path: Path) -> Path:
     return path
 
 
+_sample_copy = demo.transcript_copy
+
+
+def recent_transcript_copy(lines: list[str], share: float, name: str) -> str:
+    """The demo's transcript copy, its API responses spread over the last 30 minutes: the
+    sample is from another day, and the fleet's daily budget, its forecast (the burn rate of
+    the last 30 minutes) and the cost chart are about today."""
+    rows = _sample_copy(lines, share, name).splitlines()
+    now = time.time()
+    out = []
+    for i, line in enumerate(rows):
+        record = json.loads(line)
+        if "timestamp" in record:
+            when = now - SPREAD + SPREAD * (i + 1) / (len(rows) + 1)
+            record["timestamp"] = datetime.fromtimestamp(when, timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        out.append(json.dumps(record))
+    return "\n".join(out) + "\n"
+
+
 def set_up(server: HiveServer) -> None:
+    demo.transcript_copy = recent_transcript_copy
     demo.set_up(server)
     repo = make_task_repo(server.root / "orders")
-    status, body = server.request("PUT", "budgets", {"fleet": [{"dollars": 5, "window": "day"}]})
+    status, body = server.request("PUT", "budgets", {"fleet": [{"dollars": 0.25, "window": "day"}]})
     assert status == 200, body
     for spec in TASKS:
         # requires: run by the scripted agent, not by the demo's "claude" (cat) sessions
@@ -115,8 +140,9 @@ def shoot(page: Any, out: Path, only: set[str] | None) -> list[Path]:
         except Exception:
             print(f"skipped {name}: no {view['css']} in this checkout's control room")
             continue
-        if view.get("parent"):
-            target = target.locator("xpath=..")
+        if view.get("around"):  # the innermost box holding this view and that one
+            target = page.locator(".widget-box", has=page.locator(view["css"])).filter(
+                has=page.locator(view["around"])).last
         target.scroll_into_view_if_needed()
         page.mouse.move(0, 0)
         page.wait_for_timeout(1200)  # plotly's transitions and the terminal's first frame

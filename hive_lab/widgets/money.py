@@ -344,7 +344,7 @@ class MoneyView(W.VBox):
     def draw_timeline(self, frame: pd.DataFrame) -> None:
         self._transitions = frame
         fig = plots._for_widget(plots._keep_ui(plots.timeline(frame)))
-        fig.update_layout(height=max(240, 90 + 22 * max(1, frame["session"].nunique()
+        fig.update_layout(height=max(260, 140 + 26 * max(1, frame["session"].nunique()
                                                            if len(frame) else 1)))
         with self.timeline.batch_update():
             self.timeline.data = []
