@@ -359,3 +359,37 @@ def test_start_errors_in_place_and_one_call() -> None:
     form.start_button.click()
     assert live.client.calls[-1][0] == "spawn"
     assert "started" in form.result.value
+
+
+# -- the standalone dashboard ---------------------------------------------------------------
+def test_dashboard_notebook_is_what_the_script_writes() -> None:
+    import importlib.util
+
+    import nbformat
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("make_notebooks",
+                                                  root / "scripts" / "make_notebooks.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    stored = nbformat.read(root / "notebooks" / "Dashboard.ipynb", as_version=4)
+    assert [(c.cell_type, c.source) for c in stored.cells] == \
+        [(c.cell_type, c.source) for c in module.dashboard().cells]
+
+
+def test_dashboard_cli_finds_or_writes_the_notebook_and_never_overwrites(tmp_path: Path) -> None:
+    from hive_lab import dashcli
+
+    assert dashcli.notebook_path(tmp_path, None) == "Dashboard.ipynb"
+    written = (tmp_path / "Dashboard.ipynb").read_text()
+    assert "control_room()" in written
+    (tmp_path / "Dashboard.ipynb").write_text("mine")
+    assert dashcli.notebook_path(tmp_path, None) == "Dashboard.ipynb"
+    assert (tmp_path / "Dashboard.ipynb").read_text() == "mine"  # kept as it was
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "Dashboard.ipynb").write_text("{}")
+    assert dashcli.notebook_path(tmp_path, None) == "notebooks/Dashboard.ipynb"
+    assert dashcli.notebook_path(tmp_path, "/x/My Room.ipynb") == "x/My Room.ipynb"
+    assert dashcli.dashboard_url("http://h:1/base/", "t&k", "x/My Room.ipynb") == \
+        "http://h:1/base/voila/render/x/My%20Room.ipynb?token=t%26k"

@@ -195,3 +195,13 @@ def test_money_and_time_follow_the_fleet_live(server: HiveServer, repo: Path,
         timeout=60_000)
     ticks = timeline.locator(".xtick text").all_text_contents()
     assert ticks and not any("1970" in t for t in ticks), ticks
+
+
+def test_hive_lab_dashboard_prints_a_url_that_opens_the_page(server: HiveServer) -> None:
+    done = server.cli("dashboard")
+    assert done.returncode == 0, done.stderr
+    url = done.stdout.strip()
+    assert url == f"{server.url}voila/render/{DASHBOARD.name}?token={server.token}"
+    with urllib.request.urlopen(url, timeout=120) as page:
+        assert page.status == 200
+        assert b"voila" in page.read().lower()
