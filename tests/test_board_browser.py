@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from support import GIT_ENV, ROOT, HiveServer, git, wait_for
+from support import BIN, GIT_ENV, ROOT, HiveServer, git, wait_for
 from test_browser import CHROMIUM, launch_browser, write_lab_settings
 
 AGENT = str(Path(__file__).resolve().parent / "support" / "scripted_agent.py")
@@ -205,3 +205,25 @@ def test_hive_lab_dashboard_prints_a_url_that_opens_the_page(server: HiveServer)
     with urllib.request.urlopen(url, timeout=120) as page:
         assert page.status == 200
         assert b"voila" in page.read().lower()
+
+
+def test_a_scope_request_is_answered_from_its_card(server: HiveServer, repo: Path,
+                                                   page: Any) -> None:
+    tab(page, "Tasks")
+    status, body = server.request("POST", "tasks", {
+        "id": "scope-a", "repo": str(repo), "requires": ["implement"], "scope": ["src/**"],
+        "prompt": f"@run {BIN / 'hive-lab'} task request-scope scope-a 'docs/**' --why "
+                  "'<b>the docs</b>'\n@await go"})
+    assert status == 201, body
+    card = page.locator(".hive-task-card", has=page.locator(
+        ".hive-taskcard[data-task='scope-a'][data-state='blocked']"))
+    card.wait_for(timeout=60_000)
+    request = card.locator(".hive-scope-request")
+    assert "<b>the docs</b>" in request.inner_text()  # agent text shown as text
+    card.locator("button", has_text="Widen").click()
+    page.locator(".hive-column-running .hive-taskcard[data-task='scope-a']").wait_for(
+        timeout=30_000)
+    assert "docs/**" in server.get("tasks/scope-a")["scope"]
+    assert [r["state"] for r in server.get("scope-requests?task=scope-a")["requests"]] == \
+        ["approved"]
+    server.request("PATCH", "tasks/scope-a", {"state": "canceled"})
