@@ -227,3 +227,25 @@ def test_a_scope_request_is_answered_from_its_card(server: HiveServer, repo: Pat
     assert [r["state"] for r in server.get("scope-requests?task=scope-a")["requests"]] == \
         ["approved"]
     server.request("PATCH", "tasks/scope-a", {"state": "canceled"})
+
+
+def test_start_an_agent_from_the_form(server: HiveServer, repo: Path, page: Any) -> None:
+    tab(page, "Start an agent")
+    form = page.locator(".hive-start")
+    form.locator(".hive-start-agent select").select_option("shell")
+    fill(page, ".hive-start-name", "-bad")
+    form.locator("button", has_text="Start").click()
+    error = page.locator(".hive-start-name-error .hive-field-error")
+    error.wait_for()
+    assert "Name" in error.inner_text()
+    assert "-bad" not in {s["name"] for s in server.get("sessions")["sessions"]}
+    fill(page, ".hive-start-name", "from-form")
+    fill(page, ".hive-start-command", "cat")
+    fill(page, ".hive-start-cwd", str(repo))
+    fill(page, ".hive-start-env", "GREETING=hello there")
+    form.locator("button", has_text="Start").click()
+    page.locator(".hive-started", has_text="started from-form").wait_for(timeout=30_000)
+    session = server.get("sessions/from-form")
+    assert session["cwd"] != str(repo)  # its own worktree (the box is ticked by default)
+    assert page.locator(".hive-start-name-error .hive-field-error").count() == 0
+    server.request("DELETE", "sessions/from-form")
