@@ -125,7 +125,6 @@ task `requires=["implement"]` and Claude Code, Codex or Gemini picks it up.
 """),
         code("""
 import subprocess, tempfile, time
-import sys
 from pathlib import Path
 
 demo_repo = Path(tempfile.mkdtemp(prefix="hive-demo-"))
