@@ -82,7 +82,7 @@ class StartForm(W.VBox):
         self.profile_note = W.HTML()
         self.errors = {name: W.HTML() for name in FIELDS}
         self.result = W.HTML()
-        self.start_button = W.Button(description="Start", button_style="success")
+        self.start_button = W.Button(description="Start agent", button_style="success")
         self.start_button.on_click(lambda _: self.submit())
         self.agent.observe(lambda _: self._profile_changed(), names="value")
         inputs = {"name": self.name, "agent": self.agent, "command": self.command,
