@@ -134,6 +134,12 @@ def shoot(page: Any, out: Path, only: set[str] | None) -> list[Path]:
                 tabs.click()
         if view.get("open") and page.locator(".hive-view-fleet").count():
             page.locator(".hive-view-fleet").get_by_text(view["open"], exact=True).first.click()
+        if name == "start":  # show how a missing CLI is marked, when one is
+            select = page.locator(".hive-start-agent select")
+            labels = select.locator("option").all_text_contents() if select.count() else []
+            missing = [label for label in labels if "(not installed)" in label]
+            if missing:
+                select.select_option(label=missing[0])
         target = page.locator(view["css"]).first
         try:
             target.wait_for(timeout=15_000)
