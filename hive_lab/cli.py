@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import hostcli, mergecli, pipecli, taskcli
+from . import dashcli, hostcli, mergecli, pipecli, taskcli
 from .client import HiveAPIError, HiveClient
 
 
@@ -235,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     mergecli.add_parser(sub)
     hostcli.add_parser(sub)
     pipecli.add_parser(sub)
+    dashcli.add_parser(sub)
 
     sub.add_parser("usage", help="token usage and cost from transcripts (no server needed)",
                    add_help=False)

@@ -1,6 +1,7 @@
 """Regenerate notebooks/HiveOS.ipynb from this script (so the notebook stays reviewable)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat as nbf
@@ -217,8 +218,19 @@ panel.refresh();
     return nb
 
 
+def dashboard() -> nbf.NotebookNode:
+    """The standalone control room (hive-lab dashboard renders it with Voila)."""
+    sys.path.insert(0, str(ROOT))
+    from hive_lab.widgets.dashboard import notebook_json
+
+    return nbf.from_dict(notebook_json())
+
+
 if __name__ == "__main__":
     out = ROOT / "notebooks" / "HiveOS.ipynb"
     out.parent.mkdir(exist_ok=True)
     nbf.write(hiveos(), out)
+    print(f"wrote {out}")
+    out = ROOT / "notebooks" / "Dashboard.ipynb"
+    nbf.write(dashboard(), out)
     print(f"wrote {out}")
