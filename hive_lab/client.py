@@ -15,7 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Iterable, Iterator
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 
 class HiveAPIError(Exception):
@@ -346,16 +346,15 @@ class HiveClient:
         """A pipeline that needs you goes on: one more round, or its failed stage task again."""
         return self.request("POST", f"pipelines/{_q(pipeline_id)}/retry", {})
 
-    async def stream(self, after: int = 0, session: str | None = None, event: str | None = None,
-                     reconnect: bool = True) -> AsyncIterator[dict[str, Any]]:
-        """Yield events live, forever; reconnects from the last id (no gap, no duplicate)."""
+    async def _socket_messages(self, path: str, params: Callable[[], dict[str, Any]],
+                               reconnect: bool) -> AsyncIterator[dict[str, Any]]:
+        """Each JSON message of the WebSocket at ``path``; on a close or a ``resync`` it
+        connects again, asking ``params()`` anew (the caller's resume position)."""
         from tornado.httpclient import HTTPRequest
         from tornado.websocket import websocket_connect
 
-        last = after
         while True:
-            params = {"after": last, "session": session, "event": event}
-            ws_url = self.api_url("events/stream", params).replace("http", "ws", 1)
+            ws_url = self.api_url(path, params()).replace("http", "ws", 1)
             headers = {"Authorization": f"token {self.token}"} if self.token else {}
             try:
                 conn = await websocket_connect(HTTPRequest(ws_url, headers=headers))
@@ -370,17 +369,24 @@ class HiveClient:
                     if message is None:
                         break
                     data = json.loads(message)
-                    if "type" in data:
-                        if data["type"] == "resync":
-                            break
-                        continue
-                    last = max(last, data["id"])
+                    if data.get("type") == "resync":
+                        break
                     yield data
             finally:
                 conn.close()
             if not reconnect:
                 return
             await asyncio.sleep(0.2)
+
+    async def stream(self, after: int = 0, session: str | None = None, event: str | None = None,
+                     reconnect: bool = True) -> AsyncIterator[dict[str, Any]]:
+        """Yield events live, forever; reconnects from the last id (no gap, no duplicate)."""
+        params = {"after": after, "session": session, "event": event}  # "after" moves on
+        async for data in self._socket_messages("events/stream", lambda: params, reconnect):
+            if "type" in data:
+                continue
+            params["after"] = max(params["after"], data["id"])
+            yield data
 
     # -- the fleet (a control room federating other nodes) ------------------------------------
     def hosts(self) -> list[dict[str, Any]]:
@@ -392,41 +398,21 @@ class HiveClient:
                            reconnect: bool = True) -> AsyncIterator[dict[str, Any]]:
         """Every host's events (each with ``host``), forever; ``after`` is one position per
         host, kept up to date here, so a reconnect loses and repeats nothing."""
-        from tornado.httpclient import HTTPRequest
-        from tornado.websocket import websocket_connect
-
         positions = dict(after or {})
-        while True:
+
+        def params() -> dict[str, Any]:
             cursor = ",".join(f"{h}:{i}" for h, i in positions.items()) or None
-            ws_url = self.api_url("fleet/stream", {"after": cursor, "host": host,
-                                                   "event": event}).replace("http", "ws", 1)
-            headers = {"Authorization": f"token {self.token}"} if self.token else {}
-            try:
-                conn = await websocket_connect(HTTPRequest(ws_url, headers=headers))
-            except Exception:
-                if not reconnect:
-                    raise
-                await asyncio.sleep(1.0)
-                continue
-            try:
-                while True:
-                    message = await conn.read_message()
-                    if message is None:
-                        break
-                    data = json.loads(message)
-                    if "id" in data and "host" in data:
-                        if data["id"] <= positions.get(data["host"], 0):
-                            continue
-                        positions[data["host"]] = data["id"]
-                        yield data
-                    elif isinstance(data.get("after"), dict):  # hello / heartbeat
-                        for name, pos in data["after"].items():
-                            positions[name] = max(positions.get(name, 0), int(pos))
-            finally:
-                conn.close()
-            if not reconnect:
-                return
-            await asyncio.sleep(0.2)
+            return {"after": cursor, "host": host, "event": event}
+
+        async for data in self._socket_messages("fleet/stream", params, reconnect):
+            if "id" in data and "host" in data:
+                if data["id"] <= positions.get(data["host"], 0):
+                    continue
+                positions[data["host"]] = data["id"]
+                yield data
+            elif isinstance(data.get("after"), dict):  # hello / heartbeat
+                for name, pos in data["after"].items():
+                    positions[name] = max(positions.get(name, 0), int(pos))
 
 
 def _q(name: str) -> str:
