@@ -11,15 +11,13 @@ import json
 from typing import Any
 
 from jupyter_server.auth.decorator import ws_authenticated
-from jupyter_server.base.handlers import JupyterHandler
-from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.websocket import WebSocketClosedError
 
 from ..core.errors import BadRequest, HiveError
-from ..core.facade import Hive
-from ..wire import API_PREFIX, AUTH_RESOURCE
+from ..wire import API_PREFIX
 from .base import HiveHandler, api, parse_bool, parse_int
+from .stream import HiveSocket
 
 API = "/" + API_PREFIX
 NAME = r"(?P<name>[^/]+)"
@@ -76,20 +74,10 @@ class HostProxyHandler(HiveHandler):
         await self._pass(name, path)
 
 
-class FleetStreamHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type: ignore[misc]
-    auth_resource = AUTH_RESOURCE
-
-    @property
-    def hive(self) -> Hive:
-        return self.settings["hive_lab"]
-
+class FleetStreamHandler(HiveSocket):
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        allowed = self.authorizer.is_authorized(self, self.current_user, "read", AUTH_RESOURCE)
-        if hasattr(allowed, "__await__"):
-            allowed = await allowed
-        if not allowed:
-            raise web.HTTPError(403, "not authorised to read hive_lab events")
+        await self.check_read()
         q = self.get_query_argument
         try:
             heartbeat = parse_int(q("heartbeat", None), "heartbeat", 15, 1, 3600)
@@ -98,19 +86,6 @@ class FleetStreamHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):  # t
         except HiveError as exc:
             raise web.HTTPError(400 if isinstance(exc, BadRequest) else 404, exc.detail) from None
         await super().get(*args, **kwargs)
-
-    def open(self, *args: Any, **kwargs: Any) -> None:
-        super().open(*args, **kwargs)
-        self._task = asyncio.ensure_future(self._pump())
-
-    def on_message(self, message: str | bytes) -> None:
-        """Clients only listen."""
-
-    def on_close(self) -> None:
-        super().on_close()
-        task = getattr(self, "_task", None)
-        if task is not None:
-            task.cancel()
 
     async def _pump(self) -> None:
         try:

@@ -25,27 +25,20 @@ from .base import parse_int
 QUEUE_SIZE = 2000
 
 
-class EventStreamHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type: ignore[misc]
+class HiveSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type: ignore[misc]
+    """A read-only Hive Lab WebSocket: Jupyter auth plus the ``read`` permission, then
+    :meth:`_pump` writes until the client leaves. Subclasses parse their query in ``get``."""
+
     auth_resource = AUTH_RESOURCE
 
     @property
     def hive(self) -> Hive:
         return self.settings["hive_lab"]
 
-    @ws_authenticated
-    async def get(self, *args: Any, **kwargs: Any) -> None:
+    async def check_read(self) -> None:
         if not await _maybe_await(self.authorizer.is_authorized(self, self.current_user, "read",
                                                                 AUTH_RESOURCE)):
             raise web.HTTPError(403, "not authorised to read hive_lab events")
-        q = self.get_query_argument
-        try:
-            self.after = parse_int(q("after", None), "after", 0, 0, 2**62)
-            self.heartbeat = parse_int(q("heartbeat", None), "heartbeat", 15, 1, 3600)
-            self.queue_size = parse_int(q("queue", None), "queue", QUEUE_SIZE, 1, 100000)
-        except HiveError as exc:
-            raise web.HTTPError(400, exc.detail) from None
-        self.filters = {k: v for k in ("session", "event") if (v := q(k, None))}
-        await super().get(*args, **kwargs)
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         super().open(*args, **kwargs)
@@ -59,6 +52,24 @@ class EventStreamHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):  # t
         task = getattr(self, "_task", None)
         if task is not None:
             task.cancel()
+
+    async def _pump(self) -> None:
+        raise NotImplementedError
+
+
+class EventStreamHandler(HiveSocket):
+    @ws_authenticated
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        await self.check_read()
+        q = self.get_query_argument
+        try:
+            self.after = parse_int(q("after", None), "after", 0, 0, 2**62)
+            self.heartbeat = parse_int(q("heartbeat", None), "heartbeat", 15, 1, 3600)
+            self.queue_size = parse_int(q("queue", None), "queue", QUEUE_SIZE, 1, 100000)
+        except HiveError as exc:
+            raise web.HTTPError(400, exc.detail) from None
+        self.filters = {k: v for k in ("session", "event") if (v := q(k, None))}
+        await super().get(*args, **kwargs)
 
     async def _pump(self) -> None:
         feed = self.hive.feed(self.after, self.filters, self.queue_size, self.heartbeat)
