@@ -7,31 +7,19 @@ import os
 import shlex
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 from .client import HiveClient
-from .taskcli import _ago, _clean, _client, _json, _table
+from .taskcli import _ago, _clean, _client, _json, _table, read_prompt
 from .wire import PIPELINE_STATES
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    if sum(x is not None for x in (args.prompt, args.prompt_file)) != 1:
-        print("hive-lab pipeline add: give the prompt with --prompt TEXT or --prompt-file PATH "
-              "(- reads stdin)", file=sys.stderr)
+    prompt = read_prompt(args, "pipeline add")
+    if prompt is None:
         return 2
-    if args.prompt == "-" or args.prompt_file == "-":
-        prompt = sys.stdin.read()
-    elif args.prompt_file is not None:
-        try:
-            prompt = Path(args.prompt_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            print(f"hive-lab pipeline add: --prompt-file: {exc}", file=sys.stderr)
-            return 2
-    else:
-        prompt = args.prompt
     try:
         checks = [shlex.split(c) for c in args.check or []]
     except ValueError as exc:

@@ -57,21 +57,28 @@ def _explain(task: dict[str, Any]) -> str:
 
 
 # -- the verbs --------------------------------------------------------------------------------
-def cmd_add(args: argparse.Namespace) -> int:
+def read_prompt(args: argparse.Namespace, command: str) -> str | None:
+    """The prompt from ``--prompt TEXT``, ``--prompt-file PATH`` or ``-`` (stdin); None after
+    saying on stderr what is wrong."""
     if sum(x is not None for x in (args.prompt, args.prompt_file)) != 1:
-        print("hive-lab task add: give the prompt with --prompt TEXT, --prompt-file PATH or "
+        print(f"hive-lab {command}: give the prompt with --prompt TEXT, --prompt-file PATH or "
               "--prompt - (read stdin)", file=sys.stderr)
-        return 2
+        return None
     if args.prompt == "-" or args.prompt_file == "-":
-        prompt = sys.stdin.read()
-    elif args.prompt_file is not None:
+        return sys.stdin.read()
+    if args.prompt_file is not None:
         try:
-            prompt = Path(args.prompt_file).read_text(encoding="utf-8")
+            return Path(args.prompt_file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            print(f"hive-lab task add: --prompt-file: {exc}", file=sys.stderr)
-            return 2
-    else:
-        prompt = args.prompt
+            print(f"hive-lab {command}: --prompt-file: {exc}", file=sys.stderr)
+            return None
+    return str(args.prompt)
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    prompt = read_prompt(args, "task add")
+    if prompt is None:
+        return 2
     try:
         check = shlex.split(args.check) if args.check is not None else None
     except ValueError as exc:

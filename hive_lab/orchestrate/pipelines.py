@@ -21,7 +21,7 @@ from hive_lab.core.errors import BadRequest
 from hive_lab.core.names import validate_name
 
 from .scopes import validate_patterns
-from .tasks import _CONTROL_RE, parse_check, parse_int, parse_ref
+from .tasks import _CONTROL_RE, parse_check, parse_int, parse_ref, validate_repo
 
 # -- stages and states ------------------------------------------------------------------------
 IMPLEMENT, CHECKS, REVIEW, TESTS, READY = "implement", "checks", "review", "tests", "ready"
@@ -166,16 +166,7 @@ class PipelineSpec:
         if not isinstance(title, str) or len(title) > 200:
             raise BadRequest("title must be a string of at most 200 characters")
         title = _CONTROL_RE.sub(" ", title).strip() or prompt.strip().splitlines()[0][:80]
-        raw_repo = body.get("repo")
-        if not isinstance(raw_repo, str) or not raw_repo.startswith("/") or "\x00" in raw_repo \
-                or len(raw_repo) > 4096:
-            raise BadRequest("repo must be an absolute directory path")
-        cwd = os.path.normpath(raw_repo)
-        if not os.path.isdir(cwd):
-            raise BadRequest(f"repo {cwd[:200]!r} is not a directory")
-        root = find_repo(cwd)
-        if not root:
-            raise BadRequest(f"repo {cwd[:200]!r} is not inside a git repository")
+        _, root = validate_repo(body.get("repo"), find_repo)
         scope = validate_patterns(body.get("scope"), "scope")
         if not scope:
             raise BadRequest("scope must list what the implementer may change (e.g. [\"src/**\"])")

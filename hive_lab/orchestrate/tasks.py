@@ -247,6 +247,19 @@ def parse_budget(value: Any) -> dict[str, Any] | None:
     return parse_task_budget(value)
 
 
+def validate_repo(raw: Any, find_repo: Callable[[str], str | None]) -> tuple[str, str]:
+    """An absolute directory inside a git repository: (the directory, the repository's top)."""
+    if not isinstance(raw, str) or not raw.startswith("/") or "\x00" in raw or len(raw) > 4096:
+        raise BadRequest("repo must be an absolute directory path")
+    cwd = os.path.normpath(raw)
+    if not os.path.isdir(cwd):
+        raise BadRequest(f"repo {cwd[:200]!r} is not a directory")
+    root = find_repo(cwd)
+    if not root:
+        raise BadRequest(f"repo {cwd[:200]!r} is not inside a git repository")
+    return cwd, root
+
+
 def _body(body: Any, allowed: Iterable[str], what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest(f"{what} body must be a JSON object")
@@ -289,16 +302,7 @@ class TaskSpec:
         prompt = _text(b.get("prompt"), "prompt", MAX_PROMPT, required=True)
         title = _text(b.get("title"), "title", MAX_TITLE, required=False)
         title = _CONTROL_RE.sub(" ", title).strip() or prompt.strip().splitlines()[0][:80]
-        raw_repo = b.get("repo")
-        if not isinstance(raw_repo, str) or not raw_repo.startswith("/") or "\x00" in raw_repo \
-                or len(raw_repo) > 4096:
-            raise BadRequest("repo must be an absolute directory path")
-        cwd = os.path.normpath(raw_repo)
-        if not os.path.isdir(cwd):
-            raise BadRequest(f"repo {cwd[:200]!r} is not a directory")
-        root = find_repo(cwd)
-        if not root:
-            raise BadRequest(f"repo {cwd[:200]!r} is not inside a git repository")
+        cwd, root = validate_repo(b.get("repo"), find_repo)
         depends_on = parse_names(b.get("depends_on"), "depends_on", MAX_DEPS)
         if task_id in depends_on:
             raise DependencyCycle(f"task {task_id} cannot depend on itself",
