@@ -2,50 +2,24 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-gemini.sh"
+from support.installed import InstalledCLI
+
 VERSION = "0.61.0"
-_INSTALL: dict[str, object] = {}
+
+
+CLI = InstalledCLI("gemini", VERSION)
 
 
 def find_or_install_gemini() -> Path | None:
-    """The ``gemini`` launcher, installed on first use (once per process); None if impossible.
-
-    ``$HIVE_GEMINI_BIN`` names an existing launcher to use instead; the reason for a None is
-    in :func:`skip_reason`.
-    """
-    if "bin" not in _INSTALL:
-        _INSTALL["bin"], _INSTALL["reason"] = _install()
-    return _INSTALL["bin"]  # type: ignore[return-value]
+    """The ``gemini`` launcher, installed on first use (once per process); None if impossible
+    (``$HIVE_GEMINI_BIN`` names one to use instead; :func:`skip_reason` says why)."""
+    return CLI.find()
 
 
 def skip_reason() -> str | None:
-    find_or_install_gemini()
-    return _INSTALL.get("reason")  # type: ignore[return-value]
-
-
-def _install() -> tuple[Path | None, str | None]:
-    override = os.environ.get("HIVE_GEMINI_BIN")
-    if override:
-        p = Path(override)
-        if p.is_file() and os.access(p, os.X_OK):
-            return p, None
-        return None, f"HIVE_GEMINI_BIN={override} is not an executable file"
-    if not INSTALL_SCRIPT.exists():
-        return None, f"{INSTALL_SCRIPT} is missing"
-    try:
-        out = subprocess.run(["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True,
-                             timeout=600, env={**os.environ, "HIVE_GEMINI_VERSION": VERSION})
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, f"{INSTALL_SCRIPT.name} did not run: {exc}"
-    if out.returncode != 0:
-        tail = " | ".join(out.stderr.strip().splitlines()[-3:])
-        return None, f"{INSTALL_SCRIPT.name} exit {out.returncode}: {tail}"
-    return Path(out.stdout.strip().splitlines()[-1]), None
+    return CLI.skip_reason()
 
 
 def private_home(base: Path, trusted: list[Path], api_env: dict[str, str],
