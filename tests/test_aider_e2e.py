@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import pytest
 
-from support import HiveServer, wait_for
+from support import HiveServer, make_repo as git_repo, wait_for
 
 try:  # with or without tests/__init__.py
     from tests.aider_support import cli as _cli
@@ -72,14 +72,7 @@ def git(repo: Path, *args: str) -> str:
 
 def make_repo(root: Path, name: str) -> Path:
     path = root / name
-    (path / "src").mkdir(parents=True)
-    (path / "docs").mkdir()
-    (path / "src" / "app.py").write_text("print('app')\n")
-    (path / "docs" / "index.md").write_text("# docs\n")
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "initial")
-    return path
+    return git_repo(path, {"src/app.py": "print('app')\n", "docs/index.md": "# docs\n"})
 
 
 # -- REST helpers ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from support import BIN, GIT_ENV, ROOT, HiveServer, git, wait_for
+from support import BIN, GIT_ENV, HiveServer, make_repo, ROOT, wait_for
 from test_browser import CHROMIUM, launch_browser, write_lab_settings
 
 AGENT = str(Path(__file__).resolve().parent / "support" / "scripted_agent.py")
@@ -52,12 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HiveServer]:
 @pytest.fixture(scope="module")
 def repo(server: HiveServer) -> Path:
     path = server.root / "webshop"
-    (path / "src").mkdir(parents=True)
-    (path / "src" / "app.py").write_text("print('app')\n")
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "initial")
-    return path
+    return make_repo(path, {"src/app.py": "print('app')\n"})
 
 
 @pytest.fixture(scope="module")

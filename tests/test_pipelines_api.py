@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from support import GIT_ENV, HiveServer, git, wait_for
+from support import git, GIT_ENV, HiveServer, make_repo, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -44,14 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 def repo(server: HiveServer, tmp_path: Path) -> Path:
     path = server.root / f"repo-{tmp_path.name[-10:]}"
-    (path / "src").mkdir(parents=True)
-    (path / "tests").mkdir()
-    (path / "src" / "app.py").write_text("VALUE = 0\n")
-    (path / "tests" / "__init__.py").write_text("")
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "initial")
-    return path
+    return make_repo(path, {"src/app.py": "VALUE = 0\n", "tests/__init__.py": ""})
 
 
 def script(server: HiveServer, task_id: str, *turns: list[str]) -> None:

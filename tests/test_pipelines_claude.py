@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from support import HiveServer, git, wait_for
+from support import git, HiveServer, make_repo, wait_for
 
 try:  # with or without tests/__init__.py
     from tests.claude_support import cli as _cli
@@ -122,13 +122,8 @@ def server(claude: Path, api: FakeAnthropic, tmp_path_factory: pytest.TempPathFa
 @pytest.fixture
 def repo(server: HiveServer, tmp_path: Path) -> Path:
     path = server.root / f"repo-{tmp_path.name[-10:]}"
-    (path / "src").mkdir(parents=True)
-    (path / "tests").mkdir()
-    (path / "src" / "app.py").write_text("VALUE = 0\n")
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "initial")
-    return path
+    (path / "tests").mkdir(parents=True)  # empty: the tester adds the first test
+    return make_repo(path, {"src/app.py": "VALUE = 0\n"})
 
 
 def add(server: HiveServer, key: str, repo: Path, **extra: Any) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from support import HiveServer, wait_for
-from test_tasks_api import GIT_ENV, add, events, git, task, until_state
+from support import HiveServer, make_repo, wait_for
+from test_tasks_api import GIT_ENV, add, events, task, until_state
 
 AGENT = str(Path(__file__).resolve().parent / "support" / "scripted_agent.py")
 PROFILES = {
@@ -45,12 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 def new_repo(server: HiveServer, name: str) -> Path:
     path = server.root / f"repo-{name}"
-    (path / "src").mkdir(parents=True)
-    (path / "src" / "app.py").write_text("print('app')\n")
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "initial")
-    return path
+    return make_repo(path, {"src/app.py": "print('app')\n"})
 
 
 def all_events(server: HiveServer, name: str) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from support import GIT_ENV, git, HiveServer, wait_for
+from support import git, GIT_ENV, HiveServer, make_repo, wait_for
 
 AGENT = str(Path(__file__).resolve().parent / "support" / "scripted_agent.py")
 PROFILES = {
@@ -39,14 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 def repo(server: HiveServer, tmp_path: Path) -> Path:
     path = server.root / f"repo-{tmp_path.name[-10:]}"
-    (path / "src").mkdir(parents=True)
-    (path / "docs").mkdir()
-    (path / "src" / "app.py").write_text("print('app')\n")
-    (path / "docs" / "index.md").write_text("# docs\n")
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "initial")
-    return path
+    return make_repo(path, {"src/app.py": "print('app')\n", "docs/index.md": "# docs\n"})
 
 
 def add(server: HiveServer, **body: Any) -> dict[str, Any]:

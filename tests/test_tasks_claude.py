@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import pytest
 
-from support import git, HiveServer, wait_for
+from support import HiveServer, make_repo, wait_for
 
 try:  # with or without tests/__init__.py
     from tests.claude_support import cli as _cli
@@ -75,14 +75,7 @@ def server(claude: Path, api: FakeAnthropic, tmp_path_factory: pytest.TempPathFa
 @pytest.fixture
 def repo(server: HiveServer, tmp_path: Path) -> Path:
     path = server.root / f"repo-{tmp_path.name[-10:]}"
-    (path / "src").mkdir(parents=True)
-    (path / "docs").mkdir()
-    (path / "src" / "app.py").write_text("print('app')\n")
-    (path / "docs" / "index.md").write_text("# docs\n")
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "initial")
-    return path
+    return make_repo(path, {"src/app.py": "print('app')\n", "docs/index.md": "# docs\n"})
 
 
 # -- REST helpers ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from support import BIN, ROOT, git, HiveServer, wait_for
+from support import BIN, git, HiveServer, make_repo, ROOT, wait_for
 from hive_lab import cli, frames, taskcli
 from hive_lab.client import HiveAPIError, HiveClient
 
@@ -65,14 +65,7 @@ def client(server: HiveServer) -> HiveClient:
 @pytest.fixture
 def repo(server: HiveServer, tmp_path: Path) -> Path:
     path = server.root / f"repo-{tmp_path.name[-10:]}"
-    (path / "src").mkdir(parents=True)
-    (path / "docs").mkdir()
-    (path / "src" / "app.py").write_text("print('app')\n")
-    (path / "docs" / "index.md").write_text("# docs\n")
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "initial")
-    return path
+    return make_repo(path, {"src/app.py": "print('app')\n", "docs/index.md": "# docs\n"})
 
 
 def run_cli(server: HiveServer, capsys: pytest.CaptureFixture[str], *argv: str,

@@ -25,6 +25,19 @@ def git(repo: Path, *args: str) -> str:
     return out.stdout
 
 
+def make_repo(path: Path, files: dict[str, str]) -> Path:
+    """A git repository at ``path`` on branch ``main`` whose first commit holds ``files``
+    (relative path -> text)."""
+    for rel, text in files.items():
+        (path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (path / rel).write_text(text)
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "initial")
+    return path
+
+
 def spawn(server: HiveServer, name: str, command: list[str], cwd: Path | None = None,
           **extra: Any) -> dict[str, Any]:
     body = {"name": name, "agent": extra.pop("agent", "shell"), "command": command, **extra}
