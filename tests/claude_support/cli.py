@@ -406,7 +406,12 @@ class TmuxCLI:
         tty = out.split("|")[0]
         ps = subprocess.run(["ps", "-o", "pid,ppid,stat,etime,args", "-t", tty.removeprefix("/dev/")],
                             capture_output=True, text=True).stdout if tty else "(no pane tty)"
-        return f"tty|dead|status|signal|pid = {out}\n{ps}"
+        pids = [line.split()[0] for line in ps.splitlines()[1:] if line.split()]
+        wchan = " ".join(f"{pid}:{_read(f'/proc/{pid}/wchan')}" for pid in pids)
+        sockets = subprocess.run(["ss", "-tnpH"], capture_output=True, text=True).stdout
+        mine = "\n".join(line for line in sockets.splitlines()
+                         if any(f"pid={pid}," in line for pid in pids))
+        return f"tty|dead|status|signal|pid = {out}\n{ps}wchan: {wchan}\nsockets:\n{mine}"
 
     def paste(self, text: str, settle: float = 0.3) -> None:
         """Type ``text`` as one bracketed paste, then press Enter."""
@@ -484,3 +489,9 @@ def wait_until(pred: Callable[[], Any], timeout: float = 30.0, interval: float =
             raise TimeoutError(f"timed out after {timeout}s waiting for {said or pred}")
         time.sleep(interval)
 
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return "?"
