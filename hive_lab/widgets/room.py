@@ -36,6 +36,10 @@ try:
     from .start import StartForm
 except ImportError:  # pragma: no cover
     StartForm = None  # type: ignore[assignment,misc]
+try:
+    from .pipes import PipelineView
+except ImportError:  # pragma: no cover
+    PipelineView = None  # type: ignore[assignment,misc]
 
 STOPPED_KEPT = 50
 HEADING = "<h3 style='margin:10px 0 2px'>{}</h3>"
@@ -61,8 +65,8 @@ class ControlRoom(W.VBox):
         sections: list[W.Widget] = [self.needs, self.message, W.HTML(HEADING.format("The fleet")),
                                     self.fleet, self.detail]
         self.extra: dict[str, Any] = {}
-        for label, cls in (("Tasks", TaskBoard), ("Money and time", MoneyView),
-                           ("Start agents", StartForm)):
+        for label, cls in (("Tasks", TaskBoard), ("Pipelines & merges", PipelineView),
+                           ("Money and time", MoneyView), ("Start agents", StartForm)):
             if cls is None:
                 continue
             try:
