@@ -93,7 +93,7 @@ def pipeline_html(p: dict[str, Any]) -> str:
     chips = []
     for kind, status in chip_states(p):
         label = render.esc(kind) + (f" · {render.esc(round_text(p))}"
-                                    if kind == "review" and status == "current" else "")
+                                    if kind == "review" and status in ("current", "failed") else "")
         c = CHIP_COLOURS[status]
         fill = c if status in ("done", "current") else "transparent"
         text = "#fff" if status in ("done", "current") else c
@@ -107,8 +107,9 @@ def pipeline_html(p: dict[str, Any]) -> str:
             f"{render.esc(round_text(p))} · <span class='hive-pipe-cost'>"
             f"{render.esc(money(p.get('cost')))}</span></span>")
     lines = [head, f"<div class='hive-stages' style='margin:3px 0'>{''.join(chips)}</div>"]
-    if state.get("reason"):
-        lines.append(f"<div class='hive-pipe-why' style='color:#92400e'>why: "
+    if state.get("reason"):  # amber when a person is wanted, else a quiet line
+        style = "color:#92400e" if name == "needs_you" else "color:#6b7280"
+        lines.append(f"<div class='hive-pipe-why' style='{style}'>why: "
                      f"{render.esc(state['reason'])}</div>")
     review, found = latest_review(p)
     if review is not None:
@@ -144,7 +145,7 @@ def queue_order(merges: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def merge_html(m: dict[str, Any]) -> str:
     state = str(m.get("state") or "?")
     colour = MERGE_COLOURS.get(state, "#2563eb")
-    where = f"#{m.get('position')} in line · " if m.get("position") else ""
+    where = f"place {m.get('position')} in line · " if m.get("position") else ""
     lines = [f"<b>#{render.esc(m.get('id'))} {render.esc(m.get('branch'))}</b> → "
              f"{render.esc(m.get('base'))} <span class='hive-merge-state' style='color:{colour};"
              f"font-weight:600'>{render.esc(state)}</span> <span class='hive-muted'>"
