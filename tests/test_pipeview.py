@@ -17,6 +17,7 @@ import pytest
 from hive_lab import wire
 from hive_lab.orchestrate import mergeplan
 from hive_lab.widgets import live as live_mod
+from hive_lab.widgets import needs
 from hive_lab.widgets import pipes
 from hive_lab.widgets.live import LiveState
 from support import GIT_ENV, HiveServer, git, wait_for
@@ -83,6 +84,29 @@ def test_pipeline_and_merge_events_make_their_parts_stale() -> None:
     for name in wire.PIPELINE_EVENTS:
         assert "pipelines" in live_mod.STALE_BY_EVENT[name]
     assert "merges" in live_mod.STALE_BY_EVENT[wire.MERGE_CHANGED]
+
+
+def test_needs_you_cards_for_a_stopped_pipeline_and_a_merge_awaiting_approval() -> None:
+    class Data:
+        sessions: list[Any] = []
+        scopes: list[Any] = []
+        budgets: dict[str, Any] = {}
+        pipelines = [pipeline("needs_you", 2, can_retry=True, stage_kind="review",
+                              reason="the verdict is malformed again"),
+                     pipeline("running", 1) | {"id": "p2"}]
+        merges = [{"id": 4, "state": "awaiting_approval", "branch": "hive/x", "base": "main",
+                   "reason": "checks passed", "updated": 2.0, "checked_head": "abc"},
+                  {"id": 5, "state": "needs_you", "branch": "y", "base": "main",
+                   "reason": "conflict", "conflicts": ["a.txt"], "updated": 3.0},
+                  {"id": 6, "state": "queued", "branch": "z", "base": "main"}]
+    found = {c["kind"] + ":" + str(c.get("pipeline") or c.get("merge")): c
+             for c in needs.cards(Data(), lambda name: [])}
+    assert set(found) == {"pipeline:p1", "merge:4", "merge:5"}
+    assert found["pipeline:p1"]["answers"] == ["retry_pipeline", "cancel_pipeline"]
+    assert found["merge:4"]["answers"] == ["approve_merge", "reject_merge"]
+    assert [b["label"] for b in found["merge:4"]["buttons"]] == ["Approve merge", "Reject"]
+    assert found["merge:5"]["answers"] == ["retry_merge", "reject_merge"]
+    assert "a.txt" in found["merge:5"]["body"]
 
 
 # -- live, with a real server -------------------------------------------------------------------
@@ -196,12 +220,18 @@ def test_an_approve_the_server_refuses_shows_its_error_and_changes_nothing(
     view = pipes.PipelineView(live)
     live.on_change(view.update)
     settle(live, view, lambda: item["id"] in view.merge_rows, "the item's row")
+    card = settle(live, view, lambda: next(  # also in Needs you, once awaiting approval
+        (c for c in needs.cards(live.data, live.hook_payloads) if c.get("merge") == item["id"]),
+        None), "the item's Needs-you card")
+    assert card["answers"] == ["approve_merge", "reject_merge"]
     status, _ = server.request("POST", f"merges/{item['id']}/reject")  # elsewhere, meanwhile
     assert status == 200
     view.approve(item["id"])  # the row still offered Approve
     assert "failed" in view.message.value and "rejected" in view.message.value
     assert "data-error='1'" in view.message.value
     assert server.get(f"merges/{item['id']}")["state"] == "rejected"
+    outcome = needs.answer(server.client(), card, card["answers"][0])  # the Needs-you card
+    assert not outcome.ok and "rejected" in outcome.message, outcome
     assert git(repo, "show", "main:src/app.py").strip() == "VALUE = 0"
     live.refresh({"merges"})
     assert view.merge_rows[item["id"]].buttons["approve"].layout.display == "none"

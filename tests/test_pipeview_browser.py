@@ -114,6 +114,23 @@ def test_stages_move_to_ready_and_the_merge_is_approved_in_the_page(server: Hive
             assert server.get(f"merges/{item['id']}")["state"] == "merged"
             assert git(repo, "show", "main:src/app.py").strip() == "VALUE = 42"
             assert page.locator(".hive-pipes-said", has_text="approve merge").count() == 1
+            # a branch offered by hand is approved from its Needs-you card as well
+            git(repo, "switch", "-q", "-c", "docs")
+            (repo / "NOTES.md").write_text(f"notes {HOSTILE}\n")
+            git(repo, "add", "-A")
+            git(repo, "commit", "-qm", "notes")
+            git(repo, "switch", "-q", "main")
+            status, other = server.request("POST", "merges", {
+                "repo": str(repo), "branch": "docs", "base": "main", "checks": []})
+            assert status == 201, other
+            card = page.locator(f".hive-card[data-key^='m:{other['id']}:awaiting_approval']")
+            card.wait_for(timeout=60_000)
+            assert "merge docs into main?" in card.inner_text()
+            card.locator("button", has_text="Approve merge").click()
+            wait_for(lambda: server.get(f"merges/{other['id']}")["state"] == "merged",
+                     timeout=60, what="the merge approved from Needs you")
+            assert git(repo, "show", "main:NOTES.md").strip() == f"notes {HOSTILE}"
+            card.wait_for(state="detached", timeout=30_000)
             assert page.evaluate("() => window.__hivePwned === undefined")
             assert page.locator(".hive-pipeline-view img").count() == 0
         finally:

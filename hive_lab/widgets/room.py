@@ -119,7 +119,7 @@ class ControlRoom(W.VBox):
         outcome = await asyncio.to_thread(needs.answer, self.client, card, action, value)
         self.answers += outcome.ok
         self._status(card["key"], outcome.ok, outcome.message)
-        self.live.mark_stale("sessions", "scopes", "budgets", "tasks")
+        self.live.mark_stale("sessions", "scopes", "budgets", "tasks", "pipelines", "merges")
 
     def _status(self, key: str, ok: bool, message: str) -> None:
         self.needs.status = {**self.needs.status, key: {"ok": ok, "message": message}}
@@ -196,7 +196,7 @@ class ControlRoom(W.VBox):
 
 
 def needs_parts() -> set[str]:
-    return {"sessions", "scopes", "budgets", "events"}
+    return {"sessions", "scopes", "budgets", "events", "pipelines", "merges"}
 
 
 def _now_iso() -> str:
