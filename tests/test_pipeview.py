@@ -66,10 +66,10 @@ def test_latest_review_findings_only() -> None:
                            {"stage_row": 3, "file": "b.py", "line": 9, "severity": "minor",
                             "text": "new"}])
     review, found = pipes.latest_review(p)
-    assert review and review["id"] == 3 and [f["text"] for f in found] == ["new"]
+    assert review is not None and review["id"] == 3 and [f["text"] for f in found] == ["new"]
     assert "b.py:9" in pipes.pipeline_html(p) and "old" not in pipes.pipeline_html(p)
     p["history"].append({"id": 4, "kind": "review", "round": 3, "state": "running"})
-    assert pipes.latest_review(p)[0]["id"] == 3  # a reviewer at work: round 2's stay shown
+    assert (pipes.latest_review(p)[0] or {}).get("id") == 3  # a reviewer at work: round 2's stay
 
 
 def test_queue_order_and_the_states_agree_with_the_server() -> None:
@@ -156,7 +156,8 @@ def settle(live: LiveState, view: pipes.PipelineView, check: Any, what: str,
 
 
 @pytest.mark.e2e
-def test_a_pipeline_row_follows_its_stages_and_its_merge_is_approved(server: HiveServer) -> None:
+def test_a_pipeline_row_follows_its_stages_and_its_merge_is_approved(
+        server: HiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = make_repo(server)
     script(server, "pv-impl", ["@write src/app.py VALUE = 41"], ["@write src/app.py VALUE = 42"])
     script(server, "pv-rev1-1", [verdict({"verdict": "changes", "summary": "no", "findings": [
@@ -203,6 +204,20 @@ def test_a_pipeline_row_follows_its_stages_and_its_merge_is_approved(server: Hiv
     assert git(repo, "show", "main:src/app.py").strip() == "VALUE = 42"
     settle(live, view, lambda: "data-state='merged'" in mrow.html.value, "the merged row")
     assert mrow.buttons["approve"].layout.display == "none"
+    # a settled pipeline is not fetched in detail again while its list entry stays the same
+    monkeypatch.setattr(live_mod, "SETTLED_SECONDS", 0.0)
+    client = live.client
+    asked: list[str] = []
+    real = client.pipeline
+
+    def spy(pid: str) -> dict[str, Any]:
+        asked.append(pid)
+        return real(pid)
+    monkeypatch.setattr(client, "pipeline", spy)
+    live_mod._DETAILS.pop(client, None)
+    first = live_mod.pipeline_details(client)
+    again = live_mod.pipeline_details(client)
+    assert asked == ["pv"] and again == first and again[0]["history"]
 
 
 @pytest.mark.e2e

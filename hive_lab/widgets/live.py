@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -126,16 +128,39 @@ def fetch_parts(client: HiveClient, parts: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+_DETAILS: "weakref.WeakKeyDictionary[HiveClient, dict[str, tuple[dict[str, Any], dict[str, Any]]]]" \
+    = weakref.WeakKeyDictionary()
+SETTLED_SECONDS = 120.0  # a finished pipeline's stage costs are read from transcripts late
+
+
 def pipeline_details(client: HiveClient) -> list[dict[str, Any]]:
-    """Each pipeline with its history and findings (the list has neither), newest first."""
+    """Each pipeline with its history and findings (the list has neither), newest first.
+
+    Why a cache: every StageChanged makes the part stale, and one GET per pipeline per round
+    adds up. A finished pipeline (ready or canceled for :data:`SETTLED_SECONDS`) whose list
+    entry is unchanged keeps the detail fetched before; the others are fetched again."""
     listed = sorted(client.pipelines(), key=lambda p: -float(p.get("created") or 0))
-    out = []
+    cache = _DETAILS.setdefault(client, {})
+    now = time.time()
+    out, kept = [], {}
     for p in listed[:PIPELINES_KEPT]:
-        try:
-            out.append(client.pipeline(str(p["id"])))
-        except HiveAPIError as exc:
-            if exc.status != 404:  # removed between the two calls: left out
-                raise
+        pid = str(p["id"])
+        state = p.get("state") or {}
+        old = cache.get(pid)
+        settled = (state.get("name") in ("ready", "canceled")
+                   and now - float(state.get("since") or now) > SETTLED_SECONDS)
+        if old is not None and settled and old[0] == p:
+            detail = old[1]
+        else:
+            try:
+                detail = client.pipeline(pid)
+            except HiveAPIError as exc:
+                if exc.status != 404:  # removed between the two calls: left out
+                    raise
+                continue
+        kept[pid] = (p, detail)
+        out.append(detail)
+    _DETAILS[client] = kept
     return out
 
 
