@@ -1,5 +1,5 @@
 """Take one PNG per view of the control room into docs/: needs you, fleet, detail, board,
-money, start (whichever of them this checkout has), from a real server with live agents.
+pipelines, money, start (whichever of them this checkout has), from a real server with live agents.
 
     .venv/bin/python scripts/screenshots.py [--out docs] [--only board,money] [--scale 1]
 
@@ -13,7 +13,9 @@ tmux sessions and worktrees; real Claude Code 2.1.197 hook payloads replayed thr
 hook client, ``cat`` behind them, cost from the real sample transcript); the tasks are run by
 the scripted stand-in agent (tests/support/scripted_agent.py) in place of a model, through
 the real orchestrator: a done task, a running one, one blocked on a scope request, one
-waiting for another, one failed.
+waiting for another, one failed; and three review pipelines played by the same scripted agent
+(one ready with its branch awaiting approval in the merge queue, one in its second review
+round, one that needs you).
 """
 from __future__ import annotations
 
@@ -63,9 +65,79 @@ VIEWS: dict[str, dict[str, Any]] = {
     "fleet": {"css": ".hive-view-fleet"},
     "detail": {"css": ".hive-view-terminal", "around": ".hive-view-diff", "open": "fix-auth"},
     "board": {"css": ".hive-task-board", "tab": "Tasks"},
+    "pipelines": {"css": ".hive-pipeline-view", "tab": "Pipelines & merges"},
     "money": {"css": ".hive-money", "tab": "Money and time"},
     "start": {"css": ".hive-start", "tab": "Start an agent"},
 }
+
+
+def pipeline_profiles(turns: Path) -> dict[str, Any]:
+    """Implementer and reviewer for the pipelines: the scripted agent reading its turns from
+    ``turns/<task id>.json`` (no "implement" capability: the demo tasks stay with "scripted")."""
+    def profile(*capabilities: str) -> dict[str, Any]:
+        return {"command": [sys.executable, "-u", AGENT, "--hooked"], "hooks": "claude",
+                "capabilities": list(capabilities),
+                "env": {**GIT_ENV, "SCRIPTED_TURNS": str(turns)}}
+    return {"impl": profile(), "rev": profile("review")}
+
+
+def _verdict(verdict: str, summary: str, *findings: tuple[str, int, str, str]) -> str:
+    data = {"verdict": verdict, "summary": summary, "findings": [
+        {"file": f, "line": n, "severity": s, "text": t} for f, n, s, t in findings]}
+    return "@say I read the diff.\\n```json\\n" + json.dumps(data) + "\\n```"
+
+
+PIPELINES: list[tuple[dict[str, Any], dict[str, list[list[str]]]]] = [
+    ({"id": "orders-cache", "title": "Cache the orders list", "stages": ["implement", "checks",
+                                                                         "review"]},
+     {"orders-cache-impl": [["@write src/orders-cache/cache.py CACHE = {}"]],
+      "orders-cache-rev2-1": [[_verdict("approve", "small and tested", (
+          "src/orders-cache/cache.py", 1, "minor", "name the cache after what it holds"))]]}),
+    ({"id": "refund-flow", "title": "Refunds go through the payment client",
+      "stages": ["implement", "checks", "review"]},
+     {"refund-flow-impl": [["@write src/refund-flow/refund.py REFUND = 'todo'"],
+                           ["@write src/refund-flow/refund.py REFUND = 'client'"]],
+      "refund-flow-rev2-1": [[_verdict(
+          "changes", "not yet", ("src/refund-flow/refund.py", 1, "major",
+                                 "a refund must call the payment client, not return a string"),
+          ("src/refund-flow/refund.py", 1, "minor", "no test covers a failed refund"))]],
+      "refund-flow-rev2-2": [["@sleep 900"]]}),
+    ({"id": "audit-log", "title": "Write an audit line per order change",
+      "stages": ["implement", "review"]},
+     {"audit-log-impl": [["@write src/audit-log/audit.py AUDIT = []"]],
+      "audit-log-rev1-1": [["@say approve"], ['@say {"verdict": "maybe"}']]}),
+]
+
+
+def set_up_pipelines(server: HiveServer, turns: Path) -> None:
+    repo = server.root / "orders-pipelines"
+    make_task_repo(repo)
+    for spec, scripts in PIPELINES:
+        for task_id, script in scripts.items():
+            (turns / f"{task_id}.json").write_text(json.dumps(script))
+        status, body = server.request("POST", "pipelines", {
+            **spec, "prompt": spec["title"], "repo": str(repo),
+            "scope": [f"src/{spec['id']}/**"],  # apart: overlapping scopes would wait in turn
+            "criteria": ["does what the title says", "a test covers it"],
+            "checks": [["true"]], "implementer": "impl", "reviewer": "rev"})
+        assert status == 201, body
+
+    def settled() -> bool:
+        p = {x["id"]: x for x in server.get("pipelines")["pipelines"]}
+        merges = server.get("merges")["merges"]
+        return (p["orders-cache"]["state"]["name"] == "ready"
+                and any(m["state"] == "awaiting_approval" for m in merges)
+                and p["audit-log"]["state"]["name"] == "needs_you"
+                and p["refund-flow"]["round"] == 2 and p["refund-flow"]["stage_kind"] == "review")
+    try:
+        wait_for(settled, timeout=120, interval=0.5, what="the demo pipelines to settle")
+    except AssertionError:
+        for p in server.get("pipelines")["pipelines"]:
+            print(p["id"], p["state"], p["stage_kind"], p["round"], p["tasks"])
+            for t in p["tasks"].values():
+                print("  ", t, server.get(f"tasks/{t}")["state"], server.get(f"tasks/{t}").get("why"))
+        print(server.get("merges")["merges"])
+        raise
 
 
 def make_task_repo(path: Path) -> Path:
@@ -167,13 +239,17 @@ def run(out: Path, only: set[str] | None = None, scale: float = 1.0,
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="hive-shots-") as tmp:
+        turns = Path(tmp) / "turns"
+        turns.mkdir()
         server = HiveServer(Path(tmp), extra_config={
-            "profiles": PROFILES, "task_interval": 0.3, "usage_interval": 0.3})
+            "profiles": {**PROFILES, **pipeline_profiles(turns)}, "task_interval": 0.3,
+            "usage_interval": 0.3})
         write_lab_settings(server)
         shutil.copy(DASHBOARD, server.root / DASHBOARD.name)
         try:
             server.start()
             set_up(server)
+            set_up_pipelines(server, turns)
             with sync_playwright() as pw:
                 browser = launch_browser(pw)
                 try:

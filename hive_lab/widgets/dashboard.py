@@ -58,6 +58,7 @@ def control_room(client: Any = None, live: Any = None) -> Any:
     from .board import TaskBoard
     from .live import LiveState
     from .money import MoneyView
+    from .pipes import PipelineView
     from .start import StartForm
 
     live = live or LiveState(client)
@@ -72,8 +73,8 @@ def control_room(client: Any = None, live: Any = None) -> Any:
         room = (control_room_cls(live=live) if "live" in params
                 else control_room_cls(live.client))
     mine: list[tuple[str, Any]] = []
-    for title, kind in (("Tasks", TaskBoard), ("Money and time", MoneyView),
-                        ("Start an agent", StartForm)):
+    for title, kind in (("Tasks", TaskBoard), ("Pipelines & merges", PipelineView),
+                        ("Money and time", MoneyView), ("Start an agent", StartForm)):
         if room is None or not _contains(room, kind):
             try:
                 mine.append((title, kind(live)))

@@ -19,6 +19,9 @@ tasks      ``GET tasks`` list
 budgets    ``GET budgets`` report (``budgets`` list, ``paused`` map)
 scopes     ``GET scope-requests?state=pending`` list
 notifications ``GET notifications`` list (newest first)
+pipelines  ``GET pipelines/{id}`` of each pipeline (newest :data:`PIPELINES_KEPT`), with
+           ``history``, ``findings``, ``cost``
+merges     ``GET merges`` list
 events     the last :data:`RECENT` events seen (oldest first; no fetch, from the stream)
 ========== ===================================================================
 
@@ -29,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -43,9 +48,10 @@ QUIET_SECONDS = 30.0  # on a quiet fleet, sessions are refetched so "since" stay
 RECENT = 200  # events kept in data.events
 HOOKS_KEPT = 12  # agent payloads kept per session
 SEED_EVENTS = 500  # events read at start to seed data.events and hooks
+PIPELINES_KEPT = 30  # pipelines fetched in detail (newest first)
 
 PARTS = frozenset({"sessions", "git", "usage", "collisions", "tasks", "budgets", "scopes",
-                   "notifications", "events"})
+                   "notifications", "pipelines", "merges", "events"})
 FETCHED = PARTS - {"events"}
 
 _TASKS = {"tasks"}
@@ -66,6 +72,8 @@ STALE_BY_EVENT: dict[str, set[str]] = {
     wire.SCOPE_REQUEST_HOOK: {"scopes", "tasks"},
     wire.AGENT_RESTARTED: {"tasks", "sessions"},
     **{name: {"budgets", "tasks", "sessions"} for name in wire.BUDGET_EVENTS},
+    **{name: {"pipelines"} for name in wire.PIPELINE_EVENTS},
+    wire.MERGE_CHANGED: {"merges", "pipelines"},  # a pipeline's ``offered`` follows its item
 }
 
 Callback = Callable[[set[str]], None]
@@ -83,6 +91,8 @@ class LiveData:
     budgets: dict[str, Any] = field(default_factory=dict)
     scopes: list[dict[str, Any]] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)
+    pipelines: list[dict[str, Any]] = field(default_factory=list)
+    merges: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
 
     def session(self, name: str) -> dict[str, Any] | None:
@@ -102,6 +112,8 @@ def fetch_parts(client: HiveClient, parts: Iterable[str]) -> dict[str, Any]:
         "budgets": lambda: client.request("GET", "budgets"),
         "scopes": lambda: client.scope_requests(state="pending"),
         "notifications": lambda: client.notifications(limit=50),
+        "pipelines": lambda: pipeline_details(client),
+        "merges": client.merges,
     }
     out: dict[str, Any] = {}
     for part in ("sessions", *sorted(wanted - {"sessions"})):  # the table first
@@ -113,6 +125,42 @@ def fetch_parts(client: HiveClient, parts: Iterable[str]) -> dict[str, Any]:
             if exc.status == 0:
                 raise  # unreachable: nothing else will work either
             log.debug("live: %s unavailable: %s", part, exc.detail)
+    return out
+
+
+_DETAILS: "weakref.WeakKeyDictionary[HiveClient, dict[str, tuple[dict[str, Any], dict[str, Any]]]]" \
+    = weakref.WeakKeyDictionary()
+SETTLED_SECONDS = 120.0  # a finished pipeline's stage costs are read from transcripts late
+
+
+def pipeline_details(client: HiveClient) -> list[dict[str, Any]]:
+    """Each pipeline with its history and findings (the list has neither), newest first.
+
+    Why a cache: every StageChanged makes the part stale, and one GET per pipeline per round
+    adds up. A finished pipeline (ready or canceled for :data:`SETTLED_SECONDS`) whose list
+    entry is unchanged keeps the detail fetched before; the others are fetched again."""
+    listed = sorted(client.pipelines(), key=lambda p: -float(p.get("created") or 0))
+    cache = _DETAILS.setdefault(client, {})
+    now = time.time()
+    out, kept = [], {}
+    for p in listed[:PIPELINES_KEPT]:
+        pid = str(p["id"])
+        state = p.get("state") or {}
+        old = cache.get(pid)
+        settled = (state.get("name") in ("ready", "canceled")
+                   and now - float(state.get("since") or now) > SETTLED_SECONDS)
+        if old is not None and settled and old[0] == p:
+            detail = old[1]
+        else:
+            try:
+                detail = client.pipeline(pid)
+            except HiveAPIError as exc:
+                if exc.status != 404:  # removed between the two calls: left out
+                    raise
+                continue
+        kept[pid] = (p, detail)
+        out.append(detail)
+    _DETAILS[client] = kept
     return out
 
 

@@ -23,6 +23,12 @@ from ..notify import text
 
 MAX_CONTENT = 4000  # characters of a proposed file content / edit shown on a card
 MAX_CHOICES = 12
+# answer -> (HiveClient method, what the status line says was done)
+PIPE_CALLS = {"retry_pipeline": ("retry_pipeline", "retried"),
+              "cancel_pipeline": ("cancel_pipeline", "canceled"),
+              "approve_merge": ("approve_merge", "approved"),
+              "reject_merge": ("reject_merge", "rejected"),
+              "retry_merge": ("retry_merge", "put back in line")}
 
 
 def _cut(value: Any, limit: int = MAX_CONTENT) -> str:
@@ -117,6 +123,52 @@ def suggested_raise(limit: dict[str, Any]) -> dict[str, float] | None:
     return out or None
 
 
+def _buttons(*spec: tuple[str, str, str]) -> list[dict[str, str]]:
+    """(action, label, style) -> what the page draws as buttons; ``a``/``d`` go to the
+    first ok/no button."""
+    return [{"action": a, "label": label, "style": style} for a, label, style in spec]
+
+
+def pipeline_card(p: dict[str, Any]) -> dict[str, Any] | None:
+    """A review pipeline that stopped for a person: Retry (when it would go on) or Cancel."""
+    state = p.get("state") or {}
+    if state.get("name") != "needs_you":
+        return None
+    pid = text.line(p.get("id"), 64)
+    answers = (["retry_pipeline"] if p.get("can_retry") else []) + ["cancel_pipeline"]
+    return {"key": f"p:{pid}:{state.get('since')}", "kind": "pipeline", "pipeline": pid,
+            "since": _iso(state.get("since")), "state_since": state.get("since"),
+            "title": f"pipeline {pid} needs you ({text.line(p.get('stage_kind'), 32)} stage)",
+            "body": text.clean(state.get("reason"), 600), "answers": answers,
+            "buttons": _buttons(*([("retry_pipeline", "Retry", "hive-ok")]
+                                  if p.get("can_retry") else []),
+                                ("cancel_pipeline", "Cancel pipeline", "hive-no")),
+            "choices": [], "question": ""}
+
+
+def merge_card(m: dict[str, Any]) -> dict[str, Any] | None:
+    """A merge item waiting for a person's yes, or stopped (conflict, failed check)."""
+    state = m.get("state")
+    if state not in ("awaiting_approval", "needs_you"):
+        return None
+    mid = int(m.get("id") or 0)
+    branch, base = text.line(m.get("branch"), 120), text.line(m.get("base"), 120)
+    conflicts = [text.line(c, 300) for c in (m.get("conflicts") or [])[:20]]
+    body = text.clean(m.get("reason"), 600) + (
+        "\nconflicts: " + ", ".join(conflicts) if conflicts else "")
+    approve = state == "awaiting_approval"
+    return {"key": f"m:{mid}:{state}:{m.get('checked_head') or m.get('head')}", "kind": "merge",
+            "merge": mid, "merge_state": state, "since": _iso(m.get("updated")),
+            "title": (f"merge {branch} into {base}?" if approve
+                      else f"merge #{mid} of {branch} needs you"),
+            "body": body, "answers": ["approve_merge", "reject_merge"] if approve
+            else ["retry_merge", "reject_merge"],
+            "buttons": _buttons(("approve_merge", "Approve merge", "hive-ok") if approve
+                                else ("retry_merge", "Retry merge", "hive-ok"),
+                                ("reject_merge", "Reject", "hive-no")),
+            "choices": [], "question": ""}
+
+
 def cards(data: Any, hooks_of: Any) -> list[dict[str, Any]]:
     """Every open question, oldest first. ``hooks_of(name)`` gives a session's payloads."""
     out: list[dict[str, Any]] = []
@@ -129,6 +181,14 @@ def cards(data: Any, hooks_of: Any) -> list[dict[str, Any]]:
     for name, pause in sorted((report.get("paused") or {}).items()):
         if isinstance(pause, dict) and not pause.get("ended"):
             out.append(budget_card(name, pause, report.get("budgets") or []))
+    for p in getattr(data, "pipelines", None) or []:
+        card = pipeline_card(p)
+        if card is not None:
+            out.append(card)
+    for m in getattr(data, "merges", None) or []:
+        card = merge_card(m)
+        if card is not None:
+            out.append(card)
     out.sort(key=lambda c: str(c.get("since") or ""))
     return out
 
@@ -148,6 +208,16 @@ def still_open(client: HiveClient, card: dict[str, Any]) -> str | None:
     if kind == "scope":
         pending = {r.get("id") for r in client.scope_requests(state="pending")}
         return None if card.get("rid") in pending else "this scope request was already decided"
+    if kind == "pipeline":
+        state = client.pipeline(str(card["pipeline"])).get("state") or {}
+        if state.get("name") != "needs_you" or state.get("since") != card.get("state_since"):
+            return f"pipeline {card['pipeline']} is {state.get('name')} now; nothing was sent"
+        return None
+    if kind == "merge":
+        now = client.merge(int(card["merge"])).get("state")
+        if now != card.get("merge_state"):
+            return f"merge #{card['merge']} is {now} now; nothing was sent"
+        return None
     if kind == "budget":
         paused = (client.request("GET", "budgets").get("paused") or {}).get(card["session"])
         if not paused or paused.get("since") != card.get("since"):
@@ -228,6 +298,12 @@ def answer(client: HiveClient, card: dict[str, Any], action: str, value: Any = N
             fn(int(card["rid"]))
             return Outcome(True, f"{'widened' if action == 'approve_scope' else 'refused'} "
                                  f"the scope of {card.get('task')}")
+        if action in PIPE_CALLS:
+            method, done = PIPE_CALLS[action]
+            pipe = action.endswith("pipeline")
+            target = str(card.get("pipeline")) if pipe else int(card["merge"])
+            getattr(client, method)(target)
+            return Outcome(True, f"{done} " + (f"pipeline {target}" if pipe else f"merge #{target}"))
         if action == "raise":
             amounts = value if isinstance(value, dict) else card.get("raise_to") or {}
             report = client.request("GET", "budgets")

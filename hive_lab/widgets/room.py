@@ -36,6 +36,10 @@ try:
     from .start import StartForm
 except ImportError:  # pragma: no cover
     StartForm = None  # type: ignore[assignment,misc]
+try:
+    from .pipes import PipelineView
+except ImportError:  # pragma: no cover
+    PipelineView = None  # type: ignore[assignment,misc]
 
 STOPPED_KEPT = 50
 HEADING = "<h3 style='margin:10px 0 2px'>{}</h3>"
@@ -61,8 +65,8 @@ class ControlRoom(W.VBox):
         sections: list[W.Widget] = [self.needs, self.message, W.HTML(HEADING.format("The fleet")),
                                     self.fleet, self.detail]
         self.extra: dict[str, Any] = {}
-        for label, cls in (("Tasks", TaskBoard), ("Money and time", MoneyView),
-                           ("Start agents", StartForm)):
+        for label, cls in (("Tasks", TaskBoard), ("Pipelines & merges", PipelineView),
+                           ("Money and time", MoneyView), ("Start agents", StartForm)):
             if cls is None:
                 continue
             try:
@@ -115,7 +119,7 @@ class ControlRoom(W.VBox):
         outcome = await asyncio.to_thread(needs.answer, self.client, card, action, value)
         self.answers += outcome.ok
         self._status(card["key"], outcome.ok, outcome.message)
-        self.live.mark_stale("sessions", "scopes", "budgets", "tasks")
+        self.live.mark_stale("sessions", "scopes", "budgets", "tasks", "pipelines", "merges")
 
     def _status(self, key: str, ok: bool, message: str) -> None:
         self.needs.status = {**self.needs.status, key: {"ok": ok, "message": message}}
@@ -192,7 +196,7 @@ class ControlRoom(W.VBox):
 
 
 def needs_parts() -> set[str]:
-    return {"sessions", "scopes", "budgets", "events"}
+    return {"sessions", "scopes", "budgets", "events", "pipelines", "merges"}
 
 
 def _now_iso() -> str:

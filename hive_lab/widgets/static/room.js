@@ -109,6 +109,10 @@ function needsCard(model, card, status) {
     const label = "Raise to " + Object.entries(amounts).map(([k, v]) => (k === "dollars" ? "$" + v : v + " " + k)).join(", ");
     actions.append(button(label, "hive-ok", () => send("raise"), "a"));
   }
+  for (const b of card.buttons || []) { // generic answers (pipelines, merges): label + action
+    actions.append(button(b.label, b.style === "hive-ok" || b.style === "hive-no" ? b.style : "",
+                          () => send(b.action), b.action));
+  }
   box.append(actions);
   if (status) box.append(h("div", "hive-status " + (status.ok ? "hive-good" : "hive-bad"), status.message));
   box.addEventListener("keydown", (ev) => {
@@ -119,9 +123,11 @@ function needsCard(model, card, status) {
       if (answers.includes("approve")) send("approve");
       else if (answers.includes("approve_scope")) send("approve_scope");
       else if (answers.includes("raise")) send("raise");
+      else { const b = (card.buttons || []).find((x) => x.style === "hive-ok"); if (b) send(b.action); }
     } else if (k === "d") {
       if (answers.includes("deny")) send("deny");
       else if (answers.includes("refuse_scope")) send("refuse_scope");
+      else { const b = (card.buttons || []).find((x) => x.style === "hive-no"); if (b) send(b.action); }
     } else if (/^[1-9]$/.test(k) && (card.choices || []).some((c) => c.n === Number(k))) send("choice", Number(k));
     else if (k === "r") { const i = box.querySelector("input.hive-reply"); if (i) { ev.preventDefault(); i.focus(); } }
     else if (k === "j" || k === "ArrowDown") { const n = box.nextElementSibling; if (n) n.focus(); }
