@@ -250,7 +250,7 @@ class FakeGemini:
     @property
     def base_url(self) -> str:
         host, port = self._srv.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def env(self) -> dict[str, str]:
         """What a ``gemini`` process needs in its environment to talk to this server."""
