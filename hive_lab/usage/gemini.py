@@ -14,7 +14,9 @@ its hooks report. The file is append-only JSON lines:
   attached late): a reader keeps one per ``id``;
 * ``{"$set": {...}}`` metadata updates, where ``$set.messages`` replaces the whole list (the
   first line of a session, a resume); ``{"$rewindTo": "<id>"}`` when the user rewinds
-  (spent tokens stay spent: a rewind does not take rows away).
+  (spent tokens stay spent: a rewind does not take rows away). ``gemini --resume <uuid>``
+  appends to the session's original file after ``{"$set": {"sessionId": ...}}`` (and leaves
+  a stray new file holding only a metadata line and the fresh context).
 
 As the API counts, ``input`` (promptTokenCount) includes ``cached`` and ``output``
 (candidatesTokenCount) excludes ``thoughts``; thoughts are billed as output. The CLI's own
@@ -97,7 +99,7 @@ def parse_line(line: bytes) -> tuple[str | None, list[GeminiResponse]]:
 
     Any other record, or a damaged line, gives ``(None, [])``.
     """
-    if b'"tokens"' not in line and b'"sessionId"' not in line:
+    if b'"tokens"' not in line and b'"sessionId"' not in line:  # most lines: no json.loads
         return None, []
     try:
         d = json.loads(line)
@@ -105,7 +107,8 @@ def parse_line(line: bytes) -> tuple[str | None, list[GeminiResponse]]:
         return None, []
     if not isinstance(d, dict):
         return None, []
-    sid = d.get("sessionId") if isinstance(d.get("sessionId"), str) else None
+    meta = d["$set"] if isinstance(d.get("$set"), dict) else d  # a resume: $set.sessionId
+    sid = meta.get("sessionId") if isinstance(meta.get("sessionId"), str) else None
     found: list[GeminiResponse] = []
     for msg in _messages(d):
         r = _response(msg)

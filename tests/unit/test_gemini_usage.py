@@ -105,6 +105,11 @@ def test_only_chat_files_are_taken_for_gemini(tmp_path: Path) -> None:
     assert {r.agent for r in rows} == {"gemini"} and len(rows) == 3
 
 
+def test_a_resume_names_its_session() -> None:
+    assert g.parse_line(b'{"$set":{"sessionId":"abc-1"}}') == ("abc-1", [])
+    assert g.parse_line(b'{"$set":{"lastUpdated":"2026-12-02T03:24:00.498Z"}}') == (None, [])
+
+
 @pytest.mark.parametrize("line", [
     b'{"id":"a","timestamp":"2026-12-02T03:24:00.498Z","type":"gemini","tokens":"lots"}',
     b'{"id":"a","timestamp":"2026-12-02T03:24:00.498Z","type":"user","tokens":{"input":5}}',
