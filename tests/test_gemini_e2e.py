@@ -219,7 +219,7 @@ def test_gemini_usage_matches_the_api_and_the_cli_own_stats(hive: HiveServer, ap
     wait_state(hive, name, "idle", STARTUP)
     hive.request("POST", f"sessions/{name}/input",
                  {"text": "SCENARIO:text hello there friend", "enter": True})
-    wait(lambda: "hello there friend" in screen(hive, name), "the answer")
+    wait(lambda: "✦ hello there friend" in screen(hive, name), "the answer")  # not the prompt
     wait_state(hive, name, "idle")
     hive.request("POST", f"sessions/{name}/input",
                  {"text": "SCENARIO:write notes.txt hi", "enter": True})
