@@ -224,7 +224,10 @@ def test_gemini_usage_matches_the_api_and_the_cli_own_stats(hive: HiveServer, ap
     hive.request("POST", f"sessions/{name}/input",
                  {"text": "SCENARIO:write notes.txt hi", "enter": True})
     wait_state(hive, name, "waiting", reason="permission")
-    assert hive.request("POST", f"sessions/{name}/approve", {})[0] == 200
+    # The Notification hook comes a moment before the dialog is drawn: approve once it is.
+    wait(lambda: "Apply this change?" in screen(hive, name), "the confirmation on screen")
+    status, body = hive.request("POST", f"sessions/{name}/approve", {})
+    assert status == 200, body
     wait(lambda: "Wrote notes.txt" in screen(hive, name), "the second answer")
     wait_state(hive, name, "idle")
     main = [s for s in api.sent[first:] if s.verb == "streamGenerateContent"]
