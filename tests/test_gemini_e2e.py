@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -248,7 +249,21 @@ def test_gemini_usage_matches_the_api_and_the_cli_own_stats(hive: HiveServer, ap
 
     # What the CLI itself shows for the same run.
     hive.request("POST", f"sessions/{name}/input", {"text": "/stats model", "enter": True})
-    shown = wait(lambda: parse_model_stats(screen(hive, name)), "the /stats model table")
+    pressed = [time.monotonic()]
+
+    def table() -> dict[str, Any]:
+        text = screen(hive, name)
+        found = parse_model_stats(text)
+        # Under load an Enter can be lost (NOTES.md, "Fixed on the way" 4): the box still
+        # holds the command, the placeholder is gone. Press it again, now and then.
+        if not found and "Type your message" not in text and time.monotonic() - pressed[0] > 3:
+            hive.request("POST", f"sessions/{name}/keys", {"keys": ["Enter"]})
+            pressed[0] = time.monotonic()
+        return found
+    try:
+        shown = wait(table, "the /stats model table")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nscreen:\n{screen(hive, name)}") from None
     own = shown[model]
     assert own["roles"]["main"]["requests"] == len(got), shown
     assert own["input"] == sum(r["input"] for r in got)
