@@ -1,4 +1,4 @@
-"""Token usage and cost from agent transcripts (Claude Code, Codex CLI).
+"""Token usage and cost from agent transcripts (Claude Code, Codex CLI, Aider, Gemini CLI).
 
 Transcripts -> one :class:`UsageRow` per API response -> cost from the shipped pricing table
 -> aggregates (per session, day, model, 5-hour billing block).
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 from . import aider as _aider
+from . import gemini as _gemini
 
 __all__ = [
     "Pricing",
@@ -51,7 +52,7 @@ _CHUNK = 1 << 22  # 4 MiB reads for files too big to read at once: memory stays 
 _WHOLE_FILE = 1 << 26  # files (or unread tails) up to 64 MiB are read in one go
 BLOCK_HOURS = 5
 
-Agent = Literal["claude", "codex", "aider"]
+Agent = Literal["claude", "codex", "aider", "gemini"]
 GroupBy = Literal["session", "day", "model", "block"]
 
 
@@ -775,13 +776,54 @@ class _AiderState:
             sidechain=False, source=self.source, agent="aider")
 
 
-_LineState = Union[_CodexState, _AiderState]
+class _GeminiState:
+    """Rows from a Gemini CLI chat file: one per ``gemini`` message with ``tokens``
+    (usage/gemini.py). The message id is a UUID the CLI keeps when it re-appends the message,
+    and the message's timestamp never changes, so re-reads and copies dedup on them. Prompt
+    tokens include the cached ones (``cache_read``); thoughts are billed as output.
+    """
+
+    def __init__(self, source: str, pricing: Pricing):
+        self.source = source
+        self.pricing = pricing
+        stem = Path(source).stem
+        self.session_id = stem.rsplit("-", 1)[-1] if stem.startswith("session-") else stem
+        self.project = _gemini.chat_project(source)
+
+    def feed(self, line: bytes) -> UsageRow | None:
+        rows = self.feed_all(line)
+        return rows[-1] if rows else None
+
+    def feed_all(self, line: bytes) -> list[UsageRow]:
+        sid, found = _gemini.parse_line(line)
+        if sid:
+            self.session_id = sid
+        out: list[UsageRow] = []
+        for r in found:
+            when = _parse_time(r.timestamp)
+            if when is None:
+                continue
+            inp, out_n, cached = r.uncached_input, r.output, r.cached
+            out.append(UsageRow(
+                time=when, session_id=self.session_id, project=self.project, model=r.model,
+                input=inp, output=out_n, cache_write_5m=0, cache_write_1h=0, cache_read=cached,
+                cost=self.pricing.cost(r.model, inp, out_n, 0, 0, cached),
+                message_id=r.message_id, request_id=r.timestamp,
+                sidechain=False, source=self.source, agent="gemini"))
+        return out
+
+
+_LineState = Union[_CodexState, _AiderState, _GeminiState]
 
 
 def _kind(path: str | os.PathLike[str], agent: str | None) -> str:
     if agent:
         return agent
-    return "codex" if _is_codex_file(path) else "aider" if _aider.is_aider_log(path) else "claude"
+    if _is_codex_file(path):
+        return "codex"
+    if _aider.is_aider_log(path):
+        return "aider"
+    return "gemini" if _gemini.is_gemini_chat(path) else "claude"
 
 
 def _line_state(kind: str, source: str, pricing: Pricing) -> _LineState | None:
@@ -790,6 +832,8 @@ def _line_state(kind: str, source: str, pricing: Pricing) -> _LineState | None:
         return _CodexState(source, pricing)
     if kind == "aider":
         return _AiderState(source, pricing)
+    if kind == "gemini":
+        return _GeminiState(source, pricing)
     return None
 
 
@@ -959,6 +1003,10 @@ def _rows_in(buf: bytes, end: int, source: str, pricing: Pricing, state: _LineSt
             row = parse_claude_line(line, source, pricing, fast=False)
             if row is not None:
                 yield row
+        return
+    if isinstance(state, _GeminiState):  # a line can hold many (``$set.messages``)
+        for line in buf[:end].split(b"\n"):
+            yield from state.feed_all(line)
         return
     for line in buf[:end].split(b"\n"):
         row = state.feed(line)

@@ -35,8 +35,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Token usage and cost from Claude Code transcripts and "
-                "Codex CLI rollouts (default: $CLAUDE_CONFIG_DIR/projects or ~/.claude/projects).")
+    p = _Parser(prog=PROG, description="Token usage and cost from Claude Code transcripts, "
+                "Codex CLI rollouts, Aider analytics logs and Gemini CLI chat files "
+                "(default: $CLAUDE_CONFIG_DIR/projects or ~/.claude/projects).")
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help="transcript files or directories (searched for *.jsonl)")
     p.add_argument("--by", choices=GROUPINGS, default="session",

@@ -22,7 +22,8 @@ What the "model" does is chosen by the newest user text in ``contents`` that hol
 ``steps <step> ;; <step> ...`` one step (``write ...`` / ``shell ...`` / ``text ...``) per model
                                turn, whatever the tool results were (a denied step is passed).
 
-Without a scenario the answer is ``OK.``. Every request is logged in :attr:`FakeGemini.calls`.
+Without a scenario the answer is ``OK.``. Every request is logged in :attr:`FakeGemini.calls`;
+every answer carries a ``usageMetadata`` (:func:`usage_for`), logged in :attr:`FakeGemini.sent`.
 """
 from __future__ import annotations
 
@@ -114,16 +115,50 @@ def _wait_of(contents: list[dict[str, Any]]) -> float:
     return 0.0
 
 
-def _response(parts: list[dict[str, Any]], model: str, n_in: int) -> dict[str, Any]:
+def usage_for(n_in: int, parts: list[dict[str, Any]]) -> dict[str, int]:
+    """The ``usageMetadata`` of one answer: known numbers a test can add up.
+
+    As the real API counts: ``promptTokenCount`` includes ``cachedContentTokenCount``,
+    ``candidatesTokenCount`` excludes ``thoughtsTokenCount``, the total is their sum.
+    """
     n_out = max(1, sum(len(json.dumps(p)) for p in parts) // 4)
-    return {
-        "candidates": [{"content": {"role": "model", "parts": parts},
-                        "finishReason": "STOP", "index": 0}],
-        "usageMetadata": {"promptTokenCount": n_in, "candidatesTokenCount": n_out,
-                          "totalTokenCount": n_in + n_out},
-        "modelVersion": model,
-        "responseId": "fake-resp",
-    }
+    cached, thoughts = n_in // 4, 3
+    return {"promptTokenCount": n_in, "candidatesTokenCount": n_out,
+            "cachedContentTokenCount": cached, "thoughtsTokenCount": thoughts,
+            "totalTokenCount": n_in + n_out + thoughts}
+
+
+def _response(parts: list[dict[str, Any]], model: str, usage: dict[str, int],
+              finish: bool = True) -> dict[str, Any]:
+    cand: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+    if finish:
+        cand["finishReason"] = "STOP"
+    return {"candidates": [cand], "usageMetadata": usage, "modelVersion": model,
+            "responseId": "fake-resp"}
+
+
+def _stream_chunks(parts: list[dict[str, Any]], model: str,
+                   usage: dict[str, int]) -> list[dict[str, Any]]:
+    """A text answer comes in two chunks, the first with a partial ``usageMetadata`` (the
+    real API repeats usage in every chunk; only the last one is final). A function call
+    comes whole in one chunk."""
+    if len(parts) == 1 and "text" in parts[0] and len(parts[0]["text"]) > 1:
+        text = str(parts[0]["text"])
+        half = len(text) // 2
+        partial = {"promptTokenCount": usage["promptTokenCount"], "candidatesTokenCount": 1,
+                   "totalTokenCount": usage["promptTokenCount"] + 1}
+        return [_response([{"text": text[:half]}], model, partial, finish=False),
+                _response([{"text": text[half:]}], model, usage)]
+    return [_response(parts, model, usage)]
+
+
+@dataclass
+class Sent:
+    """The final ``usageMetadata`` of one answer, as the fake API sent it."""
+
+    model: str
+    verb: str
+    usage: dict[str, int]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -168,16 +203,24 @@ class _Handler(BaseHTTPRequestHandler):
             if not body.get("tools") or "json" in str(cfg.get("responseMimeType", "")):
                 text = json.dumps({"reasoning": "scripted", "next_speaker": "user",
                                    "model_choice": "flash"})
-                self._send_json(200, _response([{"text": text}], model, n_in))
+                parts = [{"text": text}]
             else:
-                self._send_json(200, _response(plan(contents), model, n_in))
+                parts = plan(contents)
+            usage = usage_for(n_in, parts)
+            with owner.lock:
+                owner.sent.append(Sent(model, verb, usage))
+            self._send_json(200, _response(parts, model, usage))
             return
         if verb == "streamGenerateContent":
             delay = _wait_of(contents)
             if delay:
                 time.sleep(delay)
-            chunk = _response(plan(contents), model, n_in)
-            data = b"data: " + json.dumps(chunk).encode() + b"\r\n\r\n"
+            parts = plan(contents)
+            usage = usage_for(n_in, parts)
+            with owner.lock:
+                owner.sent.append(Sent(model, verb, usage))
+            data = b"".join(b"data: " + json.dumps(c).encode() + b"\r\n\r\n"
+                            for c in _stream_chunks(parts, model, usage))
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Content-Length", str(len(data)))
@@ -198,6 +241,7 @@ class FakeGemini:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.calls: list[Call] = []
+        self.sent: list[Sent] = []  # one per answer, what the CLI should account
         self.lock = threading.Lock()
         self._srv = _Server((host, port), _Handler)
         self._srv.owner = self
@@ -206,7 +250,7 @@ class FakeGemini:
     @property
     def base_url(self) -> str:
         host, port = self._srv.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def env(self) -> dict[str, str]:
         """What a ``gemini`` process needs in its environment to talk to this server."""
