@@ -244,7 +244,13 @@ def test_a_reviewer_that_writes_is_denied_and_a_malformed_verdict_is_asked_again
     assert [(d["payload"]["verdict"]["action"], d["payload"]["tool"]) for d in decided] == [
         ("deny", "Write")]
     assert "read-only" in decided[0]["payload"]["verdict"]["reason"]
-    assert (Path(review["worktree"]) / "src" / "app.py").read_text() == "VALUE = 42\n"
+    # Released at ready, the reviewer's session ends; the denied write left its worktree
+    # untouched, so the worktree and its branch go with it (a touched one would be kept).
+    removed = wait_for(lambda: server.get("events?session=cc-ro-rev1-1&event=SessionRemoved")["events"],
+                       what="the reviewer's session removed")
+    assert removed[-1]["payload"]["worktree_removed"] is True, removed[-1]["payload"]
+    assert not Path(review["worktree"]).exists()
+    assert show(repo, "hive/cc-ro-impl", "src/app.py") == "VALUE = 42\n"
     assert created(server, "cc-ro-rev1-1") == 1  # asked again in the same session
 
 
