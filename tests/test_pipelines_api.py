@@ -413,3 +413,36 @@ def test_a_check_failing_after_the_tests_stage_goes_back_to_the_tester(server: H
         "pipeline tb: tests (task tb-test3-1, round 2)",
         "pipeline tb: tests (task tb-test3-1, round 1)",
         "pipeline tb: implement (task tb-impl, round 1)"]
+
+
+def test_two_pipelines_whose_branches_conflict_the_queue_orders_them_and_loses_nothing(
+        server: HiveServer, repo: Path) -> None:
+    # Both change src/app.py (so the second pipeline's implementer waits for the first one's
+    # scope), both pass review; the queue merges the first after approval and stops the second
+    # on the real conflict, with both branches' commits intact.
+    for pid, value in (("cfa", 1), ("cfb", 2)):
+        script(server, f"{pid}-impl", [f"@write src/app.py VALUE = {value}"])
+        script(server, f"{pid}-rev1-1", [APPROVE])
+        add(server, pid, repo, stages=["implement", "review"], checks=None)
+    for pid in ("cfa", "cfb"):
+        assert until(server, pid, "ready", "needs_you")["state"]["name"] == "ready"
+    items = wait_for(lambda: (lambda ms: ms if len(ms) == 2 else None)(
+        [m for m in server.get("merges")["merges"] if m["source"] in ("pipeline:cfa", "pipeline:cfb")]),
+        what="both ready branches in the merge queue")
+    by = {m["source"].split(":")[1]: m for m in items}
+    first, second = sorted(by.values(), key=lambda m: m["position"] or 99)
+    assert first["id"] == by["cfa"]["id"], items  # offered first, merges first
+    second = wait_for(lambda: (lambda m: m if m["predicted"] else None)(server.get(f"merges/{second['id']}")),
+                      what="the conflict predicted for the second branch")
+    assert "src/app.py" in json.dumps(second["predicted"]) and f"#{first['id']}" in second["order_reason"]
+    wait_for(lambda: server.get(f"merges/{first['id']}")["state"] == "awaiting_approval",
+             what="the first branch awaiting approval")
+    assert server.request("POST", f"merges/{first['id']}/approve", {})[0] == 200
+    wait_for(lambda: server.get(f"merges/{first['id']}")["state"] == "merged", what="first merged")
+    stopped = wait_for(lambda: (lambda m: m if m["state"] == "needs_you" else None)(
+        server.get(f"merges/{second['id']}")), what="the second stopped on its conflict")
+    assert stopped["conflicts"] == ["src/app.py"], stopped
+    assert show(repo, "main", "src/app.py").strip() == "VALUE = 1"
+    assert show(repo, "hive/cfa-impl", "src/app.py").strip() == "VALUE = 1"
+    assert show(repo, "hive/cfb-impl", "src/app.py").strip() == "VALUE = 2"  # nothing lost
+    assert git(repo, "status", "--porcelain").strip() == ""  # the user's checkout untouched
