@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import asyncio
 import pytest
 
 from hive_lab.client import HiveAPIError
@@ -393,3 +394,24 @@ def test_dashboard_cli_finds_or_writes_the_notebook_and_never_overwrites(tmp_pat
     assert dashcli.notebook_path(tmp_path, "/x/My Room.ipynb") == "x/My Room.ipynb"
     assert dashcli.dashboard_url("http://h:1/base/", "t&k", "x/My Room.ipynb") == \
         "http://h:1/base/voila/render/x/My%20Room.ipynb?token=t%26k"
+
+
+def test_the_state_timeline_is_redrawn_at_most_every_few_seconds_whatever_the_event_rate(
+        monkeypatch: Any) -> None:
+    # Redrawn whole on every round, 50 agents at 20 events/s made the room 2.3 s late
+    # (benchmarks/bench_room.py); state changes within TIMELINE_SECONDS join one redraw.
+    monkeypatch.setattr(money, "TIMELINE_SECONDS", 0.5, raising=False)
+
+    async def scenario() -> tuple[int, int]:
+        live = Live()
+        view = money.MoneyView(live, seed=False)
+        first = view.timeline_redraws  # the drawing at construction
+        for i in range(30):
+            live.data.sessions = [{"name": "a", "state": {"name": ("idle", "working")[i % 2]}}]
+            live.emit({"sessions"})
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.8)
+        return first, view.timeline_redraws
+
+    first, after = asyncio.run(scenario())
+    assert first == 1 and after == 2, (first, after)  # 30 changes, one redraw
