@@ -256,9 +256,15 @@ def _verb(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    entry_point = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["usage"]:
-        return cmd_usage(argparse.Namespace(), argv[1:])
+        status = cmd_usage(argparse.Namespace(), argv[1:])
+        if entry_point:  # the process is ours alone: skip the teardown of a big report
+            from .usage import report as usage_cli
+
+            usage_cli.finish(status)
+        return status
     command: list[str] = []
     if "--" in argv:  # everything after '--' is the agent's argv, untouched
         cut = argv.index("--")

@@ -909,6 +909,53 @@ def test_cli_writes_utf8_json_of_the_report(tmp_path: Path) -> None:
         json.loads(json.dumps(usage_cli.usage_report(load_usage(path), "session")))
 
 
+def test_the_command_ends_without_teardown_but_with_every_byte(tmp_path: Path) -> None:
+    """``hive-lab usage`` leaves by ``os._exit`` (no teardown of a big tally): what it wrote
+    is flushed first, for the console script and ``-m`` alike, JSON and table."""
+    from hive_lab.usage.jsonout import dumps_indented
+    from hive_lab.usage.parse import tally_usage
+
+    root = mixed_corpus(tmp_path / "corpus")
+    line = sample_lines()[7]
+    write(root / "many" / "s.jsonl", [edit(line, sessionId=f"s-{i}", message__id=f"m-{i}")
+                                       for i in range(1500)])
+    tally = tally_usage(root)
+    want_json = dumps_indented(usage_cli.usage_report(tally, "session")) + b"\n"
+    want_table = (usage_cli.render_table(usage_cli.usage_report(tally, "day"), "day")
+                  + "\n").encode()
+    assert len(want_json) > 256 * 1024  # more than any pipe or stdio buffer holds
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as usual
+    env["PYTHONPATH"] = str(ROOT)
+    script = Path(sys.executable).with_name("hive-lab")
+    for prefix in ([str(script)], [sys.executable, "-m", "hive_lab.usage.report"]):
+        argv = prefix + (["usage"] if prefix[0] == str(script) else [])
+        got = subprocess.run(argv + ["--json", str(root)], capture_output=True, env=env,
+                             timeout=120)
+        assert got.returncode == 0 and got.stdout == want_json, (argv, got.stderr[-500:])
+        table = subprocess.run(argv + ["--by", "day", str(root)], capture_output=True, env=env,
+                               timeout=120)
+        assert table.returncode == 0 and table.stdout == want_table, table.stderr[-500:]
+    head = subprocess.run(f"{script} usage --json {root} | head -c 10", shell=True,
+                          capture_output=True, env=env, timeout=120)
+    assert head.returncode == 0 and head.stdout == want_json[:10] and b"Traceback" not in head.stderr
+
+
+def test_report_times_from_integers_equal_iso() -> None:
+    """The report's integer formatter spells every time as :func:`_iso` does (edges of the
+    four-digit years, before the epoch, odd years through the fallback)."""
+    from hive_lab.usage.parse import _EPOCH, _iso
+    from hive_lab.usage.tallyagg import _FOUR_DIGIT_YEARS, _time
+
+    lo, hi = _FOUR_DIGIT_YEARS
+    first, last = -62_135_596_800_000_000, 253_402_300_799_999_999  # 0001-01-01 .. 9999-12-31
+    rng = random.Random(9)
+    times = [0, -1, 1, 999, 1000, -1000, lo - 1, lo, lo + 1, hi - 1, first, last,
+             1_764_633_600_123_456] + [rng.randint(first, last) for _ in range(20_000)]
+    for t in times:
+        assert _time(t) == _iso(_EPOCH + timedelta(microseconds=t)), t
+    assert _time(None) is None
+
+
 # --------------------------------------------------------------------------------------------
 # The real Claude Code CLI (e2e setup of tests/claude_support): our numbers == its own
 # --------------------------------------------------------------------------------------------

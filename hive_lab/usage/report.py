@@ -166,7 +166,7 @@ def report_parts(rows: Iterable[UsageRow] | UsageTally, by: GroupBy = "session",
         raise CliError(f"unknown grouping {by!r}")
     breakdown = by == "session"
     if isinstance(rows, UsageTally) and by != "block":
-        groups, grand, _ = aggregate_tally(rows, by, breakdown)
+        groups, grand, _ = aggregate_tally(rows, by, breakdown, brief=True)
     else:
         if isinstance(rows, UsageTally):
             rows = rows.rows()
@@ -378,5 +378,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def finish(status: int) -> NoReturn:
+    """End the process with ``status`` and without the interpreter's teardown, which frees
+    the tally's objects one by one (30-50 ms of a 0.35 s report). Only for the process's own
+    entry point: output is flushed first, and the CLI leaves nothing else pending."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`... | head`): nothing more to say
+            pass
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    finish(main(sys.argv[1:]))
