@@ -62,6 +62,7 @@ FILE_HOOKS = ("PreToolUse", "BeforeTool")
 HOLD_REASON = "hold:"  # a pipeline stage's task waits for its pipeline (state blocked)
 DEGRADED_GAP = 60.0  # unguarded hooks closer than this join one interval
 MAX_GUARDED = 50  # guard decisions kept on a task (the newest; the count goes on)
+GUARD_RECORD_DELAY = 0.02  # seconds: after the hook's reply, the task notes what was decided
 
 
 @dataclass
@@ -116,6 +117,7 @@ class Orchestrator:
         # Guard answers waiting for their hook event to be stored: (session, tool_use_id) ->
         # what the task will show. The decider only notes; the task is written off the hot path.
         self._guarded: dict[tuple[str, str], dict[str, Any]] = {}
+        self._guard_backlog: list[Event] = []
         deciders.register(self._guard)
         signals.stored.connect(self._on_event)
         signals.stored.connect(self.recovery.on_event)
@@ -793,7 +795,29 @@ class Orchestrator:
         elif event.agent != ev.HIVE_AGENT and event.event == SCOPE_REQUEST_HOOK:
             self._scope_request(event)
         elif event.agent != ev.HIVE_AGENT and event.event in FILE_HOOKS and self._guarded:
+            self._defer_guarded(event)
+
+    def _defer_guarded(self, event: Event) -> None:
+        """Write what the guard answered onto the task after the hook has its answer: the
+        stored signal fires before the HTTP reply, and a task save plus its TaskChanged on that
+        path doubled the round trip of a deny (bench_hook.py --real-server)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
             self._record_guarded(event)
+            return
+        self._guard_backlog.append(event)
+        if len(self._guard_backlog) == 1:
+            loop.call_later(GUARD_RECORD_DELAY, self._flush_guarded)
+
+    def _flush_guarded(self) -> None:
+        backlog, self._guard_backlog = self._guard_backlog, []
+        for event in backlog:
+            try:
+                self._record_guarded(event)
+            except HiveError as exc:  # the store went away meanwhile: the hook event is kept
+                log.warning("could not note the guard's answer on %s: %s", event.session,
+                            exc.detail)
 
     def _audit(self, session_name: str) -> None:
         """The backstop no spelling defeats: every changed file checked against the scope."""
