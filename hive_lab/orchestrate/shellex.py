@@ -16,12 +16,16 @@ import re
 from dataclasses import dataclass, field
 
 MAX_NEST = 8
+MAX_TOKENS = 5000  # words and operators of one command line (here-document bodies not counted)
 # longest first: the lexer takes the longest operator that matches
 _OPS = ("&>>", ";;&", "<<<", "<<-", "&&", "||", "|&", ";;", ";&", ">>", ">|", ">&", "<<", "<&",
         "<>", "&>", ";", "&", "|", "<", ">", "(", ")", "\n")
 _OP_START = frozenset(op[0] for op in _OPS)
+_OPS_AT = {c: tuple(o for o in _OPS if o[0] == c) for c in _OP_START}  # longest first
 _BLANK = " \t\r"
 _FD_PREFIX = re.compile(r"\d+|\{[A-Za-z_][A-Za-z0-9_]*\}")
+_PLAIN = re.compile(r"[^ \t\r\n\\'\"`$<>|&;()]+")  # a run of ordinary word characters
+_DQ_PLAIN = re.compile(r"[^\\`$\"]+")  # ... and inside double quotes
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ class _Lexer:
             self.want_delim = None
         is_brace = not self.quoted and text in ("{", "}")
         self.out.tokens.append(Tok(text, op=is_brace))
+        if len(self.out.tokens) > MAX_TOKENS:
+            raise ValueError(f"more than {MAX_TOKENS} words and operators")
         self.word, self.in_word, self.quoted = [], False, False
 
     def _add(self, text: str, quoted: bool = False) -> None:
@@ -112,7 +118,7 @@ class _Lexer:
                         "".join(self.word)):
                     self.word, self.in_word = [], False  # "2>": the fd number, not a word
                 self._finish()
-                op = next(o for o in _OPS if s.startswith(o, i))
+                op = next(o for o in _OPS_AT[c] if s.startswith(o, i))
                 i += len(op)
                 if stop_at_paren:
                     if op == "(":
@@ -122,13 +128,17 @@ class _Lexer:
                             return i - 1
                         depth -= 1
                 self.out.tokens.append(Tok(op, op=True))
+                if len(self.out.tokens) > MAX_TOKENS:
+                    raise ValueError(f"more than {MAX_TOKENS} words and operators")
                 if op in ("<<", "<<-"):
                     self.want_delim = op == "<<-"
                 elif op == "\n" and self.heredocs:
                     i = self._bodies(i)
             else:
-                self._add(c)
-                i += 1
+                m = _PLAIN.match(s, i)
+                end = m.end() if m else i + 1
+                self._add(s[i:end])
+                i = end
         if stop_at_paren:
             raise ValueError("a $( or ( is not closed")
         self._finish()
@@ -165,8 +175,10 @@ class _Lexer:
                 raw, i = self._brace(i)
                 buf.append(raw)
             else:
-                buf.append(c)
-                i += 1
+                m = _DQ_PLAIN.match(s, i)
+                end = m.end() if m else i + 1
+                buf.append(s[i:end])
+                i = end
         if closing is not None:
             raise ValueError("a double quote is not closed")
         self._add("".join(buf), quoted=True)

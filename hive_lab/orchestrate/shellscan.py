@@ -15,6 +15,8 @@ from . import shellex
 WRITE, UNKNOWN, DESTRUCTIVE, FORCE_PUSH = "write", "unknown", "destructive", "force_push"
 MAX_DEPTH = 3
 MAX_COMMAND = 100_000
+MAX_SUBSTITUTIONS = 64  # per level: more is no hand-written command, and each is re-read
+MAX_FINDINGS = 200
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ def scan(command: str, cwd: str | None, home: str | None = None, depth: int = 0)
     except ValueError as exc:
         return [Finding(UNKNOWN, f"a command the guard cannot read ({exc})")]
     findings: list[Finding] = []
+    if len(lexed.substitutions) > MAX_SUBSTITUTIONS:
+        return [Finding(UNKNOWN, f"more than {MAX_SUBSTITUTIONS} command substitutions")]
     for inner in lexed.substitutions:
         if depth + 1 >= MAX_DEPTH:
             findings.append(Finding(UNKNOWN, "command substitutions nested too deep to read"))
@@ -82,6 +86,8 @@ def scan(command: str, cwd: str | None, home: str | None = None, depth: int = 0)
             current = []
         else:
             current.append(tok)
+    if len(findings) > MAX_FINDINGS:  # each is resolved on the hook's hot path: a person decides
+        return [*findings[:MAX_FINDINGS], Finding(UNKNOWN, f"more than {MAX_FINDINGS} writes")]
     return findings
 
 

@@ -121,6 +121,10 @@ HOSTILE = [
     "echo " + "a" * 200_000,
     "$(" * 60 + "ls" + ")" * 60,
     "echo " + "$(echo " * 5 + "x > docs/y" + ")" * 5,
+    "(" * 90_000,  # bounded work on the hook's hot path: too many words is "ask"
+    "ls " * 30_000,
+    "echo $(true) " * 100,  # more command substitutions than anyone writes by hand
+    "touch src/a; " * 300,  # more writes than the guard checks one by one
 
 ]
 
