@@ -467,6 +467,15 @@ def test_the_scope_request_endpoint_takes_only_the_sessions_secret(
     assert post(None, raw=b"\xff")[0] == 400
     assert client.scope_requests(task="rs-auth") == []
     assert client.task("rs-auth")["state"]["name"] == "running"
+    # an agent asking in a loop: ten pending requests at most, the eleventh is told to wait
+    for n in range(10):
+        status, body = post({**ok, "glob": f"docs/{n}.md"})
+        assert status == 201 and body["request"]["glob"] == f"docs/{n}.md", body
+    status, body = post({**ok, "glob": "docs/10.md"})
+    assert (status, body["error"]) == (409, "conflict")
+    assert "10 scope requests pending already" in body["detail"]
+    assert len(client.scope_requests(task="rs-auth", state="pending")) == 10
+    assert client.task("rs-auth")["state"]["name"] == "blocked"
     client.cancel_task("rs-auth")
     client.cancel_task("rs-other")
 

@@ -62,6 +62,7 @@ FILE_HOOKS = ("PreToolUse", "BeforeTool")
 HOLD_REASON = "hold:"  # a pipeline stage's task waits for its pipeline (state blocked)
 DEGRADED_GAP = 60.0  # unguarded hooks closer than this join one interval
 MAX_GUARDED = 50  # guard decisions kept on a task (the newest; the count goes on)
+MAX_PENDING_REQUESTS = 10  # per task: an agent asking in a loop does not flood the person
 GUARD_RECORD_DELAY = 0.02  # seconds: after the hook's reply, the task notes what was decided
 
 
@@ -877,10 +878,14 @@ class Orchestrator:
         current = taskstore.get_task(self.conn, task.id, with_attempts=False)
         if pattern in current.scope:
             raise Conflict(f"{pattern} is already in the scope of task {task.id}: go ahead")
-        for r in taskstore.list_scope_requests(self.conn, task.id, "pending"):
+        pending = taskstore.list_scope_requests(self.conn, task.id, "pending")
+        for r in pending:
             if r.glob == pattern:
                 raise Conflict(f"request {r.id} for {pattern} is already pending: wait for a "
                                "person to decide")
+        if len(pending) >= MAX_PENDING_REQUESTS:
+            raise Conflict(f"task {task.id} has {len(pending)} scope requests pending already: "
+                           "wait for a person to decide them")
         now = time.time()
         request = taskstore.add_scope_request(self.conn, task.id, pattern, why.strip(),
                                               session_name, now)
