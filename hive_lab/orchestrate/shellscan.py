@@ -111,9 +111,16 @@ def _simple(words: list[shellex.Tok], state: dict[str, str | None], home: str | 
     found: list[Finding] = []
     args: list[str] = []
     i = 0
+    in_test = False  # inside [[ ... ]], < and > compare strings
     while i < len(words):
         tok = words[i]
         w = tok.text
+        if not tok.op and w in ("[[", "]]"):
+            in_test = w == "[[" and not args
+        elif in_test and tok.op and w in ("<", ">"):
+            args.append(w)
+            i += 1
+            continue
         nxt = words[i + 1] if i + 1 < len(words) else None
         target = nxt.text if nxt is not None and not nxt.op else ""
         if tok.op and (w in _REDIRECT_OUT or w == ">&"):

@@ -109,6 +109,9 @@ WRITES = [
     ("echo 'git reset --hard'", ALLOW),
     ("true && git reset --hard", DENY),
     ("echo x \\", ALLOW),  # a trailing backslash is a literal one
+    ("[[ $a > $b ]] && echo yes", ALLOW),  # a string comparison
+    ("[[ -n x ]] > docs/y", ASK),  # ... but a redirection after the ]]
+    ("(( a > b ))", ASK),  # known: arithmetic (( )) reads as a redirection (asks, never allows)
 ]
 
 HOSTILE = [
