@@ -816,9 +816,9 @@ class Orchestrator:
         for event in backlog:
             try:
                 self._record_guarded(event)
-            except HiveError as exc:  # the store went away meanwhile: the hook event is kept
+            except Exception as exc:  # the store went away or closed meanwhile: the hook
                 log.warning("could not note the guard's answer on %s: %s", event.session,
-                            exc.detail)
+                            exc)  # event and its HookDecided are stored all the same
 
     def _audit(self, session_name: str) -> None:
         """The backstop no spelling defeats: every changed file checked against the scope."""
