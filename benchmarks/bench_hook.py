@@ -17,10 +17,12 @@ end to end with the server's answer. Cases run round-robin so machine noise hits
 - a deny decision (PreToolUse ``permissionDecision: deny`` as JSON on stdout, stdout piped and
   checked) from the stub, through the C and the Python client;
 - ``--real-server``: also start a real Jupyter server with Hive Lab (tests/support/server.py),
-  spawn a session with Claude-style hooks and run the PreToolUse command exactly as the server
-  installed it (``sh -c '<command>'``, i.e. the C client) and the previous install (the .pyc),
-  answered by that server (today: allow; it has no deny path yet); every event is checked to
-  be stored;
+  add a task with scope ``src/**`` on a profile with Claude-style hooks, and run its session's
+  PreToolUse command exactly as the server installed it (``sh -c '<command>'``, i.e. the C
+  client) with payloads the scope guard decides: Write inside the scope (allow), Write outside
+  (deny, with the reason), a Bash write outside (ask), a Read (no decision); plus the deny
+  through the previous install (the .pyc). Each answer is checked (decision and reason) and
+  then compared byte for byte on every run; every event is checked to be stored;
 - a shell + curl client (hot path only: no spool, no decision parsing), to see whether a shell
   script could beat Python.
 
@@ -301,20 +303,35 @@ def _server_for(
             yield state.url, state
 
 
+# The guarded cases: a real task (scope src/**) whose session's PreToolUse hook is run as
+# installed, with payloads the guard must decide: (case, tool, input, expected decision).
+GUARDED_SCOPE = ["src/**"]
+GUARDED = [
+    ("Write inside the scope -> allow", "Write", {"file_path": "src/bench.py", "content": "X = 1\n"},
+     "allow"),
+    ("Write outside -> deny with the reason", "Write", {"file_path": "docs/bench.md", "content": "x\n"},
+     "deny"),
+    ("Bash write outside -> ask", "Bash", {"command": "echo x > docs/bench.md", "description": "w"},
+     "ask"),
+    ("Read -> no decision", "Read", {"file_path": "docs/index.md"}, None),
+]
+
+
 @dataclass
 class RealServer:
-    """A real Jupyter server with Hive Lab and one hooked session, for the guarded case."""
+    """A real Jupyter server with Hive Lab running one task with a scope, so the guard decides."""
 
     server: Any
     session: str
-    cwd: Path
+    cwd: Path  # the task's worktree, where the hooks are installed
+    agent_session_id: str | None = None
     cases_made: list[Case] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
         """What a hook inherits from the agent spawned in tmux (the variables that matter)."""
         return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.server.base),
                 "HIVE_LAB_DIR": str(self.server.data_dir), "HIVE_LAB_SESSION": self.session,
-                "HIVE_LAB_AGENT": "hooked", "CLAUDE_PROJECT_DIR": str(self.cwd)}
+                "HIVE_LAB_AGENT": "bench", "CLAUDE_PROJECT_DIR": str(self.cwd)}
 
     def installed_command(self) -> str:
         settings = json.loads((self.cwd / ".claude" / "settings.local.json").read_text())
@@ -324,38 +341,77 @@ class RealServer:
                     return entry["command"]
         raise SystemExit("no Hive Lab PreToolUse hook installed")
 
-    def cases(self, work: Path, payload: bytes) -> list[Case]:
+    def payload(self, sample: bytes, tool: str, tool_input: dict[str, Any]) -> bytes:
+        data = json.loads(sample)
+        data.update(cwd=str(self.cwd), tool_name=tool, tool_input=tool_input)
+        if self.agent_session_id:
+            data["session_id"] = self.agent_session_id
+        return json.dumps(data).encode() + b"\n"
+
+    def cases(self, work: Path, sample: bytes) -> list[Case]:
+        """The four guarded decisions through the client as installed (C, ``sh -c``), and the
+        deny through the Python client as installed before (.pyc): each answer is checked
+        once here (the decision and its reason) and then byte for byte on every run."""
         command = self.installed_command()
         pyc = self.server.data_dir / "bin" / installers.COMPILED_NAME
-        before = installers.hook_command("hooked", script=pyc)  # what was installed until now
-        self.cases_made = [
-            Case("guarded: PreToolUse command as installed (C, sh -c), real server", ["/bin/sh", "-c", command],
-                 self.env(), payload),
-            Case("PreToolUse command as installed before (.pyc, sh -c), real server", ["/bin/sh", "-c", before],
-                 self.env(), payload),
-        ]
+        before = installers.hook_command("bench", script=pyc)  # the Python client's command
+        made = [(f"guarded: {name} (C, sh -c), real server", command, tool, inp, want)
+                for name, tool, inp, want in GUARDED]
+        name, tool, inp, want = GUARDED[1]
+        made.append((f"guarded: {name} (.pyc as installed before, sh -c), real server", before,
+                     tool, inp, want))
+        self.cases_made = []
+        for label, cmd, tool, inp, want in made:
+            case = Case(label, ["/bin/sh", "-c", cmd], self.env(), self.payload(sample, tool, inp))
+            proc = subprocess.run(case.argv, input=case.stdin, env=case.env, capture_output=True)
+            got = json.loads(proc.stdout)["hookSpecificOutput"] if proc.stdout.strip() else None
+            decision = got and got.get("permissionDecision")
+            if proc.returncode != 0 or decision != want:
+                raise SystemExit(f"{label}: the guard answered {decision!r} ({proc.stdout!r}, "
+                                 f"exit {proc.returncode}), expected {want!r}")
+            if want == "deny" and not ("docs/bench.md" in got["permissionDecisionReason"]
+                                       and "request-scope" in got["permissionDecisionReason"]):
+                raise SystemExit(f"{label}: the deny does not say why: {got!r}")
+            case.expect_stdout = proc.stdout
+            self.cases_made.append(case)
         return self.cases_made
 
     def stored(self) -> int:
         return sum(1 for e in self.server.client().all_events(session=self.session) if e["agent"] != "hive")
 
+    def task_state(self) -> str:
+        return str(self.server.get(f"tasks/{self.session}")["state"]["name"])
+
 
 @contextmanager
 def real_server() -> Iterator[RealServer]:
+    """A task with scope src/** on a profile with Claude Code hooks; the agent (the scripted
+    stand-in, holding at ``@await``) does nothing itself, and a check that sleeps keeps the
+    task active (checking) should its turn be seen to end while we measure."""
     sys.path.insert(0, str(ROOT / "tests"))
+    from support import make_repo, wait_for
     from support.server import HiveServer
 
+    agent = str(ROOT / "tests" / "support" / "scripted_agent.py")
+    profiles = {"bench": {"command": [sys.executable, "-u", agent], "hooks": "claude",
+                          "capabilities": ["bench"]}}
     with tempfile.TemporaryDirectory(prefix="bench-hook-real-") as tmp:
-        srv = HiveServer(Path(tmp)).start()
+        srv = HiveServer(Path(tmp), extra_config={"profiles": profiles, "task_interval": 0.3}).start()
         try:
             name = "guarded-1"
-            cwd = srv.root / name
-            cwd.mkdir()
-            status, body = srv.request("POST", "sessions", {"name": name, "agent": "hooked",
-                                                            "command": ["cat"], "cwd": str(cwd)})
+            repo = make_repo(srv.root / "repo", {"src/app.py": "A = 1\n", "docs/index.md": "# d\n"})
+            status, body = srv.request("POST", "tasks", {
+                "id": name, "repo": str(repo), "agent": "bench", "scope": GUARDED_SCOPE,
+                "prompt": "@await never", "check": ["sleep", "3600"]})
             if status != 201:
-                raise SystemExit(f"could not spawn the session: {status} {body}")
-            yield RealServer(srv, name, cwd)
+                raise SystemExit(f"could not add the task: {status} {body}")
+            task = wait_for(lambda: (t := srv.get(f"tasks/{name}"))["worktree"]
+                            and t["state"]["name"] in ("running", "checking") and t,
+                            timeout=60, what="the task running in its worktree")
+            cwd = Path(task["worktree"])
+            wait_for(lambda: (cwd / ".claude" / "settings.local.json").exists(), timeout=30,
+                     what="its hooks installed")
+            yield RealServer(srv, name, cwd, (task.get("flags") or {}).get("agent_session_id"))
         finally:
             srv.stop()
             srv.kill_tmux()
@@ -396,13 +452,17 @@ def main(argv: list[str] | None = None) -> None:
         with real_server() as real:
             cases = run_bench(args.runs, args.url, args.secret, args.session, args.data_dir,
                               extra_cases=real.cases)
-            expected = (args.runs + 10) * len(real.cases_made)
+            expected = (args.runs + 10 + 1) * len(real.cases_made)  # + the checked first call
             stored = real.stored()
+            still = real.task_state()
+            if still not in ("running", "checking", "waiting"):
+                raise SystemExit(f"the task left the active states while measuring: {still}")
             pending = [p.name for p in (real.server.data_dir / "spool").glob("*")
                        if p.name.endswith((".jsonl", ".draining"))]
             if stored != expected or pending:
                 raise SystemExit(f"real server stored {stored}/{expected} events; spool {pending}")
-        target += f"; real server ({expected} events, all stored, nothing spooled)"
+        target += (f"; real server, task {real.session} (scope {', '.join(GUARDED_SCOPE)}, "
+                   f"{still}) deciding ({expected} events, all stored, nothing spooled)")
     else:
         cases = run_bench(args.runs, args.url, args.secret, args.session, args.data_dir)
     print(report(cases, args.runs, target))

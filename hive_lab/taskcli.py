@@ -1,9 +1,9 @@
 """``hive-lab task ...``: tasks, scope requests and out-of-scope changes from the command line.
 
 Every verb but one talks to the server's REST API with the Jupyter token, like the rest of the
-CLI. ``request-scope`` is run by an *agent* inside its session, which has no token: it posts a
-``ScopeRequest`` hook event through the session's hook client instead (the same secret-file
-channel as every other hook), and the server's orchestrator turns it into a scope request.
+CLI. ``request-scope`` is run by an *agent* inside its session, which has no token: it posts to
+the hook channel's ``hooks/scope-request`` with the session's secret instead (the credential
+every hook uses) and prints the server's answer: the request's number, or why it was refused.
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,8 @@ from typing import Any, Callable, Sequence
 
 from . import hook
 from .client import HiveClient
-from .wire import SCOPE_REQUEST_HOOK, SCOPE_REQUEST_STATES, TASK_STATES
+from .wire import (HEADER_AGENT, HEADER_SECRET, HEADER_SESSION, HOOKS_PATH, SCOPE_REQUEST_PATH,
+                   SCOPE_REQUEST_STATES, TASK_STATES)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -245,10 +245,25 @@ def _check_glob(glob: str) -> str:
     return glob
 
 
+class ScopeRequestRefused(ScopeRequestError):
+    """The server answered and said no: its one-line reason."""
+
+
+class ScopeRequestNotSent(ScopeRequestError):
+    """The server did not answer: nothing was recorded (nothing is spooled either)."""
+
+
+EXIT_REFUSED, EXIT_USAGE, EXIT_NOT_SENT = 1, 2, 3
+SEND_TIMEOUT = 10.0
+
+
 def send_scope_request(task: str, glob: str, why: str,
                        env: dict[str, str] | None = None) -> str:
-    """Post a ``ScopeRequest`` hook event for ``task`` from inside its session; return what the
-    agent should read. Raises ScopeRequestError when it cannot be sent."""
+    """Ask the server for ``glob`` on ``task`` from inside its session and return what the agent
+    should read. The session's secret is the credential (no token), as for hooks, but the
+    answer is synchronous: ScopeRequestRefused carries the server's reason, ScopeRequestNotSent
+    says the server is away and nothing was saved (the agent asks again later: a request
+    spooled for later could be refused with no one to tell), ScopeRequestError a local mistake."""
     env = dict(os.environ if env is None else env)
     session, data_dir = env.get(hook.SESSION_ENV), env.get(hook.DIR_ENV)
     agent = env.get(hook.AGENT_ENV, "")
@@ -265,45 +280,54 @@ def send_scope_request(task: str, glob: str, why: str,
     _check_glob(glob)
     if not why.strip():
         raise ScopeRequestError("say why you need it with --why '...': a person reads it")
-    client = Path(data_dir) / "bin" / "hive_lab_hook.pyc"
-    payload = {"hook_event_name": SCOPE_REQUEST_HOOK, "task": task, "glob": glob, "why": why,
-               "session_id": session, "cwd": os.getcwd()}
-    body = json.dumps(payload).encode()
+    again = (f"Nothing was recorded: run `hive-lab task request-scope {task} '{glob}' --why "
+             "'...'` again in a minute, and until then do not write outside your scope.")
     try:
-        hook.read_hooks_url(data_dir)
-        away = False
-    except hook.Undelivered:
-        away = True  # the hook client spools it; the server reads the spool when it is back
-    argv = ["-S", "-E", "-s", str(client), "--agent", agent]
-    proc = _run_hook([sys.executable, *argv], body, env) if client.is_file() else None
-    if proc is None or proc.returncode != 0:
-        # no compiled client, or compiled by another Python (bad magic number): the source
-        # client speaks the same protocol
-        proc = _run_hook([sys.executable, "-S", "-E", "-s", hook.__file__, "--agent", agent],
-                         body, env)
-    if proc.returncode != 0:
-        raise ScopeRequestError("the hook client failed: "
-                                + proc.stderr.decode(errors="replace")[-500:])
-    head = f"asked for {glob} on task {task} (why: {why.strip()})."
-    if away:
-        head += (" The Hive Lab server is not answering right now; the request is saved and "
-                 "reaches it when it is back.")
-    return (head + "\nStop now and wait: a person decides, and you will be told here "
-            f"(\"Your scope now includes {glob}\", or that it was refused). Until then, do not "
-            "write outside your current scope.")
-
-
-def _run_hook(argv: list[str], body: bytes,
-              env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(argv, input=body, env=env, capture_output=True, timeout=60)
+        url = hook.read_hooks_url(data_dir).rstrip("/") + SCOPE_REQUEST_PATH[len(HOOKS_PATH):]
+        secret = hook.read_secret(f"{data_dir}/sessions/{session}/secret")
+    except hook.Undelivered as exc:
+        raise ScopeRequestNotSent(f"not sent: the Hive Lab server is not answering ({exc}). "
+                                  + again) from None
+    body = json.dumps({"task": task, "glob": glob, "why": why, "cwd": os.getcwd()}).encode()
+    headers = [(HEADER_SESSION, session), (HEADER_SECRET, secret), (HEADER_AGENT, agent)]
+    try:
+        status, answer = hook.http_post(url, headers, body, time.monotonic() + SEND_TIMEOUT)
+    except hook.Undelivered as exc:
+        raise ScopeRequestNotSent(f"not sent: the Hive Lab server is not answering ({exc}). "
+                                  + again) from None
+    try:
+        data = json.loads(answer.decode("utf-8")) if answer.strip() else {}
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    if 400 <= status < 500:
+        detail = _clean(data.get("detail") or f"HTTP {status}", 500)
+        raise ScopeRequestRefused(f"refused: {detail}")
+    request = data.get("request") if isinstance(data.get("request"), dict) else None
+    if status != 201 or request is None:
+        raise ScopeRequestNotSent(f"the server failed (HTTP {status}); the request may not "
+                                  "be recorded. " + again)
+    rid = request.get("id")
+    return (f"request {rid} sent; wait for a person.\n"
+            f"Asked for {_clean(request.get('glob'))} on task {task} (why: {_clean(why.strip())}). "
+            "Stop now and wait: a person decides, and you will be told here "
+            f"(\"Your scope now includes {_clean(request.get('glob'))}\", or that it was refused). "
+            "Until then, do not write outside your current scope.")
 
 
 def cmd_request_scope(args: argparse.Namespace) -> int:
     try:
         print(send_scope_request(args.task, args.glob, args.why))
+    except ScopeRequestRefused as exc:
+        print(f"hive-lab task request-scope: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except ScopeRequestNotSent as exc:
+        print(f"hive-lab task request-scope: {exc}", file=sys.stderr)
+        return EXIT_NOT_SENT
     except ScopeRequestError as exc:
         print(f"hive-lab task request-scope: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     return 0
 
 
@@ -395,9 +419,12 @@ def add_parser(sub: Any) -> None:
              "(for agents, inside their session) ask for more scope; needs no token",
              json_flag=False, epilog=(
                  "Run by an agent in its Hive Lab session: it reads HIVE_LAB_DIR, "
-                 "HIVE_LAB_SESSION and HIVE_LAB_AGENT and posts a ScopeRequest through the "
-                 "session's hook client. The task is blocked until a person decides; the "
-                 "agent is then told in its terminal."))
+                 "HIVE_LAB_SESSION and HIVE_LAB_AGENT and sends the request with the "
+                 "session's hook secret (no token). Exit 0: request N sent, the task is "
+                 "blocked until a person decides and the agent is then told in its terminal; "
+                 "1: the server refused it (its reason on stderr); 2: a mistake caught "
+                 "before sending; 3: not sent (the server is away; nothing is saved, ask "
+                 "again later)."))
     q.add_argument("task", help="your task id (the name of your session)")
     q.add_argument("glob", help="the files you need, relative to the repo root, e.g. 'docs/**'")
     q.add_argument("--why", required=True, help="why you need them: a person reads this")

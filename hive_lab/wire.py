@@ -18,6 +18,8 @@ NAME_RULE = "1-64 characters from A-Z a-z 0-9 _ - (not starting with -)"
 # -- paths ---------------------------------------------------------------------------------------
 API_PREFIX = "hive_lab/api"  # under the Jupyter base_url
 HOOKS_PATH = "hooks"
+# an agent's scope request, on the hook channel's credential, answered synchronously
+SCOPE_REQUEST_PATH = HOOKS_PATH + "/scope-request"
 STREAM_PATH = "events/stream"
 AUTH_RESOURCE = "hive_lab"  # the Jupyter authorizer's resource name
 

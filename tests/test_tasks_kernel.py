@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -232,18 +233,25 @@ def test_request_scope_outside_a_session_fails_clearly(tmp_path: Path) -> None:
     assert not (tmp_path / "spool").exists()  # nothing was sent
 
 
-def test_request_scope_with_the_server_away_is_spooled_and_says_so(tmp_path: Path) -> None:
+@pytest.mark.parametrize("server_json", [None, {"hooks_url": "http://127.0.0.1:9/x", "pid": 0},
+                                         {"hooks_url": "http://127.0.0.1:9/x", "pid": 2 ** 22 + 7}])
+def test_request_scope_with_the_server_away_says_not_sent_and_saves_nothing(
+        tmp_path: Path, server_json: dict | None) -> None:
+    """No server, a refused port, a stale server.json: exit 3, "not sent", no spool line (a
+    request spooled for later could be refused with no one to tell the agent)."""
     (tmp_path / "sessions" / "t1").mkdir(parents=True)
     (tmp_path / "sessions" / "t1" / "secret").write_text("s3cret")
+    if server_json is not None:
+        (tmp_path / "server.json").write_text(json.dumps(server_json))
     env = {**os.environ, "HIVE_LAB_SESSION": "t1", "HIVE_LAB_DIR": str(tmp_path),
-           "HIVE_LAB_AGENT": "scripted"}
-    text = taskcli.send_scope_request("t1", "docs/**", "the docs need it", env=env)
-    assert "not answering" in text and "Stop now and wait" in text
-    line = json.loads((tmp_path / "spool" / "session-t1.jsonl").read_text())
-    assert line["session"] == "t1" and line["agent"] == "scripted"
-    body = json.loads(line["body"])
-    assert body == {"hook_event_name": "ScopeRequest", "task": "t1", "glob": "docs/**",
-                    "why": "the docs need it", "session_id": "t1", "cwd": os.getcwd()}
+           "HIVE_LAB_AGENT": "scripted", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([str(BIN / "hive-lab"), "task", "request-scope", "t1", "docs/**",
+                           "--why", "the docs need it"], env=env, capture_output=True, text=True)
+    assert proc.returncode == taskcli.EXIT_NOT_SENT == 3, proc.stderr
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    assert "not sent: the Hive Lab server is not answering" in proc.stderr
+    assert "Nothing was recorded" in proc.stderr and "again" in proc.stderr
+    assert not (tmp_path / "spool").exists()
 
 
 # -- frames --------------------------------------------------------------------------------------
@@ -315,7 +323,8 @@ def test_an_agent_asks_for_scope_and_a_person_approves_it_with_the_cli(
     # the agent read what to do next, in words
     screen = wait_for(lambda: "Stop now and wait" in (s := client.screen("rs-a")) and s,
                       what="request-scope's answer on the agent's screen")
-    assert "ran: 0 asked for docs/** on task rs-a" in screen
+    flat = " ".join(screen.split())
+    assert "ran: 0 request " in flat and " sent; wait for a person. Asked for docs/** on task rs-a" in flat
     # a person lists and approves, through the CLI with the token (a real process)
     base = [str(BIN / "hive-lab"), "--url", server.url, "--token", server.token, "task"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -370,6 +379,105 @@ def test_a_refused_request_is_told_to_the_agent_which_stays_in_scope(
     assert done["state"]["name"] == "done" and done["scope"] == ["src/**"]
     (decided,) = client.scope_requests(task="rs-no")
     assert (decided["state"], decided["note"]) == ("refused", "docs are frozen this week")
+
+
+def test_request_scope_hears_the_servers_answer_from_inside_a_real_session(
+        server: HiveServer, client: HiveClient, repo: Path, tmp_path: Path) -> None:
+    """The agent's own shell runs the command; every refusal is its exit status and reason."""
+    out = tmp_path / "answers.txt"
+    asks = [("src/[", "a malformed glob"), ("src/**", "already mine"), (".git/**", "hooks"),
+            ("docs/**", "the docs must mention it"), ("docs/**", "asking twice")]
+    lines = [f"@run hive-lab task request-scope rs-e2e '{g}' --why '{w}' >> {out} 2>&1; "
+             f"echo \"exit=$?\" >> {out}" for g, w in asks]
+    client.add_task(id="rs-e2e", repo=str(repo), agent="scripted", scope=["src/**"],
+                    prompt="\n".join(lines) + "\n@await was refused\n@write src/e.py E = 1\n"
+                                              "@commit within scope")
+    wait_for(lambda: out.exists() and out.read_text().count("exit=") == len(asks), timeout=60,
+             what="the five answers")
+    text = out.read_text()
+    answers = [a.strip() for a in text.split("exit=")]
+    codes = [int(a.split()[0]) for a in answers[1:]]
+    assert codes == [1, 1, 1, 0, 1], text
+    (request,) = client.scope_requests(task="rs-e2e")
+    rid = request["id"]
+    assert (request["glob"], request["state"], request["why"]) == (
+        "docs/**", "pending", "the docs must mention it")
+    prefix = "hive-lab task request-scope: refused: "
+    assert answers[0].startswith(prefix + "unclosed '[' in pattern segment '['"), text
+    assert answers[1].split("\n", 1)[1].startswith(
+        prefix + "src/** is already in the scope of task rs-e2e"), text
+    assert answers[2].split("\n", 1)[1].startswith(prefix + "requested scope pattern '.git/**'")
+    assert answers[3].split("\n", 1)[1].startswith(f"request {rid} sent; wait for a person."), text
+    assert answers[4].split("\n", 1)[1].startswith(
+        prefix + f"request {rid} for docs/** is already pending"), text
+    assert client.task("rs-e2e")["state"]["name"] == "blocked"
+    refused = client.events(session="rs-e2e", event="ScopeRequested")
+    assert len([e for e in refused if "refused" in e["payload"]]) == 4
+    client.refuse_scope(rid, note="not now")
+    done = wait_for(lambda: (t := client.task("rs-e2e"))["state"]["name"] in ("done", "failed")
+                    and t, timeout=40, what="rs-e2e done")
+    assert done["state"]["name"] == "done" and done["scope"] == ["src/**"]
+
+
+def test_the_scope_request_endpoint_takes_only_the_sessions_secret(
+        server: HiveServer, client: HiveClient, repo: Path) -> None:
+    """Hostile callers of hooks/scope-request: the outcome is a clear JSON error, nothing kept."""
+    from hive_lab import hook
+    from hive_lab.wire import SCOPE_REQUEST_PATH
+
+    client.add_task(id="rs-auth", repo=str(repo), agent="scripted", scope=["src/**"],
+                    prompt="@await never")
+    client.add_task(id="rs-other", repo=str(repo), agent="nobody", scope=["lib/**"],
+                    prompt="x")
+    wait_for(lambda: client.task("rs-auth")["state"]["name"] == "running", timeout=40,
+             what="rs-auth running")
+    secret = (server.data_dir / "sessions" / "rs-auth" / "secret").read_text().strip()
+    hooks_url = json.loads((server.data_dir / "server.json").read_text())["hooks_url"]
+    url = hooks_url.rstrip("/") + SCOPE_REQUEST_PATH.removeprefix("hooks")
+
+    def post(body: object, session: str | None = "rs-auth", key: str | None = secret,
+             raw: bytes | None = None) -> tuple[int, dict]:
+        headers = [(n, v) for n, v in (("X-Hive-Session", session), ("X-Hive-Secret", key))
+                   if v is not None]
+        status, answer = hook.http_post(url, headers, raw if raw is not None else
+                                        json.dumps(body).encode(), time.monotonic() + 10)
+        assert answer, status
+        return status, json.loads(answer)
+
+    ok = {"task": "rs-auth", "glob": "docs/**", "why": "w"}
+    assert post(ok, key=None)[0] == 403
+    assert post(ok, key="wrong")[0] == 403
+    assert post(ok, session=None)[0] == 403
+    status, body = post(ok, session="rs-other")  # no such session, whatever the secret
+    assert status == 403
+    for bad, code, words in [
+            ({**ok, "glob": "../x/**"}, 400, "must not contain '..'"),
+            ({**ok, "glob": "/etc/**"}, 400, "relative to the repository root"),
+            ({**ok, "glob": "docs/\x00"}, 400, "control characters"),
+            ({**ok, "why": "  "}, 400, "say why"),
+            ({**ok, "why": 3}, 400, "say why"),
+            ({**ok, "task": "rs-other"}, 403, "does not work on task rs-other"),
+            ({**ok, "task": "no-such"}, 404, "no-such"),
+            ({**ok, "task": "../x"}, 400, "task"),
+            ([1, 2], 400, "JSON object")]:
+        status, body = post(bad)
+        assert (status, body["error"]) == (code, {400: "bad_request", 403: "forbidden",
+                                                  404: "not_found"}[code]), (bad, body)
+        assert words in body["detail"], (bad, body)
+    assert post(None, raw=b"\xff")[0] == 400
+    assert client.scope_requests(task="rs-auth") == []
+    assert client.task("rs-auth")["state"]["name"] == "running"
+    # an agent asking in a loop: ten pending requests at most, the eleventh is told to wait
+    for n in range(10):
+        status, body = post({**ok, "glob": f"docs/{n}.md"})
+        assert status == 201 and body["request"]["glob"] == f"docs/{n}.md", body
+    status, body = post({**ok, "glob": "docs/10.md"})
+    assert (status, body["error"]) == (409, "conflict")
+    assert "10 scope requests pending already" in body["detail"]
+    assert len(client.scope_requests(task="rs-auth", state="pending")) == 10
+    assert client.task("rs-auth")["state"]["name"] == "blocked"
+    client.cancel_task("rs-auth")
+    client.cancel_task("rs-other")
 
 
 def test_cli_retry_puts_a_failed_task_back(server: HiveServer, client: HiveClient, repo: Path,

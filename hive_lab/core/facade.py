@@ -25,7 +25,7 @@ from .agents import AgentProfile
 from .bus import Broadcaster
 from .datadir import DataDir, atomic_write, write_secret
 from .decisions import Deciders
-from .errors import BadRequest, HiveError
+from .errors import BadRequest, Forbidden, HiveError
 from .feed import FeedItem, event_feed
 from .gitmonitor import GitMonitor
 from .recorder import Recorder
@@ -377,6 +377,17 @@ class Hive(FleetMethods):
             body, headers.get(HEADER_SESSION), headers.get(HEADER_INSTALL),
             headers.get(HEADER_AGENT), headers.get(HEADER_KEY), headers.get(HEADER_FIRED),
             secret=headers.get(HEADER_SECRET))
+
+    def request_scope(self, body: bytes, headers: Mapping[str, str | None]) -> dict[str, Any]:
+        """An agent's scope request, on the hook channel's credential (the session's secret),
+        answered at once: the pending request, or the HiveError that refuses it."""
+        from ..wire import HEADER_SECRET, HEADER_SESSION
+
+        session = headers.get(HEADER_SESSION)
+        if not session:
+            raise Forbidden("a scope request comes from a session: X-Hive-Session is missing")
+        self.sessions.authenticate_hook(session, None, headers.get(HEADER_SECRET))
+        return self.tasks.request_scope(session, ev.parse_payload(body))
 
     # -- tasks (orchestration) ----------------------------------------------------------------
     def add_task(self, body: Any) -> dict[str, Any]:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from dataclasses import dataclass
+
+from . import shellex
 
 WRITE, UNKNOWN, DESTRUCTIVE, FORCE_PUSH = "write", "unknown", "destructive", "force_push"
 MAX_DEPTH = 3
 MAX_COMMAND = 100_000
+MAX_SUBSTITUTIONS = 64  # per level: more is no hand-written command, and each is re-read
+MAX_FINDINGS = 200
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,7 @@ class Finding:
     cwd: str | None = None
 
 
-_SEPARATORS = {";", "&&", "||", "|", "&", "\n", "(", ")", "|&", ";;", "{", "}"}
+_SEPARATORS = {";", "&&", "||", "|", "&", "\n", "(", ")", "|&", ";;", ";&", ";;&", "{", "}"}
 _REDIRECT_OUT = {">", ">>", ">|", "&>", "&>>", "<>"}
 _REDIRECT_IN = {"<", "<<", "<<<", "<&", "<<-"}
 _KEYWORDS = {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "time"}
@@ -36,8 +39,6 @@ _WRAPPERS = {"sudo", "nohup", "command", "exec", "builtin", "nice", "ionice", "s
 _WRAPPER_ARG_OPTS = {"-u", "-g", "-p", "-C", "-D", "-r", "-t", "-U", "-h", "-n", "-c", "-o", "-e"}
 _DEV_OK = re.compile(r"/dev/(null|stdout|stderr|tty|fd/\d+)")
 _ASSIGN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
-_HEREDOC = re.compile(r"<<(-?)\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\2")
-_SUBST = re.compile(r"\$\(([^()]*)\)|`([^`]*)`")
 _ALL_POSITIONAL = {"rm", "rmdir", "touch", "mkdir", "truncate", "unlink", "shred"}
 _ARG_OPTS = {"truncate": {"-s", "--size", "-r", "--reference"}, "mkdir": {"-m", "--mode"},
              "touch": {"-d", "-t", "-r", "--date", "--reference"}, "shred": {"-n", "-s"},
@@ -56,54 +57,37 @@ _PY_WRITE_ANY = re.compile(
     r"shutil\.|unlinkSync|rmSync|renameSync|copyFileSync|\.write\(|File\.write|FileUtils")
 
 
-def strip_heredocs(command: str) -> str:
-    """Drop here-document bodies (their text is data, not commands; it may not even lex)."""
-    out: list[str] = []
-    pending: list[tuple[str, bool]] = []
-    for line in command.split("\n"):
-        if pending:
-            delim, dash = pending[0]
-            if (line.lstrip("\t") if dash else line) == delim:
-                pending.pop(0)
-            continue
-        out.append(line)
-        for m in _HEREDOC.finditer(line):
-            pending.append((m.group(3), m.group(1) == "-"))
-    return "\n".join(out)
-
-
-def tokens(command: str) -> list[str]:
-    lex = shlex.shlex(command, posix=True, punctuation_chars="();<>|&\n")
-    lex.whitespace = " \t\r"
-    lex.whitespace_split = True
-    lex.commenters = ""
-    return list(lex)
-
-
 def scan(command: str, cwd: str | None, home: str | None = None, depth: int = 0) -> list[Finding]:
-    """All findings in ``command`` run from ``cwd`` (None: unknown). Raises ValueError if it
-    does not lex (unbalanced quotes); the guard then asks."""
+    """All findings in ``command`` run from ``cwd`` (None: unknown). Never raises: what it
+    cannot read (unbalanced quotes, a NUL, too long, nested too deep) is an UNKNOWN finding,
+    which the guard answers with "ask"."""
     if len(command) > MAX_COMMAND:
         return [Finding(UNKNOWN, "a command too long to read")]
-    text = re.sub(r"\\\n", "", command)
+    if "\x00" in command:
+        return [Finding(UNKNOWN, "a command with a NUL byte")]
+    try:
+        lexed = shellex.lex(command)
+    except ValueError as exc:
+        return [Finding(UNKNOWN, f"a command the guard cannot read ({exc})")]
     findings: list[Finding] = []
-    if depth < MAX_DEPTH:
-        for m in _SUBST.finditer(text):
-            inner = m.group(1) if m.group(1) is not None else m.group(2)
-            try:
-                findings += scan(inner, cwd, home, depth + 1)
-            except ValueError:
-                findings.append(Finding(UNKNOWN, "a command substitution that does not parse"))
-    toks = tokens(strip_heredocs(text))
+    if len(lexed.substitutions) > MAX_SUBSTITUTIONS:
+        return [Finding(UNKNOWN, f"more than {MAX_SUBSTITUTIONS} command substitutions")]
+    for inner in lexed.substitutions:
+        if depth + 1 >= MAX_DEPTH:
+            findings.append(Finding(UNKNOWN, "command substitutions nested too deep to read"))
+            break
+        findings += scan(inner, cwd, home, depth + 1)
     state = {"cwd": cwd}
-    current: list[str] = []
-    for tok in toks + [";"]:
-        if tok in _SEPARATORS:
+    current: list[shellex.Tok] = []
+    for tok in lexed.tokens + [shellex.Tok(";", op=True)]:
+        if tok.op and tok.text in _SEPARATORS:
             if current:
                 findings += _simple(current, state, home, depth)
             current = []
         else:
             current.append(tok)
+    if len(findings) > MAX_FINDINGS:  # each is resolved on the hook's hot path: a person decides
+        return [*findings[:MAX_FINDINGS], Finding(UNKNOWN, f"more than {MAX_FINDINGS} writes")]
     return findings
 
 
@@ -119,29 +103,39 @@ def _resolve_dir(target: str, cwd: str | None, home: str | None) -> str | None:
     return None if cwd is None else os.path.normpath(os.path.join(cwd, target))
 
 
-def _simple(words: list[str], state: dict[str, str | None], home: str | None,
+def _simple(words: list[shellex.Tok], state: dict[str, str | None], home: str | None,
             depth: int) -> list[Finding]:
-    """One simple command: its redirections, then what the command itself writes."""
+    """One simple command: its redirections, then what the command itself writes. Only an
+    unquoted operator redirects (``echo '>' x`` writes nothing)."""
     cwd = state["cwd"]
     found: list[Finding] = []
     args: list[str] = []
     i = 0
+    in_test = False  # inside [[ ... ]], < and > compare strings
     while i < len(words):
-        w = words[i]
-        if w in _REDIRECT_OUT or w == ">&":
-            target = words[i + 1] if i + 1 < len(words) else ""
-            if args and args[-1].isdigit():
-                args.pop()  # "2>" lexes as "2", ">"
-            if w == ">&" and (target.isdigit() or target == "-"):
-                pass  # fd duplication, not a file
+        tok = words[i]
+        w = tok.text
+        if not tok.op and w in ("[[", "]]"):
+            in_test = w == "[[" and not args
+        elif in_test and tok.op and w in ("<", ">"):
+            args.append(w)
+            i += 1
+            continue
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        target = nxt.text if nxt is not None and not nxt.op else ""
+        if tok.op and (w in _REDIRECT_OUT or w == ">&"):
+            if w == ">&" and (target.isdigit() or target == "-" or re.fullmatch(r"\d+-", target)):
+                pass  # fd duplication (2>&1, >&-), not a file
             elif target and not _DEV_OK.fullmatch(target):
                 found.append(Finding(WRITE, f"redirection {w}", target, cwd))
-            i += 2
+            i += 2 if target else 1
             continue
-        if w in _REDIRECT_IN:
-            if args and args[-1].isdigit():
-                args.pop()
-            i += 2
+        if tok.op and w in _REDIRECT_IN:
+            i += 2 if target else 1
+            continue
+        if tok.op:  # an operator the shell would not take here: the command does not parse
+            found.append(Finding(UNKNOWN, f"an operator {w!r} out of place"))
+            i += 1
             continue
         args.append(w)
         i += 1
@@ -180,13 +174,45 @@ def _simple(words: list[str], state: dict[str, str | None], home: str | None,
         dest = rest[0] if rest else (home or None)
         state["cwd"] = None if dest in (None, "-") else _resolve_dir(dest, cwd, home)
         return found
-    if name in ("bash", "sh", "zsh", "dash", "ksh") and "-c" in rest and depth < MAX_DEPTH:
-        k = rest.index("-c")
-        if k + 1 < len(rest):
-            return found + scan(rest[k + 1], cwd, home, depth + 1)
-    if name == "eval" and rest and depth < MAX_DEPTH:
+    if name in _SHELLS:
+        script = _shell_script(rest)
+        if script is not None:
+            if depth + 1 >= MAX_DEPTH:
+                return found + [Finding(UNKNOWN, f"{name} -c nested too deep to read")]
+            return found + scan(script, cwd, home, depth + 1)
+    if name == "eval" and rest:
+        if depth + 1 >= MAX_DEPTH:
+            return found + [Finding(UNKNOWN, "eval nested too deep to read")]
         return found + scan(" ".join(rest), cwd, home, depth + 1)
     return found + _command(name, rest, cwd, home)
+
+
+_SHELLS = {"bash", "sh", "zsh", "dash", "ksh", "mksh", "ash", "busybox"}
+
+
+def _shell_script(rest: list[str]) -> str | None:
+    """The command string of ``bash -c CMD`` and its spellings (``-lc``, ``-ec``, ``-o x -c``,
+    ``busybox sh -c``): the first operand after an option cluster holding ``c``."""
+    if rest and rest[0] == "sh":  # busybox sh ...
+        rest = rest[1:]
+    i, has_c = 0, False
+    while i < len(rest):
+        a = rest[i]
+        if a == "--":
+            i += 1
+            break
+        if a in ("-o", "+o", "-O", "+O") and not has_c:
+            i += 2
+            continue
+        if len(a) > 1 and a[0] in "-+" and not a.startswith("--"):
+            has_c = has_c or "c" in a[1:]
+            i += 1
+            continue
+        if a.startswith("--"):
+            i += 1
+            continue
+        break
+    return rest[i] if has_c and i < len(rest) else None
 
 
 def _command_writes(name: str) -> bool:

@@ -16,7 +16,7 @@ from ..core.errors import BadRequest, HiveError
 from ..core.facade import Hive
 from ..hook import c1_answer
 from ..wire import (API_PREFIX, CLIENT_C1, HEADER_CLIENT, HOOKS_PATH, MERGES_PATH,
-                    NOTIFICATIONS_PATH, PIPELINES_PATH, STREAM_PATH)
+                    NOTIFICATIONS_PATH, PIPELINES_PATH, SCOPE_REQUEST_PATH, STREAM_PATH)
 from .base import HiveHandler, api, error_body, error_status, parse_bool, parse_int, parse_time
 from .fleet import fleet_handlers
 from .stream import EventStreamHandler
@@ -365,6 +365,21 @@ class HooksHandler(web.RequestHandler):
                                 "detail": web.httputil.responses.get(status_code, "error")}))
 
 
+class ScopeRequestHookHandler(HooksHandler):
+    """``hive-lab task request-scope`` from inside a session: the hook channel's credential
+    (the session's secret), but answered with the outcome, so a refusal reaches the agent."""
+
+    async def post(self) -> None:
+        try:
+            result = self.hive.request_scope(self.request.body, self.request.headers)
+        except HiveError as exc:
+            self.set_status(error_status(exc))
+            self.finish(json.dumps(error_body(exc)))
+            return
+        self.set_status(201)
+        self.finish(json.dumps({"request": result}))
+
+
 def handlers() -> list[tuple[str, type]]:
     return [
         (rf"{API}/status", StatusHandler),
@@ -380,6 +395,7 @@ def handlers() -> list[tuple[str, type]]:
         (rf"{API}/{STREAM_PATH}", EventStreamHandler),
         (rf"{API}/transitions", TransitionsHandler),
         (rf"{API}/{HOOKS_PATH}", HooksHandler),
+        (rf"{API}/{SCOPE_REQUEST_PATH}", ScopeRequestHookHandler),
         (rf"{API}/installs", InstallsHandler),
         (rf"{API}/git", GitHandler),
         (rf"{API}/git/conflicts", ConflictsHandler),

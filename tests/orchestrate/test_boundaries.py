@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = ["tasks", "scopes", "shellscan", "guard", "audit", "planner", "claims", "schema",
+MODULES = ["tasks", "scopes", "shellscan", "shellex", "guard", "audit", "planner", "claims", "schema",
            "taskstore", "prompts", "errors"]
 
 
