@@ -320,16 +320,7 @@ class BudgetKeeper:
 
     async def _hold(self, subject: Subject, over: list[BudgetStatus], now: float) -> None:
         name = subject.name
-        pause = self.paused.get(name)
-        if pause is None:
-            reason = "; ".join(s.summary() for s in over)
-            pause = self.paused[name] = Pause(
-                since=now, reason=reason, limits=[s.limit.id for s in over], agent=subject.agent,
-                task=subject.task, rows_at=self.meter("session", name).total.rows)
-            self._mark("paused", name, "", asdict(pause))
-            self._event(name, BUDGET_PAUSED, {"budget": [s.to_json() for s in over],
-                                              "task": subject.task, "reason": reason},
-                        f"paused at its budget: {reason}"[:200])
+        pause = self.paused.get(name) or self._enter_pause(subject, over, now)
         if subject.task:
             task = self.tasks.task_record(subject.task)
             if task is not None and task.state in (RUNNING, WAITING):
@@ -341,6 +332,19 @@ class BudgetKeeper:
             await self._end(subject, pause, ceiling)
             return
         self._maybe_interrupt(subject, pause, now)
+
+    def _enter_pause(self, subject: Subject, over: list[BudgetStatus], now: float) -> Pause:
+        """Hold a session (sync: the hook-time check calls it too); the tick does the rest."""
+        name = subject.name
+        reason = "; ".join(s.summary() for s in over)
+        pause = self.paused[name] = Pause(
+            since=now, reason=reason, limits=[s.limit.id for s in over], agent=subject.agent,
+            task=subject.task, rows_at=self.meter("session", name).total.rows)
+        self._mark("paused", name, "", asdict(pause))
+        self._event(name, BUDGET_PAUSED, {"budget": [s.to_json() for s in over],
+                                          "task": subject.task, "reason": reason},
+                    f"paused at its budget: {reason}"[:200])
+        return pause
 
     def _maybe_interrupt(self, subject: Subject, pause: Pause, now: float) -> None:
         """A paused session that still works after the grace (or has no hooks) is interrupted."""
@@ -394,8 +398,10 @@ class BudgetKeeper:
 
     # -- the decider -------------------------------------------------------------------------
     def _decide(self, ctx: HookContext) -> Verdict | None:
-        pause = self.paused.get(ctx.session)
-        if pause is None or ctx.event not in DENIED_EVENTS:
+        if ctx.event not in DENIED_EVENTS:
+            return None
+        pause = self.paused.get(ctx.session) or self.check_now(ctx.session)
+        if pause is None:
             return None
         if pause.task:
             how = f'PATCH tasks/{pause.task} with a larger "budget"'
@@ -405,6 +411,27 @@ class BudgetKeeper:
             how = "raise c.HiveLab.budgets"
         return Verdict("deny", f"Hive Lab paused this agent at its budget ({pause.reason}). "
                                f"Stop here; it resumes when a person raises it ({how}).", "budget")
+
+    def check_now(self, name: str) -> Pause | None:
+        """Before a blocking hook is answered: read the session's transcript up to now and
+        measure its limits, pausing on the spot if one is crossed. Agents write a response's
+        transcript line before they ask to run its tool, so the tool call of the response
+        that crossed the limit is the first one denied (the periodic read lags by up to
+        ``usage_interval``; several calls ran in that lag before)."""
+        session = self.sessions.sessions.get(name)
+        if session is None:
+            return None
+        subject = Subject(name, session.agent, session.task, True)
+        limits = self.limits_for(subject)
+        if not limits:
+            return None
+        self.usage.catch_up(name)
+        now = self.clock()
+        over = [st for st in (self.measure(limit, now) for limit in limits)
+                if LEVEL_RANK[st.level] >= LEVEL_RANK["paused"]]
+        if not over:
+            return None
+        return self.paused.get(name) or self._enter_pause(subject, over, now)
 
     # -- the API -----------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
