@@ -13,7 +13,11 @@ evaluates the limits of every live session and acts, level-triggered:
 - the ceiling (150%): the session is ended, its worktree and branch kept;
 - back under 100% (a limit raised, a window rolled over): resumed, the agent told to go on.
 
-Pauses and warnings are marked in the store, so a restart keeps them.
+Pauses and warnings are marked in the store, so a restart keeps them. So are the lives of
+sessions (start, end, and a heartbeat while alive; ``budget_marks`` rows of kind ``life``):
+wall-clock minutes of the fleet and of each profile count sessions from before a restart,
+a re-adopted session (same name, same start) is the same life, and one that died while the
+server was down ends at its last heartbeat, not at the restart.
 """
 from __future__ import annotations
 
@@ -41,6 +45,9 @@ from .runtime import Orchestrator
 from .tasks import RUNNING, WAITING
 
 log = logging.getLogger("hive_lab.budgets")
+
+HEARTBEAT = 30.0  # s between stored "still alive" marks of a live session (its minutes'
+# overcount bound when it dies while the server is down)
 
 DENIED_EVENTS = frozenset({"PreToolUse", "UserPromptSubmit", "BeforeTool", "BeforeAgent"})
 RESUME_TEXT = ("Hive Lab: your budget was raised. Continue the task where you stopped.")
@@ -96,6 +103,9 @@ class BudgetKeeper:
         self._counted: dict[tuple[str, ...], list[tuple[Meter, Mark]]] = {}
         self._agent_of: dict[str, str] = {}
         self._lives: dict[str, list[Any]] = {}  # session -> [start, end | None, agent]
+        self._ended: list[list[Any]] = []  # earlier lives of reused names: [start, end, agent]
+        self._seen: dict[str, float] = {}  # session -> its life's last stored heartbeat
+        self._unsure: set[str] = set()  # lives loaded open: alive, or died while we were down
         self.fleet: tuple[Limit, ...] | None = None  # live override (PUT budgets)
         self.profiles: dict[str, tuple[Limit, ...]] = {}
         self.paused: dict[str, Pause] = {}
@@ -119,12 +129,51 @@ class BudgetKeeper:
                 self.fleet = parsed
             elif scope == "profile":
                 self.profiles[key] = parsed
+        lives: dict[str, list[list[Any]]] = {}
         for kind, subject, period, detail in self.conn.execute(
                 "SELECT kind, subject, period, detail FROM budget_marks"):
-            if kind == "paused":
+            if kind == "life":
+                self._load_life(lives, subject, period, detail)
+            elif kind == "paused":
                 self.paused[subject] = Pause(**json.loads(detail))
             else:
                 self._warned.add((kind, subject, period))
+
+    def _load_life(self, lives: dict[str, list[list[Any]]], name: str, period: str,
+                   detail: str) -> None:
+        try:
+            data = json.loads(detail)
+            start, end, seen = float(period), data.get("end"), data.get("seen")
+            life: list[Any] = [start, float(end) if end is not None else None, str(data["agent"])]
+        except (ValueError, KeyError, TypeError):
+            return
+        newest = self._lives.get(name)
+        if newest is None or newest[0] < start:
+            if newest is not None:
+                self._ended.append(self._closed(newest, self._seen.get(name)))
+            self._lives[name] = life
+            self._agent_of[name] = str(life[2])
+            if seen is not None:
+                self._seen[name] = float(seen)
+            if life[1] is None:
+                self._unsure.add(name)
+            else:
+                self._unsure.discard(name)
+        else:
+            self._ended.append(self._closed(life, seen))
+
+    @staticmethod
+    def _closed(life: list[Any], seen: float | None) -> list[Any]:
+        if life[1] is None:  # an older life left open: it ended by its last heartbeat
+            life[1] = max(life[0], seen if seen is not None else life[0])
+        return life
+
+    def _save_life(self, name: str, life: list[Any], seen: float | None = None) -> None:
+        detail: dict[str, Any] = {"agent": life[2], "end": life[1]}
+        if seen is not None:
+            detail["seen"] = seen
+            self._seen[name] = seen
+        self._mark("life", name, repr(float(life[0])), detail)
 
     def _mark(self, kind: str, subject: str, period: str, detail: dict[str, Any]) -> None:
         self.conn.execute("INSERT OR REPLACE INTO budget_marks (kind, subject, period, at, detail)"
@@ -227,13 +276,22 @@ class BudgetKeeper:
     # -- the tick ----------------------------------------------------------------------------
     def _subjects(self, now: float) -> list[Subject]:
         out: dict[str, Subject] = {}
+        beat: list[str] = []
         for name, s in self.sessions.sessions.items():
-            exited = self.sessions.tracker.get(name).name == EXITED
+            state = self.sessions.tracker.get(name)
+            exited = state.name == EXITED
             life = self._lives.get(name)
             if life is None or life[0] != s.created:
+                if life is not None:  # the name's earlier life (a task's previous attempt)
+                    self._ended.append(self._closed(life, self._seen.get(name)))
                 life = self._lives[name] = [s.created, None, s.agent]
+                self._unsure.discard(name)
+                self._save_life(name, life, now)
             if exited and life[1] is None:
-                life[1] = now
+                self._end_life(name, life, state.since if state.since else now, now)
+            elif not exited and now - self._seen.get(name, 0.0) >= HEARTBEAT:
+                beat.append(name)
+            self._unsure.discard(name)
             self._agent_of[name] = s.agent
             if not exited:
                 profile = self.sessions.profiles.get(s.agent)
@@ -241,7 +299,14 @@ class BudgetKeeper:
                 out[name] = Subject(name, s.agent, s.task, True, hooked)
         for name, life in self._lives.items():
             if name not in self.sessions.sessions and life[1] is None:
-                life[1] = now
+                self._end_life(name, life, now, now)
+        if beat:
+            self.conn.execute("BEGIN")
+            try:
+                for name in beat:
+                    self._save_life(name, self._lives[name], now)
+            finally:
+                self.conn.execute("COMMIT")
         for name, pause in list(self.paused.items()):
             if name in out:
                 continue
@@ -252,13 +317,24 @@ class BudgetKeeper:
             out[name] = Subject(name, pause.agent, pause.task, False)
         return list(out.values())
 
+    def _end_life(self, name: str, life: list[Any], end: float, now: float) -> None:
+        """End a life; one loaded open from the store that is not alive now died while the
+        server was down: it ended at its last heartbeat (the exit seen at restart is later)."""
+        if name in self._unsure:
+            self._unsure.discard(name)
+            seen = self._seen.get(name)
+            if seen is not None:
+                end = min(end, seen)
+        life[1] = max(life[0], min(end, now))
+        self._save_life(name, life)
+
     def evaluate_all(self, now: float) -> tuple[dict[str, BudgetStatus], dict[str, list[str]]]:
         """Every limit in force, measured once; and which limits apply to which subject."""
         statuses: dict[str, BudgetStatus] = {}
         applies: dict[str, list[str]] = {}
         subjects = self._subjects(now)
         self._lives_by = {FLEET_KEY: []}
-        for life in self._lives.values():
+        for life in [*self._ended, *self._lives.values()]:
             pair = (life[0], life[1])
             self._lives_by[FLEET_KEY].append(pair)
             self._lives_by.setdefault(life[2], []).append(pair)
