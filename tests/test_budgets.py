@@ -262,6 +262,22 @@ def test_a_task_is_paused_at_its_budget_denied_and_resumed_when_raised(
 
 
 @pytest.mark.e2e
+def test_a_tool_call_asked_before_its_response_is_written_waits_for_it_and_is_denied(
+        server: HiveServer, repo: Path) -> None:
+    # Each response's line lands 0.15 s after its PreToolUse fired (Claude Code flushes its
+    # transcript on a timer). Near the limit the check waits for the line: the 4th response
+    # (1200 of 1000 tokens) has its own call denied. Without the wait: 5 rows.
+    add_task(server, id="late", prompt="@burn 300 8 late", repo=str(repo), agent="budgeted",
+             scope=["src/**"], check=["true"], budget={"tokens": 1000, "ceiling": 5})
+    until_task(server, "late", "paused")
+    wait_for(lambda: "denied: Hive Lab paused this agent at its budget" in screen(server, "late"),
+             timeout=30, what="the deny on the agent's screen")
+    assert settled_rows(server, "late") == 4
+    status, body = server.request("PATCH", "tasks/late", {"state": "canceled"})
+    assert status == 200, body
+
+
+@pytest.mark.e2e
 def test_a_paused_agent_that_keeps_working_is_interrupted_after_the_grace(
         server: HiveServer, repo: Path) -> None:
     add_task(server, id="spin", prompt="@spin 200 40", repo=str(repo), agent="budgeted",

@@ -117,6 +117,24 @@ class UsageMonitor:
         self._publish(session)
         return True
 
+    def mentions(self, session: str, needle: bytes, tail: int = 256 * 1024) -> bool:
+        """Does the end of one of the session's transcripts hold ``needle`` (a tool_use id)?
+
+        Claude Code queues transcript lines and flushes them on a timer: the line of the
+        response that asks for a tool is sometimes written only after that tool's PreToolUse
+        has fired. The budget check waits for it when the response may cross a limit.
+        """
+        for follower in self._by_session.get(session, ()):
+            try:
+                with open(follower.path, "rb") as f:
+                    size = f.seek(0, 2)
+                    f.seek(max(0, size - tail))
+                    if needle in f.read():
+                        return True
+            except OSError:
+                continue
+        return False
+
     def _publish(self, session: str) -> bool:
         """Emit the session's pending rows once (event loop only); record a changed total."""
         lock = self._read_locks.get(session)

@@ -21,8 +21,10 @@ server was down ends at its last heartbeat, not at the restart.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, replace
@@ -46,9 +48,10 @@ from .tasks import RUNNING, WAITING
 
 log = logging.getLogger("hive_lab.budgets")
 
-HEARTBEAT = 30.0  # s between stored "still alive" marks of a live session (its minutes'
+HEARTBEAT = 10.0  # s between stored "still alive" marks of a live session (its minutes'
 # overcount bound when it dies while the server is down)
 
+TOOL_USE_ID = re.compile(r"[A-Za-z0-9_-]{8,128}")
 DENIED_EVENTS = frozenset({"PreToolUse", "UserPromptSubmit", "BeforeTool", "BeforeAgent"})
 RESUME_TEXT = ("Hive Lab: your budget was raised. Continue the task where you stopped.")
 
@@ -88,7 +91,7 @@ class BudgetKeeper:
     def __init__(self, db_path: Path, sessions: SessionManager, usage: UsageMonitor,
                  recorder: Recorder, signals: Signals, deciders: Deciders, tasks: Orchestrator,
                  config: BudgetConfig, grace: float = 20.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, transcript_wait: float = 0.5) -> None:
         self.conn = sqlite3.connect(str(db_path), timeout=5.0, check_same_thread=False,
                                     isolation_level=None)
         self.conn.execute("PRAGMA busy_timeout=5000")
@@ -98,6 +101,9 @@ class BudgetKeeper:
         self.tasks = tasks
         self.config = config
         self.grace = grace
+        self.transcript_wait = transcript_wait  # s a PreToolUse near a limit waits for its line
+        self._biggest: dict[str, tuple[float, int]] = {}  # session -> its largest row (the
+        # next response is assumed no bigger: "near" a limit is within one such response)
         self.clock = clock
         self.meters: dict[tuple[str, str], Meter] = {}
         self._counted: dict[tuple[str, ...], list[tuple[Meter, Mark]]] = {}
@@ -117,6 +123,7 @@ class BudgetKeeper:
         self._load()
         signals.usage.connect(self._on_usage)
         deciders.register(self._decide)
+        deciders.register_preparer(self._prepare)
 
     def close(self) -> None:
         self.conn.close()
@@ -210,6 +217,8 @@ class BudgetKeeper:
             for meter, mark in self._counted.pop(full, ()):
                 meter.remove(mark)
         t = row.time.timestamp()
+        big = self._biggest.get(session, (0.0, 0))
+        self._biggest[session] = (max(big[0], row.cost or 0.0), max(big[1], row.total_tokens))
         marks = [(m, m.add(t, row.cost, row.total_tokens)) for m in (
             self.meter("session", session), self.meter("profile", agent),
             self.meter("fleet", FLEET_KEY))]
@@ -487,6 +496,49 @@ class BudgetKeeper:
             how = "raise c.HiveLab.budgets"
         return Verdict("deny", f"Hive Lab paused this agent at its budget ({pause.reason}). "
                                f"Stop here; it resumes when a person raises it ({how}).", "budget")
+
+    async def _prepare(self, ctx: HookContext) -> None:
+        """A Claude Code PreToolUse near a limit waits (up to ``transcript_wait``) until the
+        line of the response that asks for the tool is in the transcript, so the decision
+        counts that response: its tool call is denied if it crossed the limit. Far from
+        every limit (or already paused) it does not wait."""
+        tool_use = ctx.payload.get("tool_use_id")
+        if ctx.event != "PreToolUse" or ctx.kind != "claude" or ctx.session in self.paused \
+                or not isinstance(tool_use, str) or not TOOL_USE_ID.fullmatch(tool_use):
+            return
+        needle = f'"{tool_use}"'.encode()
+        if not self._near(ctx.session) or self.usage.mentions(ctx.session, needle):
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.transcript_wait
+        while loop.time() < deadline:
+            await asyncio.sleep(0.02)
+            if self.usage.mentions(ctx.session, needle):
+                return
+        log.info("session %s: the line of tool call %s was not written in %.1f s", ctx.session,
+                 tool_use, self.transcript_wait)
+
+    def _near(self, name: str) -> bool:
+        """Could one more response of this session (as big as its biggest) cross a limit?"""
+        session = self.sessions.sessions.get(name)
+        if session is None:
+            return False
+        limits = self.limits_for(Subject(name, session.agent, session.task, True))
+        if not limits:
+            return False
+        self.usage.catch_up(name)
+        dollars, tokens = self._biggest.get(name, (0.0, 0))
+        now = self.clock()
+        for limit in limits:
+            status = self.measure(limit, now)
+            if LEVEL_RANK[status.level] >= LEVEL_RANK["paused"]:
+                return True
+            if limit.dollars is not None and \
+                    float(status.used["dollars"]) + dollars >= limit.dollars:
+                return True
+            if limit.tokens is not None and int(status.used["tokens"]) + tokens >= limit.tokens:
+                return True
+        return False
 
     def check_now(self, name: str) -> Pause | None:
         """Before a blocking hook is answered: read the session's transcript up to now and
