@@ -91,7 +91,7 @@ def test_a_fuller_copy_replaces_a_row_and_a_replay_counts_once() -> None:
     from hive_lab.orchestrate.budgetkeeper import BudgetKeeper
 
     keeper = BudgetKeeper.__new__(BudgetKeeper)  # only the counting part, no store
-    keeper.meters, keeper._counted = {}, {}
+    keeper.meters, keeper._counted, keeper._biggest = {}, {}, {}
     keeper.ingest("s", "claude", row(T0, 100, 0.01))
     keeper.ingest("s", "claude", row(T0, 150, 0.015))  # the same response, more tokens
     keeper.ingest("s", "claude", row(T0, 150, 0.015))  # a re-read

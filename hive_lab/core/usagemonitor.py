@@ -52,6 +52,7 @@ class UsageMonitor:
         self._by_session: dict[str, list[TranscriptFollower]] = {}
         self._read_locks: dict[str, threading.Lock] = {}  # per session: its ledger's one reader
         self._pending: dict[str, list[UsageRow]] = {}  # read, not yet published (under the lock)
+        self._untotalled: set[str] = set()  # published by a catch-up; the poll records totals
         signals.stored.connect(self._on_event)
         for session, path in store.transcript_paths():
             self.register(session, path)
@@ -107,14 +108,14 @@ class UsageMonitor:
         lock = self._read_locks[session]
         if not lock.acquire(timeout=wait):
             log.warning("session %s: transcript busy; budget check uses the last read", session)
-            self._publish(session)
+            self._publish(session, record=False)
             return False
         try:
             for follower in followers:
                 self._read(session, follower)
         finally:
             lock.release()
-        self._publish(session)
+        self._publish(session, record=False)
         return True
 
     def mentions(self, session: str, needle: bytes, tail: int = 256 * 1024) -> bool:
@@ -135,8 +136,10 @@ class UsageMonitor:
                 continue
         return False
 
-    def _publish(self, session: str) -> bool:
-        """Emit the session's pending rows once (event loop only); record a changed total."""
+    def _publish(self, session: str, record: bool = True) -> bool:
+        """Emit the session's pending rows once (event loop only); record a changed total
+        (or, from a hook's catch-up, leave that to the next poll: summing every row of the
+        session is the one part of this that grows with its history)."""
         lock = self._read_locks.get(session)
         if lock is None:
             return False
@@ -150,6 +153,14 @@ class UsageMonitor:
             self.signals.usage.emit(session)
         finally:
             self.fresh.pop(session, None)
+        if record:
+            self._record_total(session)
+        else:
+            self._untotalled.add(session)
+        return True
+
+    def _record_total(self, session: str) -> None:
+        self._untotalled.discard(session)
         total = totals(self.ledgers[session].rows())
         if total != self._last.get(session):
             self._last[session] = total
@@ -158,7 +169,6 @@ class UsageMonitor:
                 + f", {total.get('total_tokens', 0)} tokens"
             self.recorder.record_now([ev.internal(session, ev.USAGE_UPDATED,
                                                   {"usage": total}, summary)])
-        return True
 
     async def poll(self) -> set[str]:
         """Read what every followed transcript appended; publish it, record changed totals."""
@@ -167,10 +177,12 @@ class UsageMonitor:
                 if not Path(path).is_file():
                     continue
                 await asyncio.to_thread(self._read_locked, session, follower)
-            changed = set()
+            changed = set(self._untotalled)
             for session in sorted(self._pending):
                 if self._publish(session):
                     changed.add(session)
+            for session in sorted(self._untotalled):
+                self._record_total(session)
             return changed
 
     def rows(self, session: str | None = None, since: float | None = None,

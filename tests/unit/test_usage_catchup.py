@@ -59,8 +59,10 @@ def test_catch_up_and_poll_publish_each_response_once_and_replays_not_again(tmp_
     append(path, line("a"), line("b"))
     assert mon.catch_up("s1")
     assert seen == {"msg_a": 1, "msg_b": 1}
-    assert len(recorded) == 1  # one UsageUpdated for the new total
-    assert asyncio.run(mon.poll()) == set()  # the poll finds nothing left to publish
+    assert recorded == []  # the total (a sum over every row) is left to the poll
+    assert asyncio.run(mon.poll()) == {"s1"}  # it records the total, publishes nothing again
+    assert seen == {"msg_a": 1, "msg_b": 1} and len(recorded) == 1
+    assert asyncio.run(mon.poll()) == set()
     append(path, line("a"), line("c"))  # a replayed copy of a, and a new response
     assert asyncio.run(mon.poll()) == {"s1"}
     assert seen == {"msg_a": 1, "msg_b": 1, "msg_c": 1}
@@ -80,7 +82,8 @@ def test_rows_a_poll_read_but_did_not_publish_yet_are_published_by_the_catch_up(
     append(path, line("b"))
     mon.catch_up("s1")
     assert seen == {"msg_a": 1, "msg_b": 1}
-    assert asyncio.run(mon.poll()) == set() and seen == {"msg_a": 1, "msg_b": 1}
+    asyncio.run(mon.poll())
+    assert seen == {"msg_a": 1, "msg_b": 1}
 
 
 def test_a_reader_thread_and_catch_ups_racing_count_every_response_once(tmp_path: Path) -> None:
