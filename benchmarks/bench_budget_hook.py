@@ -13,7 +13,7 @@ read, same = + the preparer and the decider each catching up the transcript, whi
 read, +3   = the same after the transcript grew by one response (3 lines): read, parsed,
              deduplicated, published to the keeper's meters and a UsageUpdated recorded
 
-Budget: "read, +3" well under a few ms. Run: python benchmarks/bench_budget_hook.py [--n 2000]
+Budget: "read, +3" well under a few ms (median < 1 ms). Run: python benchmarks/bench_budget_hook.py [--n 2000]
 """
 from __future__ import annotations
 
@@ -162,11 +162,11 @@ def main() -> None:
         med = statistics.median(times)
         print(f"{mode:<11} {med:10.1f} {times[int(len(times) * 0.95)]:8.1f} {med / base:8.2f}")
     grown = sorted(results["read, +3"])
-    p95 = grown[int(len(grown) * 0.95)] / 1000
-    print(f"budget work per PreToolUse after 3 new lines: p95 {p95:.3f} ms; target < 2 ms: "
-          f"{'PASS' if p95 < 2.0 else 'FAIL'}")
-    sys.exit(0 if p95 < 2.0 else 1)
-
+    med, p95 = statistics.median(grown) / 1000, grown[int(len(grown) * 0.95)] / 1000
+    print(f"budget work per PreToolUse after 3 new lines: median {med:.3f} ms, p95 {p95:.3f} ms "
+          f"(p95 follows the machine's load); target median < 1 ms: "
+          f"{'PASS' if med < 1.0 else 'FAIL'}")
+    sys.exit(0 if med < 1.0 else 1)
 
 if __name__ == "__main__":
     main()
