@@ -4,7 +4,8 @@ restarts: budgets ... survive").
 Real server, real tmux: sessions of the ``hooked`` profile (``cat`` with Claude-style hooks).
 A session that lived and was removed before the kill still counts after the restart; one
 alive across it (re-adopted) counts once, from its start; a limit crossed before the kill
-pauses a session started after it.
+pauses a session started after it; one whose agent died while the server was down counts up
+to its last heartbeat, not up to the restart.
 """
 from __future__ import annotations
 
@@ -24,12 +25,12 @@ pytestmark = pytest.mark.e2e
 LIMIT_ID = "profile:hooked:day"
 
 
-def profile_budget(server: HiveServer) -> dict[str, Any]:
-    return [b for b in server.get("budgets")["budgets"] if b["id"] == LIMIT_ID][0]
+def profile_budget(server: HiveServer, limit: str = LIMIT_ID) -> dict[str, Any]:
+    return [b for b in server.get("budgets")["budgets"] if b["id"] == limit][0]
 
 
-def minutes(server: HiveServer) -> float:
-    return float(profile_budget(server)["used"]["minutes"])
+def minutes(server: HiveServer, limit: str = LIMIT_ID) -> float:
+    return float(profile_budget(server, limit)["used"]["minutes"])
 
 
 def steady_minutes(server: HiveServer) -> float:
@@ -49,11 +50,14 @@ def paused(server: HiveServer, name: str) -> Any:
 
 def test_profile_minutes_survive_a_sigkill_and_a_limit_crossed_before_still_pauses(
         tmp_path: Path) -> None:
-    srv = HiveServer(tmp_path, extra_config={"task_interval": 0.3, "budget_grace": 60.0}).start()
+    doomed_profile = {"doomed": {"command": ["cat"], "hooks": "claude"}}
+    srv = HiveServer(tmp_path, extra_config={"task_interval": 0.3, "budget_grace": 60.0,
+                                             "profiles": doomed_profile}).start()
     work = srv.root / "w"
     work.mkdir()
     try:
-        status, body = srv.request("PUT", "budgets", {"profile": {"hooked": {"minutes": 100}}})
+        status, body = srv.request("PUT", "budgets", {"profile": {"hooked": {"minutes": 100},
+                                                                  "doomed": {"minutes": 100}}})
         assert status == 200, body
         spawn(srv, "early", ["cat"], cwd=work, agent="hooked")
         wait_for(lambda: minutes(srv) >= 0.05, timeout=30, interval=0.3,
@@ -69,8 +73,15 @@ def test_profile_minutes_survive_a_sigkill_and_a_limit_crossed_before_still_paus
             "profile": {"hooked": {"minutes": used_early * 0.5, "ceiling": 100}}})
         assert status == 200, body
         wait_for(lambda: paused(srv, "alive"), timeout=30, interval=0.2, what="alive paused")
+        doomed = spawn(srv, "doomed", ["cat"], cwd=work, agent="doomed")
+        doomed_born = datetime.fromisoformat(doomed["created"].replace("Z", "+00:00")).timestamp()
+        wait_for(lambda: minutes(srv, "profile:doomed:day") > 0, timeout=30, interval=0.2,
+                 what="the doomed session counted")
 
         srv.stop(signal.SIGKILL)
+        killed = time.time()
+        assert srv.tmux("kill-session", "-t", "=doomed").returncode == 0  # dies while down
+        time.sleep(1.0)
         srv.start()
 
         before = time.time()
@@ -80,6 +91,9 @@ def test_profile_minutes_survive_a_sigkill_and_a_limit_crossed_before_still_paus
         # from its start (not from the restart, not twice): used = early + alive's age.
         assert used_early + (before - born) / 60 - 1e-4 <= used, (used, used_early)
         assert used <= used_early + (after - born) / 60 + 1e-4, (used, used_early)
+        # The one that died while the server was down: not counted up to the restart.
+        doomed_used = minutes(srv, "profile:doomed:day")
+        assert 0 <= doomed_used <= (killed - doomed_born) / 60, (doomed_used, killed - doomed_born)
         # The limit crossed before the kill still holds the session it paused.
         assert profile_budget(srv)["level"] == "paused"
         assert paused(srv, "alive")
