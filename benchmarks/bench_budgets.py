@@ -71,7 +71,7 @@ def build(work: Path, n: int, config: dict, clock: Clock) -> tuple[BudgetKeeper,
     usage = SimpleNamespace(fresh={})
     recorder = SimpleNamespace(record_now=lambda events: None)
     signals = SimpleNamespace(usage=SimpleNamespace(connect=lambda f: None))
-    deciders = SimpleNamespace(register=lambda f: None)
+    deciders = SimpleNamespace(register=lambda f: None, register_preparer=lambda f: None)
     keeper = BudgetKeeper(work / "hive.db", manager, usage, recorder, signals, deciders,  # type: ignore[arg-type]
                           tasks, BudgetConfig.parse(config), grace=20.0, clock=clock)
     keeper._primed = True

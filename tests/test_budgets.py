@@ -91,7 +91,7 @@ def test_a_fuller_copy_replaces_a_row_and_a_replay_counts_once() -> None:
     from hive_lab.orchestrate.budgetkeeper import BudgetKeeper
 
     keeper = BudgetKeeper.__new__(BudgetKeeper)  # only the counting part, no store
-    keeper.meters, keeper._counted = {}, {}
+    keeper.meters, keeper._counted, keeper._biggest = {}, {}, {}
     keeper.ingest("s", "claude", row(T0, 100, 0.01))
     keeper.ingest("s", "claude", row(T0, 150, 0.015))  # the same response, more tokens
     keeper.ingest("s", "claude", row(T0, 150, 0.015))  # a re-read
@@ -239,7 +239,9 @@ def test_a_task_is_paused_at_its_budget_denied_and_resumed_when_raised(
     assert any(e["payload"]["verdict"]["by"] == "budget" and
                e["payload"]["verdict"]["action"] == "deny" for e in decided)
     before = settled_rows(server, "bud")
-    assert 4 <= before < 8
+    # The 4th response crossed 1000 tokens; its own tool call was the first one denied (the
+    # hook-time check reads the transcript first; with only the periodic read it was the 5th+).
+    assert before == 4
     session = server.get("sessions/bud")
     assert session["paused"]["reason"] == "budget" and session["paused"]["task"] == "bud"
     assert [e["event"] for e in hive_events(server, "bud", "BudgetPaused")] == ["BudgetPaused"]
@@ -257,6 +259,22 @@ def test_a_task_is_paused_at_its_budget_denied_and_resumed_when_raised(
     assert hive_events(server, "bud", "BudgetResumed")
     assert server.get("sessions")["sessions"] == [] or all(
         s["paused"] is None for s in server.get("sessions")["sessions"])
+
+
+@pytest.mark.e2e
+def test_a_tool_call_asked_before_its_response_is_written_waits_for_it_and_is_denied(
+        server: HiveServer, repo: Path) -> None:
+    # Each response's line lands 0.15 s after its PreToolUse fired (Claude Code flushes its
+    # transcript on a timer). Near the limit the check waits for the line: the 4th response
+    # (1200 of 1000 tokens) has its own call denied. Without the wait: 5 rows.
+    add_task(server, id="late", prompt="@burn 300 8 late", repo=str(repo), agent="budgeted",
+             scope=["src/**"], check=["true"], budget={"tokens": 1000, "ceiling": 5})
+    until_task(server, "late", "paused")
+    wait_for(lambda: "denied: Hive Lab paused this agent at its budget" in screen(server, "late"),
+             timeout=30, what="the deny on the agent's screen")
+    assert settled_rows(server, "late") == 4
+    status, body = server.request("PATCH", "tasks/late", {"state": "canceled"})
+    assert status == 200, body
 
 
 @pytest.mark.e2e

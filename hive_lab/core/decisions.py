@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Awaitable, Callable, Literal
 
 log = logging.getLogger("hive_lab.decisions")
 
@@ -58,6 +58,9 @@ class Verdict:
 
 
 Decider = Callable[[HookContext], "Verdict | None"]
+# Awaited before the deciders are asked: may wait (briefly) for what a decision needs, e.g.
+# the budget keeper waiting for the agent to write the response that asked for the tool.
+Preparer = Callable[[HookContext], Awaitable[None]]
 
 
 class Deciders:
@@ -65,6 +68,7 @@ class Deciders:
 
     def __init__(self) -> None:
         self._deciders: list[Decider] = []
+        self._preparers: list[Preparer] = []
 
     def __len__(self) -> int:
         return len(self._deciders)
@@ -72,6 +76,21 @@ class Deciders:
     def register(self, decider: Decider) -> Callable[[], None]:
         self._deciders.append(decider)
         return lambda: self._deciders.remove(decider) if decider in self._deciders else None
+
+    def register_preparer(self, preparer: Preparer) -> Callable[[], None]:
+        self._preparers.append(preparer)
+        return lambda: self._preparers.remove(preparer) if preparer in self._preparers else None
+
+    async def prepare(self, ctx: HookContext) -> None:
+        """Await every preparer of a blocking hook; one that raises is logged and skipped."""
+        if ctx.kind is None or ctx.event not in BLOCKING_EVENTS.get(ctx.kind, ()):
+            return
+        for preparer in list(self._preparers):
+            try:
+                await preparer(ctx)
+            except Exception:
+                log.exception("hook preparer %r failed on %s of %s", preparer, ctx.event,
+                              ctx.session)
 
     def decide(self, ctx: HookContext) -> Verdict | None:
         if ctx.kind is None or ctx.event not in BLOCKING_EVENTS.get(ctx.kind, ()):

@@ -740,7 +740,7 @@ class SessionManager:
             raise Forbidden(f"unknown session {name!r}")
         validate_name(name, "session")
         event = ev.from_hook(payload, key=key, session=name, agent=agent_name, fired=fired_at)
-        verdict = None if trusted else self._decide(name, event)
+        verdict = None if trusted else await self._decide(name, event)
         event_id, duplicate = await self.recorder.record(event)
         if not duplicate and name in self.sessions:
             self._note_hook(self.sessions[name], event)
@@ -763,13 +763,14 @@ class SessionManager:
         kind = (session.hooks or {}).get("kind")
         return kind if isinstance(kind, str) else None
 
-    def _decide(self, name: str, event: Event) -> Verdict | None:
+    async def _decide(self, name: str, event: Event) -> Verdict | None:
         """Ask the registered policies (scope guard, budgets) before the agent goes on."""
         session = self.sessions.get(name)
         if session is None or not len(self.deciders):
             return None
-        return self.deciders.decide(HookContext(name, self._hook_kind(name), event.event,
-                                                event.payload, session.cwd))
+        ctx = HookContext(name, self._hook_kind(name), event.event, event.payload, session.cwd)
+        await self.deciders.prepare(ctx)
+        return self.deciders.decide(ctx)
 
     def _note_hook(self, session: Session, event: Event) -> None:
         changed = False

@@ -4,11 +4,19 @@ Each hook payload names the agent's ``transcript_path``; a :class:`TranscriptFol
 reads only what was appended since the last look. Rows are deduplicated per session (one
 ledger per Hive Lab session, across all its transcript files) and a changed total becomes a
 ``UsageUpdated`` event on the stream.
+
+Two readers, one owner per session: the periodic :meth:`poll` (in a worker thread) and
+:meth:`catch_up` (on the event loop, from a blocking hook's budget check, so a limit crossed
+by the response that asked for a tool denies that very tool call). Both read a session's
+followers under that session's thread lock and put what they read in the session's pending
+list; only :meth:`_publish` (always on the event loop) takes the pending rows out and emits
+them, so every row read is published exactly once, whoever read it.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +49,10 @@ class UsageMonitor:
         # The rows a poll just read, per session, while ``signals.usage`` is emitted for it:
         # subscribers that count incrementally (budgets) read them instead of every row.
         self.fresh: dict[str, list[UsageRow]] = {}
+        self._by_session: dict[str, list[TranscriptFollower]] = {}
+        self._read_locks: dict[str, threading.Lock] = {}  # per session: its ledger's one reader
+        self._pending: dict[str, list[UsageRow]] = {}  # read, not yet published (under the lock)
+        self._untotalled: set[str] = set()  # published by a catch-up; the poll records totals
         signals.stored.connect(self._on_event)
         for session, path in store.transcript_paths():
             self.register(session, path)
@@ -63,41 +75,114 @@ class UsageMonitor:
             log.warning("session %s: ignoring transcript path %r", session, path[:200])
             return False
         ledger = self.ledgers.setdefault(session, UsageLedger())
-        self.followers[(session, path)] = TranscriptFollower(p, self.pricing, ledger=ledger)
+        follower = TranscriptFollower(p, self.pricing, ledger=ledger)
+        self._read_locks.setdefault(session, threading.Lock())
+        self.followers[(session, path)] = follower
+        self._by_session.setdefault(session, []).append(follower)
         return True
 
+    def _read(self, session: str, follower: TranscriptFollower) -> None:
+        """Read what one follower appended into the session's pending rows (any thread; the
+        caller holds the session's lock, so a ledger and its followers have one reader)."""
+        if not follower.path.is_file():
+            return
+        try:
+            rows = follower.poll()
+        except Exception:
+            log.exception("reading transcript %s", follower.path)
+            return
+        if rows:
+            self._pending.setdefault(session, []).extend(rows)
+
+    def _read_locked(self, session: str, follower: TranscriptFollower) -> None:
+        with self._read_locks[session]:
+            self._read(session, follower)
+
+    def catch_up(self, session: str, wait: float = 0.5) -> bool:
+        """Read the session's transcripts up to now and publish new rows, before a hook's
+        decision. Waits up to ``wait`` s for a poll reading them in a worker thread (a few
+        lines take well under a millisecond); False if it could not read."""
+        followers = self._by_session.get(session)
+        if not followers:
+            return True
+        lock = self._read_locks[session]
+        if not lock.acquire(timeout=wait):
+            log.warning("session %s: transcript busy; budget check uses the last read", session)
+            self._publish(session, record=False)
+            return False
+        try:
+            for follower in followers:
+                self._read(session, follower)
+        finally:
+            lock.release()
+        self._publish(session, record=False)
+        return True
+
+    def mentions(self, session: str, needle: bytes, tail: int = 256 * 1024) -> bool:
+        """Does the end of one of the session's transcripts hold ``needle`` (a tool_use id)?
+
+        Claude Code queues transcript lines and flushes them on a timer: the line of the
+        response that asks for a tool is sometimes written only after that tool's PreToolUse
+        has fired. The budget check waits for it when the response may cross a limit.
+        """
+        for follower in self._by_session.get(session, ()):
+            try:
+                with open(follower.path, "rb") as f:
+                    size = f.seek(0, 2)
+                    f.seek(max(0, size - tail))
+                    if needle in f.read():
+                        return True
+            except OSError:
+                continue
+        return False
+
+    def _publish(self, session: str, record: bool = True) -> bool:
+        """Emit the session's pending rows once (event loop only); record a changed total
+        (or, from a hook's catch-up, leave that to the next poll: summing every row of the
+        session is the one part of this that grows with its history)."""
+        lock = self._read_locks.get(session)
+        if lock is None:
+            return False
+        with lock:
+            rows = self._pending.pop(session, None)
+        if not rows:
+            return False
+        self._reports.clear()
+        self.fresh[session] = rows
+        try:
+            self.signals.usage.emit(session)
+        finally:
+            self.fresh.pop(session, None)
+        if record:
+            self._record_total(session)
+        else:
+            self._untotalled.add(session)
+        return True
+
+    def _record_total(self, session: str) -> None:
+        self._untotalled.discard(session)
+        total = totals(self.ledgers[session].rows())
+        if total != self._last.get(session):
+            self._last[session] = total
+            cost = total.get("cost")
+            summary = (f"${cost:.4f}" if isinstance(cost, (int, float)) else "cost unknown") \
+                + f", {total.get('total_tokens', 0)} tokens"
+            self.recorder.record_now([ev.internal(session, ev.USAGE_UPDATED,
+                                                  {"usage": total}, summary)])
+
     async def poll(self) -> set[str]:
-        """Read what every followed transcript appended; record changed totals."""
+        """Read what every followed transcript appended; publish it, record changed totals."""
         async with self._lock:
-            changed: set[str] = set()
-            fresh: dict[str, list[UsageRow]] = {}
             for (session, path), follower in list(self.followers.items()):
                 if not Path(path).is_file():
                     continue
-                try:
-                    rows = await asyncio.to_thread(follower.poll)
-                except Exception:
-                    log.exception("reading transcript %s", path)
-                    continue
-                if rows:
+                await asyncio.to_thread(self._read_locked, session, follower)
+            changed = set(self._untotalled)
+            for session in sorted(self._pending):
+                if self._publish(session):
                     changed.add(session)
-                    fresh.setdefault(session, []).extend(rows)
-            if changed:
-                self._reports.clear()
-            for session in sorted(changed):
-                self.fresh[session] = fresh[session]
-                try:
-                    self.signals.usage.emit(session)
-                finally:
-                    self.fresh.pop(session, None)
-                total = totals(self.ledgers[session].rows())
-                if total != self._last.get(session):
-                    self._last[session] = total
-                    cost = total.get("cost")
-                    summary = (f"${cost:.4f}" if isinstance(cost, (int, float)) else "cost unknown") \
-                        + f", {total.get('total_tokens', 0)} tokens"
-                    self.recorder.record_now([ev.internal(session, ev.USAGE_UPDATED,
-                                                          {"usage": total}, summary)])
+            for session in sorted(self._untotalled):
+                self._record_total(session)
             return changed
 
     def rows(self, session: str | None = None, since: float | None = None,

@@ -13,12 +13,18 @@ evaluates the limits of every live session and acts, level-triggered:
 - the ceiling (150%): the session is ended, its worktree and branch kept;
 - back under 100% (a limit raised, a window rolled over): resumed, the agent told to go on.
 
-Pauses and warnings are marked in the store, so a restart keeps them.
+Pauses and warnings are marked in the store, so a restart keeps them. So are the lives of
+sessions (start, end, and a heartbeat while alive; ``budget_marks`` rows of kind ``life``):
+wall-clock minutes of the fleet and of each profile count sessions from before a restart,
+a re-adopted session (same name, same start) is the same life, and one that died while the
+server was down ends at its last heartbeat, not at the restart.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, replace
@@ -42,6 +48,10 @@ from .tasks import RUNNING, WAITING
 
 log = logging.getLogger("hive_lab.budgets")
 
+HEARTBEAT = 10.0  # s between stored "still alive" marks of a live session (its minutes'
+# overcount bound when it dies while the server is down)
+
+TOOL_USE_ID = re.compile(r"[A-Za-z0-9_-]{8,128}")
 DENIED_EVENTS = frozenset({"PreToolUse", "UserPromptSubmit", "BeforeTool", "BeforeAgent"})
 RESUME_TEXT = ("Hive Lab: your budget was raised. Continue the task where you stopped.")
 
@@ -81,7 +91,7 @@ class BudgetKeeper:
     def __init__(self, db_path: Path, sessions: SessionManager, usage: UsageMonitor,
                  recorder: Recorder, signals: Signals, deciders: Deciders, tasks: Orchestrator,
                  config: BudgetConfig, grace: float = 20.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, transcript_wait: float = 0.5) -> None:
         self.conn = sqlite3.connect(str(db_path), timeout=5.0, check_same_thread=False,
                                     isolation_level=None)
         self.conn.execute("PRAGMA busy_timeout=5000")
@@ -91,11 +101,17 @@ class BudgetKeeper:
         self.tasks = tasks
         self.config = config
         self.grace = grace
+        self.transcript_wait = transcript_wait  # s a PreToolUse near a limit waits for its line
+        self._biggest: dict[str, tuple[float, int]] = {}  # session -> its largest row (the
+        # next response is assumed no bigger: "near" a limit is within one such response)
         self.clock = clock
         self.meters: dict[tuple[str, str], Meter] = {}
         self._counted: dict[tuple[str, ...], list[tuple[Meter, Mark]]] = {}
         self._agent_of: dict[str, str] = {}
         self._lives: dict[str, list[Any]] = {}  # session -> [start, end | None, agent]
+        self._ended: list[list[Any]] = []  # earlier lives of reused names: [start, end, agent]
+        self._seen: dict[str, float] = {}  # session -> its life's last stored heartbeat
+        self._unsure: set[str] = set()  # lives loaded open: alive, or died while we were down
         self.fleet: tuple[Limit, ...] | None = None  # live override (PUT budgets)
         self.profiles: dict[str, tuple[Limit, ...]] = {}
         self.paused: dict[str, Pause] = {}
@@ -107,6 +123,7 @@ class BudgetKeeper:
         self._load()
         signals.usage.connect(self._on_usage)
         deciders.register(self._decide)
+        deciders.register_preparer(self._prepare)
 
     def close(self) -> None:
         self.conn.close()
@@ -119,12 +136,51 @@ class BudgetKeeper:
                 self.fleet = parsed
             elif scope == "profile":
                 self.profiles[key] = parsed
+        lives: dict[str, list[list[Any]]] = {}
         for kind, subject, period, detail in self.conn.execute(
                 "SELECT kind, subject, period, detail FROM budget_marks"):
-            if kind == "paused":
+            if kind == "life":
+                self._load_life(lives, subject, period, detail)
+            elif kind == "paused":
                 self.paused[subject] = Pause(**json.loads(detail))
             else:
                 self._warned.add((kind, subject, period))
+
+    def _load_life(self, lives: dict[str, list[list[Any]]], name: str, period: str,
+                   detail: str) -> None:
+        try:
+            data = json.loads(detail)
+            start, end, seen = float(period), data.get("end"), data.get("seen")
+            life: list[Any] = [start, float(end) if end is not None else None, str(data["agent"])]
+        except (ValueError, KeyError, TypeError):
+            return
+        newest = self._lives.get(name)
+        if newest is None or newest[0] < start:
+            if newest is not None:
+                self._ended.append(self._closed(newest, self._seen.get(name)))
+            self._lives[name] = life
+            self._agent_of[name] = str(life[2])
+            if seen is not None:
+                self._seen[name] = float(seen)
+            if life[1] is None:
+                self._unsure.add(name)
+            else:
+                self._unsure.discard(name)
+        else:
+            self._ended.append(self._closed(life, seen))
+
+    @staticmethod
+    def _closed(life: list[Any], seen: float | None) -> list[Any]:
+        if life[1] is None:  # an older life left open: it ended by its last heartbeat
+            life[1] = max(life[0], seen if seen is not None else life[0])
+        return life
+
+    def _save_life(self, name: str, life: list[Any], seen: float | None = None) -> None:
+        detail: dict[str, Any] = {"agent": life[2], "end": life[1]}
+        if seen is not None:
+            detail["seen"] = seen
+            self._seen[name] = seen
+        self._mark("life", name, repr(float(life[0])), detail)
 
     def _mark(self, kind: str, subject: str, period: str, detail: dict[str, Any]) -> None:
         self.conn.execute("INSERT OR REPLACE INTO budget_marks (kind, subject, period, at, detail)"
@@ -161,6 +217,8 @@ class BudgetKeeper:
             for meter, mark in self._counted.pop(full, ()):
                 meter.remove(mark)
         t = row.time.timestamp()
+        big = self._biggest.get(session, (0.0, 0))
+        self._biggest[session] = (max(big[0], row.cost or 0.0), max(big[1], row.total_tokens))
         marks = [(m, m.add(t, row.cost, row.total_tokens)) for m in (
             self.meter("session", session), self.meter("profile", agent),
             self.meter("fleet", FLEET_KEY))]
@@ -227,13 +285,22 @@ class BudgetKeeper:
     # -- the tick ----------------------------------------------------------------------------
     def _subjects(self, now: float) -> list[Subject]:
         out: dict[str, Subject] = {}
+        beat: list[str] = []
         for name, s in self.sessions.sessions.items():
-            exited = self.sessions.tracker.get(name).name == EXITED
+            state = self.sessions.tracker.get(name)
+            exited = state.name == EXITED
             life = self._lives.get(name)
             if life is None or life[0] != s.created:
+                if life is not None:  # the name's earlier life (a task's previous attempt)
+                    self._ended.append(self._closed(life, self._seen.get(name)))
                 life = self._lives[name] = [s.created, None, s.agent]
+                self._unsure.discard(name)
+                self._save_life(name, life, now)
             if exited and life[1] is None:
-                life[1] = now
+                self._end_life(name, life, state.since if state.since else now, now)
+            elif not exited and now - self._seen.get(name, 0.0) >= HEARTBEAT:
+                beat.append(name)
+            self._unsure.discard(name)
             self._agent_of[name] = s.agent
             if not exited:
                 profile = self.sessions.profiles.get(s.agent)
@@ -241,7 +308,14 @@ class BudgetKeeper:
                 out[name] = Subject(name, s.agent, s.task, True, hooked)
         for name, life in self._lives.items():
             if name not in self.sessions.sessions and life[1] is None:
-                life[1] = now
+                self._end_life(name, life, now, now)
+        if beat:
+            self.conn.execute("BEGIN")
+            try:
+                for name in beat:
+                    self._save_life(name, self._lives[name], now)
+            finally:
+                self.conn.execute("COMMIT")
         for name, pause in list(self.paused.items()):
             if name in out:
                 continue
@@ -252,13 +326,24 @@ class BudgetKeeper:
             out[name] = Subject(name, pause.agent, pause.task, False)
         return list(out.values())
 
+    def _end_life(self, name: str, life: list[Any], end: float, now: float) -> None:
+        """End a life; one loaded open from the store that is not alive now died while the
+        server was down: it ended at its last heartbeat (the exit seen at restart is later)."""
+        if name in self._unsure:
+            self._unsure.discard(name)
+            seen = self._seen.get(name)
+            if seen is not None:
+                end = min(end, seen)
+        life[1] = max(life[0], min(end, now))
+        self._save_life(name, life)
+
     def evaluate_all(self, now: float) -> tuple[dict[str, BudgetStatus], dict[str, list[str]]]:
         """Every limit in force, measured once; and which limits apply to which subject."""
         statuses: dict[str, BudgetStatus] = {}
         applies: dict[str, list[str]] = {}
         subjects = self._subjects(now)
         self._lives_by = {FLEET_KEY: []}
-        for life in self._lives.values():
+        for life in [*self._ended, *self._lives.values()]:
             pair = (life[0], life[1])
             self._lives_by[FLEET_KEY].append(pair)
             self._lives_by.setdefault(life[2], []).append(pair)
@@ -320,16 +405,7 @@ class BudgetKeeper:
 
     async def _hold(self, subject: Subject, over: list[BudgetStatus], now: float) -> None:
         name = subject.name
-        pause = self.paused.get(name)
-        if pause is None:
-            reason = "; ".join(s.summary() for s in over)
-            pause = self.paused[name] = Pause(
-                since=now, reason=reason, limits=[s.limit.id for s in over], agent=subject.agent,
-                task=subject.task, rows_at=self.meter("session", name).total.rows)
-            self._mark("paused", name, "", asdict(pause))
-            self._event(name, BUDGET_PAUSED, {"budget": [s.to_json() for s in over],
-                                              "task": subject.task, "reason": reason},
-                        f"paused at its budget: {reason}"[:200])
+        pause = self.paused.get(name) or self._enter_pause(subject, over, now)
         if subject.task:
             task = self.tasks.task_record(subject.task)
             if task is not None and task.state in (RUNNING, WAITING):
@@ -341,6 +417,19 @@ class BudgetKeeper:
             await self._end(subject, pause, ceiling)
             return
         self._maybe_interrupt(subject, pause, now)
+
+    def _enter_pause(self, subject: Subject, over: list[BudgetStatus], now: float) -> Pause:
+        """Hold a session (sync: the hook-time check calls it too); the tick does the rest."""
+        name = subject.name
+        reason = "; ".join(s.summary() for s in over)
+        pause = self.paused[name] = Pause(
+            since=now, reason=reason, limits=[s.limit.id for s in over], agent=subject.agent,
+            task=subject.task, rows_at=self.meter("session", name).total.rows)
+        self._mark("paused", name, "", asdict(pause))
+        self._event(name, BUDGET_PAUSED, {"budget": [s.to_json() for s in over],
+                                          "task": subject.task, "reason": reason},
+                    f"paused at its budget: {reason}"[:200])
+        return pause
 
     def _maybe_interrupt(self, subject: Subject, pause: Pause, now: float) -> None:
         """A paused session that still works after the grace (or has no hooks) is interrupted."""
@@ -394,8 +483,10 @@ class BudgetKeeper:
 
     # -- the decider -------------------------------------------------------------------------
     def _decide(self, ctx: HookContext) -> Verdict | None:
-        pause = self.paused.get(ctx.session)
-        if pause is None or ctx.event not in DENIED_EVENTS:
+        if ctx.event not in DENIED_EVENTS:
+            return None
+        pause = self.paused.get(ctx.session) or self.check_now(ctx.session)
+        if pause is None:
             return None
         if pause.task:
             how = f'PATCH tasks/{pause.task} with a larger "budget"'
@@ -405,6 +496,70 @@ class BudgetKeeper:
             how = "raise c.HiveLab.budgets"
         return Verdict("deny", f"Hive Lab paused this agent at its budget ({pause.reason}). "
                                f"Stop here; it resumes when a person raises it ({how}).", "budget")
+
+    async def _prepare(self, ctx: HookContext) -> None:
+        """A Claude Code PreToolUse near a limit waits (up to ``transcript_wait``) until the
+        line of the response that asks for the tool is in the transcript, so the decision
+        counts that response: its tool call is denied if it crossed the limit. Far from
+        every limit (or already paused) it does not wait."""
+        tool_use = ctx.payload.get("tool_use_id")
+        if ctx.event != "PreToolUse" or ctx.kind != "claude" or ctx.session in self.paused \
+                or not isinstance(tool_use, str) or not TOOL_USE_ID.fullmatch(tool_use):
+            return
+        needle = f'"{tool_use}"'.encode()
+        if not self._near(ctx.session) or self.usage.mentions(ctx.session, needle):
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.transcript_wait
+        while loop.time() < deadline:
+            await asyncio.sleep(0.02)
+            if self.usage.mentions(ctx.session, needle):
+                return
+        log.info("session %s: the line of tool call %s was not written in %.1f s", ctx.session,
+                 tool_use, self.transcript_wait)
+
+    def _near(self, name: str) -> bool:
+        """Could one more response of this session (as big as its biggest) cross a limit?"""
+        session = self.sessions.sessions.get(name)
+        if session is None:
+            return False
+        limits = self.limits_for(Subject(name, session.agent, session.task, True))
+        if not limits:
+            return False
+        self.usage.catch_up(name)
+        dollars, tokens = self._biggest.get(name, (0.0, 0))
+        now = self.clock()
+        for limit in limits:
+            status = self.measure(limit, now)
+            if LEVEL_RANK[status.level] >= LEVEL_RANK["paused"]:
+                return True
+            if limit.dollars is not None and \
+                    float(status.used["dollars"]) + dollars >= limit.dollars:
+                return True
+            if limit.tokens is not None and int(status.used["tokens"]) + tokens >= limit.tokens:
+                return True
+        return False
+
+    def check_now(self, name: str) -> Pause | None:
+        """Before a blocking hook is answered: read the session's transcript up to now and
+        measure its limits, pausing on the spot if one is crossed. Agents write a response's
+        transcript line before they ask to run its tool, so the tool call of the response
+        that crossed the limit is the first one denied (the periodic read lags by up to
+        ``usage_interval``; several calls ran in that lag before)."""
+        session = self.sessions.sessions.get(name)
+        if session is None:
+            return None
+        subject = Subject(name, session.agent, session.task, True)
+        limits = self.limits_for(subject)
+        if not limits:
+            return None
+        self.usage.catch_up(name)
+        now = self.clock()
+        over = [st for st in (self.measure(limit, now) for limit in limits)
+                if LEVEL_RANK[st.level] >= LEVEL_RANK["paused"]]
+        if not over:
+            return None
+        return self.paused.get(name) or self._enter_pause(subject, over, now)
 
     # -- the API -----------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:

@@ -23,7 +23,10 @@ that start with ``@`` (everything else, the prose of a task prompt, is read and 
     @burn TOKENS COUNT    COUNT "API responses" of TOKENS input tokens each (claude-opus-4-8),
                           appended as Claude-style lines (message ids, usage) to a transcript
                           the hooks name as ``transcript_path``; a tool call (PreToolUse)
-                          after each, and a deny ends the step, as a turn boundary does
+                          after each, and a deny ends the step, as a turn boundary does;
+                          ``@burn TOKENS COUNT late`` writes each response's line 0.15 s
+                          after its PreToolUse fired (Claude Code flushes its transcript on a
+                          timer, so the line can come after the hook)
     @spin TOKENS COUNT [stubborn]  the same without tool calls (a turn that only streams):
                           only an interrupt (Ctrl-C) stops it, unless it is stubborn
 
@@ -51,6 +54,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -97,8 +101,9 @@ def transcript() -> Path | None:
     return path
 
 
-def spend(tokens: int) -> None:
-    """One API response in Claude Code's transcript shape (one line, its usage)."""
+def spend(tokens: int, tool_use: str | None = None) -> None:
+    """One API response in Claude Code's transcript shape (one line, its usage; with
+    ``tool_use``, the tool call it asks for)."""
     path = transcript()
     if path is None:
         return
@@ -107,7 +112,10 @@ def spend(tokens: int) -> None:
             "sessionId": f"scripted-{os.environ.get('HIVE_LAB_SESSION')}", "cwd": os.getcwd(),
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
             "message": {"id": mid, "type": "message", "role": "assistant",
-                        "model": "claude-opus-4-8", "content": [{"type": "text", "text": "."}],
+                        "model": "claude-opus-4-8", "content": [
+                            {"type": "tool_use", "id": tool_use, "name": "Bash",
+                             "input": {"command": "true"}} if tool_use else
+                            {"type": "text", "text": "."}],
                         "usage": {"input_tokens": tokens, "output_tokens": 0,
                                   "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}
     with open(path, "a") as f:
@@ -189,14 +197,22 @@ def act(line: str) -> None:
         parts = rest.split()
         tokens, count = int(parts[0]), int(parts[1])
         stubborn = verb == "spin" and "stubborn" in parts[2:]
+        late = verb == "burn" and "late" in parts[2:]
         signal.signal(signal.SIGINT, signal.SIG_IGN if stubborn else _on_sigint)
         try:
             for i in range(count):
-                spend(tokens)
+                tool_use = "toolu_" + secrets.token_hex(8) if verb == "burn" else None
+                writer = threading.Timer(0.15, spend, (tokens, tool_use)) if late else None
+                if writer is not None:
+                    writer.start()
+                else:
+                    spend(tokens, tool_use)
                 print(f"{verb} {i + 1}/{count}", flush=True)
                 if verb == "burn":
                     proc = hook("PreToolUse", tool_name="Bash", tool_input={"command": "true"},
-                                tool_use_id="toolu_" + secrets.token_hex(8))
+                                tool_use_id=tool_use)
+                    if writer is not None:
+                        writer.join()
                     out = {}
                     try:
                         out = json.loads(proc.stdout or b"{}").get("hookSpecificOutput", {}) if proc else {}
