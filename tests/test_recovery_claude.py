@@ -261,7 +261,7 @@ def never_told(server: HiveServer, api: MeteredAPI, t: dict[str, Any]) -> None:
 def after_retrying(server: HiveServer, tid: str) -> None:
     """Each countdown was a waiting(rate_limit) with a resume_at, and working/idle came after."""
     retries = self_retries(server, tid)
-    assert retries, explain(server, tid)
+    assert retries, explain(server, tid) + "\n" + str(server.get(f"transitions?session={tid}"))
     for r in retries:
         assert (r["name"], r["reason"]) == ("waiting", "rate_limit"), r
         assert r["resume_at"] is not None and 0 <= r["resume_at"] - r["since"] <= 6, r
@@ -281,14 +281,17 @@ def test_the_clis_own_retries_wait_on_the_rate_limit_park_new_starts_and_are_nev
     fires no hook meanwhile (NOTES.md); only its screen says so ("Retrying in 4s · attempt
     1/10"). The session waits (rate_limit) with a resume_at, new claude tasks wait for the
     parking, and nothing is ever typed into the retrying session."""
-    api.outage(429, count=2, retry_after=4, should_retry=True)
+    # Main-loop requests only: the CLI's start-up side calls would use the outage up unseen.
+    api.outage(429, count=2, retry_after=4, should_retry=True, side_calls=False)
     add(server, repo=str(repo), **burn("ra", 2))
     def retrying() -> dict[str, Any] | None:
         status, body = server.request("GET", "sessions/ra")  # 404 until the task starts it
         state = body.get("state") or {} if status == 200 else {}
         return state if state.get("name") == "waiting" else None
-    seen = wait_for(retrying,
-                    timeout=120, interval=0.1, what="ra waiting while its CLI retries")
+    try:
+        seen = wait_for(retrying, timeout=120, interval=0.1, what="ra waiting while its CLI retries")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{[c.status for c in api.calls]}\n{explain(server, 'ra')}") from None
     assert (seen["reason"], seen["source"]) == ("rate_limit", "screen:retrying"), seen
     assert "resume_at" in seen and "retries by itself" in seen["detail"], seen
     # Parked for new starts while it retries: a new claude task waits, and says why.
@@ -311,8 +314,9 @@ def test_the_clis_own_retries_wait_on_the_rate_limit_park_new_starts_and_are_nev
                if e["payload"]["task"]["state"]["name"] == "running"]
     assert started and started[0]["id"] > resumed[0]["id"]  # rb only once claude was back
 
-    # 529, x-should-retry false: retried by the CLI anyway (backoff ~0.6, 1.2, 2.4 s).
-    api.outage(529, count=4)
+    # 529, x-should-retry false: retried by the CLI anyway (backoff ~0.6, 1.2, 2.4 s: the last
+    # one is seen for sure).
+    api.outage(529, count=3, side_calls=False)
     add(server, repo=str(repo), **burn("ov", 2))
     done = until_state(server, "ov", "done", "failed")
     assert done["state"]["name"] == "done", explain(server, "ov")

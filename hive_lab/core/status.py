@@ -209,11 +209,13 @@ def decide_from_screen(screen: str, cues: ScreenCues, has_hooks: bool, prev: Sta
     question = cues.find("question", screen)
     busy = cues.find("working", screen)
     hooks_stale = now - memory.last_hook_at > HOOK_TRUST_SECONDS
-    # Claude Code keeps "esc to interrupt" under its countdown (NOTES.md): a screen without
-    # the working cue is not read for one (most screens: idle ones cost nothing more).
+    # Not gated on the working cue: right after a pasted prompt Claude Code's footer says
+    # "paste again to expand" instead of "esc to interrupt", countdown or not.
     retry = find_self_retry(screen, cues.retrying) if cues.retrying and not (dialog or question) \
-        and (busy or not cues.working) else None
-    if retry is not None and prev.name != STARTING:
+        else None
+    if retry is not None and prev.name != STARTING and not (
+            prev.name == IDLE and prev.source.startswith("hook:") and not hooks_stale):
+        # (A fresh Stop says the turn ended after the retry: that capture is older news.)
         # Newer than any hook: the CLI fires none while it retries (NOTES.md, "API errors").
         return State(WAITING, SELF_RETRY_SOURCE, now, reason="rate_limit", detail=retry.detail(),
                      resume_at=now + retry.wait)

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("hive_lab.orchestrate.recovery")
 
 RATE_REASONS = {"rate_limit": RATE_LIMIT, "overloaded": OVERLOADED}
+# A self-retry state whose countdown ended this long ago (and no new attempt came) no longer
+# holds its provider's parking: whatever the screen shows, that CLI is not counting down.
+SELF_RETRY_STALE = 60.0
 SELF_RETRY_PARK = "(the CLI retries by itself)"  # in the source of a parking a countdown began
 CONTINUE_PROMPT = ("The API limit that stopped you has passed. Continue the task where you "
                    "left off.")
@@ -141,7 +144,8 @@ class Recovery:
         why = (f"{kind.replace('_', ' ')}: the CLI retries by itself at {when}"
                + (f" (attempt {attempt})" if attempt else "") + ", not typed into")
         if provider is not None:
-            self.retry_seen[provider] = now
+            if resume_at is None or now - resume_at < SELF_RETRY_STALE:
+                self.retry_seen[provider] = now  # a countdown long past is no retry any more
             existing = self.parks().get(provider)
             if existing is None:
                 current = park(None, provider, kind, resume_at, now, self.cfg,

@@ -134,3 +134,26 @@ def test_a_dialog_wins_over_a_countdown_and_profiles_check_the_cue() -> None:
         r"^wait (?P<wait>.+?) try (?P<attempt>\d+) of (?P<of>\d+)$"]}})
     got = find_self_retry("wait 1m 5s try 2 of 3", ok.cues.retrying)
     assert got is not None and (got.wait, got.attempt, got.of) == (65.0, 2, 3)
+
+
+def test_a_fresh_stop_is_newer_than_a_countdown_still_drawn() -> None:
+    t = Tracker()
+    t.on_hook("s", "UserPromptSubmit", {"session_id": "a"}, 10.0)
+    t.on_hook("s", "Stop", {"session_id": "a"}, 12.0)
+    assert retrying(t, "✻ API error · Retrying in 1s · attempt 1/10", 12.5) is None
+    assert t.get("s").name == IDLE
+    t.on_hook("s", "UserPromptSubmit", {"session_id": "a"}, 20.0)  # the next turn refused
+    assert retrying(t, "✻ API error · Retrying in 1s · attempt 1/10", 20.5) is not None
+    assert t.get("s").name == WAITING
+
+
+def test_the_countdown_counts_without_esc_to_interrupt_under_it() -> None:
+    """Seen with the real CLI: right after a pasted prompt the footer says "paste again to
+    expand", not "esc to interrupt", while the 529 countdown runs (the working cue absent)."""
+    t = Tracker()
+    t.on_hook("s", "UserPromptSubmit", {"session_id": "a"}, 10.0)
+    text = screen("✻ API error · Retrying in 1s · attempt 2/10", footer="") + \
+        "  paste again to expand                                  ● high · /effort\n"
+    assert not CLAUDE_CUES.find("working", text)
+    assert t.on_screen("s", text, CLAUDE_CUES, True, 10.5, 10.5) is not None
+    assert (t.get("s").name, t.get("s").reason) == (WAITING, "rate_limit")
