@@ -26,22 +26,22 @@ from hive_lab.core.status import WORKING, HookMemory, State, decide_from_screen 
 BOX = "─" * 198 + "\n❯ \n" + "─" * 198 + "\n  ? for shortcuts\n"
 
 
-def screen(rng: random.Random, retry: bool, glyph_lines: float, busy: bool = True) -> str:
+def screen(rng: random.Random, retry: bool, glyph_lines: float, near_miss: bool = False) -> str:
     """``glyph_lines``: the share of lines starting with the spinner's ✻ (a real screen has a
-    few, "✻ Worked for 12s"; 1.0 is the adversarial case, every line a near miss)."""
+    few, "✻ Worked for 12s"); ``near_miss``: they also hold " · Retrying in " (the adversarial
+    case: the literal pre-check passes and every such line is searched, and fails, in full)."""
     lines = []
     for _ in range(44):
         kind = rng.random()
         if kind < glyph_lines:
-            lines.append("✻ Worked for 12s " + "· x " * rng.randint(0, 45))  # no countdown
+            miss = " · Retrying in soon · attempt x" if near_miss else ""
+            lines.append("✻ Worked for 12s " + "· x " * rng.randint(0, 45) + miss)
         elif kind < 0.5:
             lines.append("● " + "word " * rng.randint(3, 38))
         else:
             lines.append("  ⎿  " + "x · y " * rng.randint(1, 32))
     spinner = ("✻ API error · Retrying in 4s · attempt 3/10" if retry
                else "✻ Thinking… (12s · ↓ 1.2k tokens · esc to interrupt)")
-    if not busy:  # a finished turn: no spinner, no "esc to interrupt"
-        return "\n".join(lines) + f"\n\n✻ Worked for 12s\n{BOX}"
     return "\n".join(lines) + f"\n\n{spinner}\n  esc to interrupt\n{BOX}"
 
 
@@ -64,24 +64,20 @@ def main() -> None:
     rng = random.Random(7)
     plain = [screen(rng, False, 0.07) for _ in range(args.screens)]
     retrying = [screen(rng, True, 0.07) for _ in range(args.screens)]
-    hostile = [screen(rng, False, 1.0) for _ in range(args.screens)]
-    idle = [screen(rng, False, 0.07, busy=False) for _ in range(args.screens)]
+    hostile = [screen(rng, False, 1.0, near_miss=True) for _ in range(args.screens)]
     without = replace(CLAUDE_CUES, retrying=())
-    rows = [("working screens, no retrying cue (base)", time_decisions(plain, without, args.rounds)),
+    rows = [("without the retrying cue (baseline)", time_decisions(plain, without, args.rounds)),
             ("with it, no countdown on screen", time_decisions(plain, CLAUDE_CUES, args.rounds)),
             ("with it, every screen counting down", time_decisions(retrying, CLAUDE_CUES,
                                                                    args.rounds)),
-            ("idle screens, no retrying cue", time_decisions(idle, without, args.rounds)),
-            ("idle screens, with it (not read: idle)", time_decisions(idle, CLAUDE_CUES,
-                                                                      args.rounds)),
-            ("adversarial: every line starts with ✻", time_decisions(hostile, CLAUDE_CUES,
+            ("adversarial: every line a near miss", time_decisions(hostile, CLAUDE_CUES,
                                                                      args.rounds))]
     base = statistics.median(rows[0][1])
     print(f"{args.screens} screens per round, {args.rounds} rounds")
-    print(f"{'case':42} {'p50 ms':>8} {'p95 ms':>8} {'vs base':>8}")
+    print(f"{'case':38} {'p50 ms':>8} {'p95 ms':>8} {'vs base':>8}")
     for name, ms in rows:
         p50, p95 = statistics.median(ms), sorted(ms)[int(0.95 * (len(ms) - 1))]
-        print(f"{name:42} {p50:8.2f} {p95:8.2f} {p50 / base:7.2f}x")
+        print(f"{name:38} {p50:8.2f} {p95:8.2f} {p50 / base:7.2f}x")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,9 @@ def find_self_retry(screen: str, patterns: tuple[str, ...]) -> SelfRetry | None:
     """The countdown on ``screen`` (the lowest on it), or None when there is none."""
     if not patterns or not isinstance(screen, str):
         return None
-    compiled = [_compile(p) for p in patterns]
+    compiled = [c for c, needle in map(_compile, patterns) if needle in screen]
+    if not compiled:
+        return None  # the usual screen: a substring test per pattern, no regex at all
     # Line by line from the bottom: the first hit is the lowest, and a line-anchored pattern
     # fails at a line's first character (a MULTILINE search over the whole screen tries
     # ``^`` at every position: ~5x slower, benchmarks/bench_retrycue.py).
@@ -76,8 +78,33 @@ def find_self_retry(screen: str, patterns: tuple[str, ...]) -> SelfRetry | None:
 
 
 @lru_cache(maxsize=64)
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _compile(pattern: str) -> tuple[re.Pattern[str], str]:
+    """The compiled pattern and a literal every match contains ("" when none is found)."""
+    return re.compile(pattern), _needle(pattern)
+
+
+def _needle(pattern: str) -> str:
+    """The longest run of literal characters at the top level of ``pattern``: every match
+    contains it, so a screen without it needs no regex search (" · Retrying in " for Claude)."""
+    try:
+        import re._parser as parser  # type: ignore[import-not-found]  # Python >= 3.11
+    except ImportError:  # pragma: no cover
+        import sre_parse as parser  # type: ignore[no-redef]
+    try:
+        parsed = parser.parse(pattern)
+    except Exception:  # pragma: no cover - compiled fine above; be safe anyway
+        return ""
+    if parsed.state.flags & re.IGNORECASE:
+        return ""  # "retry" would miss "Retry"
+    items = list(parsed)
+    best, run = "", ""
+    for op, arg in items:
+        if str(op) == "LITERAL":
+            run += chr(arg)
+            best = max(best, run, key=len)
+        else:
+            run = ""
+    return best
 
 
 def _read(match: re.Match[str]) -> SelfRetry | None:

@@ -157,3 +157,14 @@ def test_the_countdown_counts_without_esc_to_interrupt_under_it() -> None:
     assert not CLAUDE_CUES.find("working", text)
     assert t.on_screen("s", text, CLAUDE_CUES, True, 10.5, 10.5) is not None
     assert (t.get("s").name, t.get("s").reason) == (WAITING, "rate_limit")
+
+
+def test_a_screen_without_the_patterns_literal_is_not_searched_and_flags_are_kept() -> None:
+    from hive_lab.core.retrycue import _needle
+
+    assert _needle(CUES[0]) == " · Retrying in "
+    assert _needle(r"(?i)^retrying in (?P<wait>\S+) (?P<attempt>\d+)/(?P<of>\d+)") == ""
+    loose = (r"(?i)^retrying in (?P<wait>[0-9]+s) (?P<attempt>[0-9]+)/(?P<of>[0-9]+)$",)
+    got = find_self_retry("RETRYING IN 3s 1/4", loose)
+    assert got is not None and (got.wait, got.attempt, got.of) == (3.0, 1, 4)
+    assert find_self_retry(screen("✻ API error · Retrying in"), CUES) is None
