@@ -99,8 +99,8 @@ class ScreenCues:
     # SessionStart when its thread starts, i.e. on the first prompt): the screen that says it
     # is ready at start-up. Without it a hooked agent leaves `starting` by a hook only.
     ready: tuple[str, ...] = ()
-    # The CLI retrying a refused API request by itself (no hook while it waits): whole-line
-    # regexes with the named groups ``wait``, ``attempt``, ``of`` (``label`` optional), read
+    # The CLI retrying a refused API request by itself (no hook while it waits): regexes
+    # matched one line at a time, with the named groups ``wait``, ``attempt``, ``of`` (``label`` optional), read
     # strictly by :mod:`.retrycue`. While one shows, the session waits (``rate_limit``).
     retrying: tuple[str, ...] = ()
 

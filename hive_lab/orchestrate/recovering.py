@@ -92,7 +92,7 @@ class Recovery:
         resumed_at = flags.get("resumed_at")
         if isinstance(resumed_at, (int, float)) and state_since <= resumed_at:
             return True  # our "continue" is on its way; the state is the old one
-        if self._self_retrying(task.id, now):
+        if self._self_retrying(task.id):
             self._on_self_retry(task, provider, kind, state_since, resume_at, detail, now)
             return True
         parks = self.parks()
@@ -128,7 +128,7 @@ class Recovery:
             self.orch._set(replace(task, flags=flags), WAITING, why, now)
         return True
 
-    def _self_retrying(self, session: str, now: float) -> bool:
+    def _self_retrying(self, session: str) -> bool:
         """The session's waiting comes from the CLI's own retry countdown (status.py)."""
         state = self.orch.sessions.tracker.get(session)
         return state.name == "waiting" and state.source == SELF_RETRY_SOURCE
