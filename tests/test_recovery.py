@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from hive_lab.core.agents import CLAUDE_CUES
 from support import HiveServer, make_repo, wait_for
 from test_tasks_api import GIT_ENV, add, events, task, until_state
 
@@ -24,6 +25,10 @@ PROFILES = {
     "crashy": {"command": [sys.executable, "-u", AGENT], "capabilities": ["crash"], "env": GIT_ENV},
     "guarded": {"command": [sys.executable, "-u", AGENT, "--hooked"], "hooks": "claude",
                 "capabilities": ["hooked"], "env": GIT_ENV},
+    # Claude-style hooks and Claude Code's own retry countdown cue (its provider: claude)
+    "retrier": {"command": [sys.executable, "-u", AGENT, "--hooked"], "hooks": "claude",
+                "capabilities": ["retrier"], "env": GIT_ENV,
+                "cues": {"retrying": list(CLAUDE_CUES.retrying)}},
 }
 RECOVERY = {"restart_backoff_base": 1.0, "restart_backoff_cap": 8.0,
             "fleet_restarts_per_hour": 100, "stall_minutes": 0.05, "loop_repeats": 3,
@@ -59,6 +64,45 @@ def reasons(server: HiveServer, task_id: str) -> list[tuple[float, str]]:
     for e in events(server, task_id, "TaskChanged"):
         out.append((e["payload"]["task"]["state"]["since"], e["payload"]["reason"]))
     return out
+
+
+# -- the CLI retrying by itself (Claude Code's countdown; NOTES.md "API errors") ----------------
+COUNTDOWN = ("@run for i in 8 7 6 5 4 3 2 1; do printf '\\342\\234\\273 API error \\302\\267 Retrying"
+             " in %ss \\302\\267 attempt 1/10\\n' $i > /dev/tty; sleep 1; done;"
+             " printf '\\033[2J\\033[H' > /dev/tty")
+
+
+def test_a_self_retrying_session_is_never_told_and_holds_the_parked_ones_back(
+        server: HiveServer) -> None:
+    """One session's CLI gave up on a rate limit (StopFailure: parked, probed after 3 s);
+    another's retries by itself, counting down 8 s on its screen. The countdown is waiting
+    (rate_limit) with a resume_at; nothing is typed into it; and its retry is the probe: the
+    parked session is told to continue only after the countdown ended, once."""
+    repo = new_repo(server, "selfretry")
+    add(server, id="gaveup", prompt="@stopfail rate_limit", repo=str(repo), agent="guarded",
+        scope=["src/g/**"])
+    add(server, id="retries", prompt=COUNTDOWN, repo=str(repo), agent="retrier",
+        scope=["src/r/**"])
+    for tid in ("gaveup", "retries"):
+        done = until_state(server, tid, "done", "failed", timeout=90)
+        assert done["state"]["name"] == "done", done
+    states = [e["payload"]["record"] for e in events(server, "retries", "StateChanged")]
+    counting = [r for r in states if r["source"] == "screen:retrying"]
+    assert counting and all((r["name"], r["reason"]) == ("waiting", "rate_limit") and
+                            0 < r["resume_at"] - r["since"] <= 8 for r in counting), states
+    assert len(counting) == 1  # one attempt: one transition, not one per second
+    changes = events(server, "retries", "TaskChanged")
+    assert not [e for e in changes if e["payload"]["reason"].startswith("told to continue")]
+    continued = [e["id"] for e in changes
+                 if e["payload"]["reason"] == "the agent continued by itself after the limit"]
+    told = [e["id"] for e in events(server, "gaveup", "TaskChanged")
+            if e["payload"]["reason"].startswith("told to continue")]
+    assert len(told) == 1 and continued and told[0] > continued[0], (told, continued)
+    parked = [e for e in all_events(server, "ProviderParked")
+              if e["session"] in ("gaveup", "retries")]
+    resumed = [e for e in all_events(server, "ProviderResumed") if e["id"] > parked[0]["id"]]
+    assert len(parked) == 1 and len(resumed) == 1, (parked, resumed)
+    assert resumed[0]["payload"]["resumed"] == ["gaveup"]
 
 
 # -- crash: backoff, max_attempts, the fleet cap ----------------------------------------------

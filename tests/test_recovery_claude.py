@@ -8,8 +8,9 @@ tests/claude_support/NOTES.md ("API errors"); these tests check what Hive Lab ma
 - 429 the CLI does not retry: the session is ``waiting(rate_limit)``, the provider is parked
   for the fleet (a new claude task waits with that why), and after the reset the parked
   sessions are told to continue one by one, each once -- across a SIGKILL of the server too;
-- 429 with ``retry-after`` the CLI retries itself: Hive Lab leaves it alone;
-- 529: the CLI retries by itself, even with ``x-should-retry: false``;
+- 429 with ``retry-after`` and ``x-should-retry: true``, and any 529: the CLI retries by
+  itself with no hook, its screen counting down. The session is ``waiting(rate_limit)`` with a
+  ``resume_at`` meanwhile, new claude tasks wait for the parking, and nothing is typed into it;
 - 401: one request, the task fails at once with an ``AuthFailed`` event, never a retry loop.
 """
 from __future__ import annotations
@@ -240,31 +241,99 @@ def test_a_429_whose_reset_outlasts_the_probe_is_probed_again_with_backoff(
     assert marks.count("ProviderParked") == 2, marks
 
 
-@pytest.mark.timeout(300)
-def test_a_429_with_retry_after_is_retried_by_the_cli_and_left_alone(
+def self_retries(server: HiveServer, tid: str) -> list[dict[str, Any]]:
+    """The session's states read off the CLI's own retry countdown (its StateChanged records)."""
+    return [e["payload"]["record"] for e in events(server, tid, "StateChanged")
+            if e["payload"]["record"]["source"] == "screen:retrying"]
+
+
+def never_told(server: HiveServer, api: MeteredAPI, t: dict[str, Any]) -> None:
+    """No "continue" was typed: no such task change, and no such text reached the API."""
+    assert not told(server, t["id"])
+    texts = [b.get("text", "") for c in calls_of(api, t) for m in c.body["messages"]
+             if m.get("role") == "user" and isinstance(m.get("content"), list)
+             for b in m["content"] if isinstance(b, dict) and b.get("type") == "text"]
+    assert texts and not any("The API limit that stopped you" in x for x in texts), texts
+    goal, ok, _ = burn_progress(calls_of(api, t)[-1].body["messages"])
+    assert ok == goal  # the one conversation went on to the end by itself
+
+
+def after_retrying(server: HiveServer, tid: str) -> None:
+    """Each countdown was a waiting(rate_limit) with a resume_at, and working/idle came after."""
+    retries = self_retries(server, tid)
+    assert retries, explain(server, tid) + "\n" + str(server.get(f"transitions?session={tid}"))
+    for r in retries:
+        assert (r["name"], r["reason"]) == ("waiting", "rate_limit"), r
+        assert r["resume_at"] is not None and 0 <= r["resume_at"] - r["since"] <= 6, r
+        assert "retries by itself" in r["detail"] and "attempt" in r["detail"], r
+    names = [e["payload"]["record"]["name"] for e in events(server, tid, "StateChanged")]
+    last_wait = max(i for i, n in enumerate(names) if n == "waiting")
+    assert {"working", "idle"} & set(names[last_wait + 1:]), names
+    changes = [e["payload"]["reason"] for e in events(server, tid, "TaskChanged")]
+    assert any("the CLI retries by itself" in r and "provider claude parked until" in r
+               for r in changes), changes
+
+
+@pytest.mark.timeout(400)
+def test_the_clis_own_retries_wait_on_the_rate_limit_park_new_starts_and_are_never_typed_into(
         server: HiveServer, api: MeteredAPI, repo: Path) -> None:
-    api.outage(429, count=2, retry_after=2, should_retry=True)
+    """429 with retry-after and x-should-retry, then a 529: Claude Code retries by itself and
+    fires no hook meanwhile (NOTES.md); only its screen says so ("Retrying in 4s · attempt
+    1/10"). The session waits (rate_limit) with a resume_at, new claude tasks wait for the
+    parking, and nothing is ever typed into the retrying session."""
+    # Main-loop requests only: the CLI's start-up side calls would use the outage up unseen.
+    api.outage(429, count=2, retry_after=4, should_retry=True, side_calls=False)
     add(server, repo=str(repo), **burn("ra", 2))
-    done = until_state(server, "ra", "done", "failed")
-    assert done["state"]["name"] == "done", explain(server, "ra")
-    assert len(refused(api, done)) >= 1  # it was refused, and retried by itself
-    assert not told(server, "ra") and not all_events(server, "ProviderParked")
-    states = {(t["name"], t["reason"]) for t in server.get("transitions?session=ra")["transitions"]}
-    print("429 retry-after states:", sorted(states, key=str))
+    def retrying() -> dict[str, Any] | None:
+        status, body = server.request("GET", "sessions/ra")  # 404 until the task starts it
+        state = body.get("state") or {} if status == 200 else {}
+        return state if state.get("name") == "waiting" else None
+    try:
+        seen = wait_for(retrying, timeout=120, interval=0.1, what="ra waiting while its CLI retries")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{[c.status for c in api.calls]}\n{explain(server, 'ra')}") from None
+    assert (seen["reason"], seen["source"]) == ("rate_limit", "screen:retrying"), seen
+    assert "resume_at" in seen and "retries by itself" in seen["detail"], seen
+    # Parked for new starts while it retries: a new claude task waits, and says why.
+    add(server, repo=str(repo), **burn("rb", 1))
+    why = wait_for(lambda: (w := task(server, "rb").get("why") or "").startswith(
+        "provider claude parked until") and w, timeout=30, interval=0.1, what="rb's parked why")
+    assert "rate limit" in why
+    for tid in ("ra", "rb"):
+        done = until_state(server, tid, "done", "failed")
+        assert done["state"]["name"] == "done", explain(server, tid)
+    ra = task(server, "ra")
+    assert len(refused(api, ra)) >= 1  # refused, and retried by the CLI itself
+    after_retrying(server, "ra")
+    never_told(server, api, ra)
+    parked = all_events(server, "ProviderParked")
+    assert len(parked) == 1 and parked[0]["payload"]["self_retry"], parked
+    resumed = all_events(server, "ProviderResumed")
+    assert len(resumed) == 1 and resumed[0]["payload"]["resumed"] == [], resumed
+    started = [e for e in events(server, "rb", "TaskChanged")
+               if e["payload"]["task"]["state"]["name"] == "running"]
+    assert started and started[0]["id"] > resumed[0]["id"]  # rb only once claude was back
 
-
-@pytest.mark.timeout(300)
-def test_a_529_is_retried_by_the_cli_itself_and_hive_lab_does_not_park(
-        server: HiveServer, api: MeteredAPI, repo: Path) -> None:
-    api.outage(529, count=2)  # x-should-retry: false -- the CLI retries a 529 anyway
+    # 529, x-should-retry false: retried by the CLI anyway (backoff ~0.6, 1.2, 2.4 s: the last
+    # one is seen for sure).
+    api.outage(529, count=3, side_calls=False)
     add(server, repo=str(repo), **burn("ov", 2))
     done = until_state(server, "ov", "done", "failed")
     assert done["state"]["name"] == "done", explain(server, "ov")
     assert len(refused(api, done)) >= 1
-    assert not told(server, "ov") and not all_events(server, "ProviderParked")
-    states = {(t["name"], t["reason"]) for t in server.get("transitions?session=ov")["transitions"]}
-    assert ("waiting", "overloaded") not in states
-    print("529 states:", sorted(states, key=str))
+    after_retrying(server, "ov")  # the screen cannot tell a 529 from a 429: rate_limit
+    never_told(server, api, done)
+    assert not any(t["reason"] == "overloaded" for t in
+                   server.get("transitions?session=ov")["transitions"])
+    assert len(all_events(server, "ProviderParked")) >= 2
+
+    def marks() -> list[str]:
+        return [e["event"] for e in sorted(all_events(server, "ProviderParked")
+                                           + all_events(server, "ProviderResumed"),
+                                           key=lambda e: e["id"])]
+    # Not left parked once it got through: lifted a stagger after the last retry was seen.
+    wait_for(lambda: marks()[-1] == "ProviderResumed", timeout=30, interval=0.2,
+             what=f"claude resumed after the 529s: {marks()}")
 
 
 @pytest.mark.timeout(300)

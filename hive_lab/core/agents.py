@@ -92,6 +92,11 @@ CLAUDE_CUES = ScreenCues(
     working=(r"esc to interrupt",),
     idle=(r"^─{20,}\s*\n❯.*\n─{20,}",),  # the input box: a ❯ line between two rules
     permission_tool=r"^\s*(Bash|Write|Edit|MultiEdit|NotebookEdit|WebFetch|Read)(?: command| file)?\s*$",
+    # Its own retry of a refused request: "✻ API error · Retrying in 4s · attempt 1/10" (label
+    # "Usage limit reached" with " (resets …)" on a subscription limit, the error text on the
+    # last attempt), the spinner line of cli.js's retry status; no hook fires meanwhile.
+    retrying=(r"^[ \t]{0,4}\u273b (?P<label>[^\n]{0,300}) · Retrying in (?P<wait>[0-9dhms ]{2,24}?)"
+              r"(?: \([^\n()]{1,40}\))? · attempt (?P<attempt>[0-9]{1,3})/(?P<of>[0-9]{1,3})[ \t]*$",),
     first_run=(
         ("Settings Warning", ("1",)),                                   # 1. Continue
         ("Quick safety check: Is this a project you created or one you trust", ("Enter",)),
@@ -192,7 +197,7 @@ BUILTIN: dict[str, AgentProfile] = {
 _PROFILE_KEYS = {"command", "hooks", "cues", "env", "answers", "ready_timeout", "description",
                  "capabilities", "max_sessions", "task_prompt"}
 _CUE_KEYS = {"permission", "question", "working", "idle", "permission_tool", "first_run",
-             "ready"}
+             "ready", "retrying"}
 
 
 def profile_from_config(name: str, spec: Mapping[str, Any],
@@ -222,6 +227,8 @@ def profile_from_config(name: str, spec: Mapping[str, Any],
             k: (v if k == "permission_tool" else _first_run(v, name) if k == "first_run"
                 else tuple(_str_list(v, f"{name}.cues.{k}")))
             for k, v in cues.items()})
+    if "cues" in spec and "retrying" in spec["cues"]:
+        _check_retrying(changes["cues"].retrying, name)
     if "answers" in spec:
         changes["answers"] = _answers(spec["answers"], name, profile.answers)
     if "capabilities" in spec:
@@ -255,6 +262,20 @@ def _answers(value: object, name: str, base: Mapping[str, tuple[str, ...]]
     for kind, keys in value.items():
         out[kind] = tuple(validate_keys(keys))
     return out
+
+
+def _check_retrying(patterns: tuple[str, ...], name: str) -> None:
+    """A ``retrying`` cue must compile and name the groups the parser reads."""
+    import re
+
+    for pattern in patterns:
+        try:
+            groups = set(re.compile(pattern).groupindex)
+        except re.error as exc:
+            raise BadRequest(f"profile {name!r}: cues.retrying {pattern[:80]!r}: {exc}") from None
+        if not {"wait", "attempt", "of"} <= groups:
+            raise BadRequest(f"profile {name!r}: cues.retrying needs the named groups wait, "
+                             "attempt and of")
 
 
 def _first_run(value: object, name: str) -> tuple[tuple[str, tuple[str, ...]], ...]:

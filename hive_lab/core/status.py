@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterable
 
 from .events import iso
+from .retrycue import attempt_in, find_self_retry
 
 from ..wire import EXITED, ERROR, IDLE, STARTING, STATES as NAMES, WAITING, WORKING  # noqa: E402,F401
 
@@ -31,6 +32,13 @@ FINAL_EXIT_SOURCES = ("pane", "kill", "server")
 # An agent that finished its turn and sits at its prompt is idle, not waiting: "waiting" is
 # kept for what blocks it (a permission dialog, a question).
 IDLE_PROMPT_DETAIL = "at its prompt, ready for the next instruction (idle_prompt)"
+# The source of a waiting(rate_limit) read off the CLI's own retry countdown: the CLI goes on
+# by itself, so nothing must type "continue" into it (orchestrate/recovering.py).
+SELF_RETRY_SOURCE = "screen:retrying"
+# The retry line gone and the input box back, with no hook: after this long past the retry's
+# due time the CLI is taken to sit at its prompt (an Escape during the countdown fires none).
+# Sooner, its Stop or StopFailure hook is on its way and decides.
+SELF_RETRY_GRACE = 10.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,10 @@ class ScreenCues:
     # SessionStart when its thread starts, i.e. on the first prompt): the screen that says it
     # is ready at start-up. Without it a hooked agent leaves `starting` by a hook only.
     ready: tuple[str, ...] = ()
+    # The CLI retrying a refused API request by itself (no hook while it waits): regexes
+    # matched one line at a time, with the named groups ``wait``, ``attempt``, ``of`` (``label`` optional), read
+    # strictly by :mod:`.retrycue`. While one shows, the session waits (``rate_limit``).
+    retrying: tuple[str, ...] = ()
 
     def find(self, kind: str, screen: str) -> re.Match[str] | None:
         for pattern in getattr(self, kind):
@@ -197,6 +209,24 @@ def decide_from_screen(screen: str, cues: ScreenCues, has_hooks: bool, prev: Sta
     question = cues.find("question", screen)
     busy = cues.find("working", screen)
     hooks_stale = now - memory.last_hook_at > HOOK_TRUST_SECONDS
+    # Not gated on the working cue: right after a pasted prompt Claude Code's footer says
+    # "paste again to expand" instead of "esc to interrupt", countdown or not.
+    retry = find_self_retry(screen, cues.retrying) if cues.retrying and not (dialog or question) \
+        else None
+    if retry is not None and prev.name != STARTING and not (
+            prev.name == IDLE and prev.source.startswith("hook:") and not hooks_stale):
+        # (A fresh Stop says the turn ended after the retry: that capture is older news.)
+        # Newer than any hook: the CLI fires none while it retries (NOTES.md, "API errors").
+        return State(WAITING, SELF_RETRY_SOURCE, now, reason="rate_limit", detail=retry.detail(),
+                     resume_at=now + retry.wait)
+    if prev.name == WAITING and prev.source == SELF_RETRY_SOURCE and not (dialog or question):
+        # The countdown went: the CLI sent its next attempt (spinner) or stopped retrying.
+        if busy:
+            return State(WORKING, "screen", now)
+        due = prev.resume_at if prev.resume_at is not None else prev.since
+        if cues.find("idle", screen) and now - due > SELF_RETRY_GRACE and hooks_stale:
+            return State(IDLE, "screen", now, detail="the retry ended without a hook (interrupted?)")
+        return None
     if has_hooks and prev.name == STARTING and not dialog and cues.find("ready", screen):
         return State(IDLE, "screen", now)
     if has_hooks and not hooks_stale:
@@ -301,6 +331,12 @@ class Tracker:
             return None  # the process is gone: late hooks cannot revive it
         state = decide_from_hook(event, payload, prev, memory, now)
         memory.last_hook_at = now
+        if state is not None and prev.source == SELF_RETRY_SOURCE != state.source \
+                and state.same_as(prev):
+            # StopFailure(rate_limit) after its own retries: the CLI gave up. Same name and
+            # reason, but now nothing retries: a transition, so the orchestrator queues it.
+            self.states[session] = state
+            return state
         return self.set(session, state) if state else None
 
     def on_pane(self, session: str, dead: bool, exit_status: int | None, now: float) -> State | None:
@@ -309,8 +345,15 @@ class Tracker:
 
     def on_screen(self, session: str, screen: str, cues: ScreenCues, has_hooks: bool,
                   last_activity: float, now: float) -> State | None:
-        state = decide_from_screen(screen, cues, has_hooks, self.get(session), self.mem(session),
+        prev = self.get(session)
+        state = decide_from_screen(screen, cues, has_hooks, prev, self.mem(session),
                                    last_activity, now)
+        if state is not None and state.source == SELF_RETRY_SOURCE == prev.source \
+                and state.same_as(prev):
+            if attempt_in(state.detail) == attempt_in(prev.detail):
+                return None  # the same countdown ticking down: nothing new
+            self.states[session] = state  # the next attempt refused: a new refusal
+            return state
         return self.set(session, state) if state else None
 
     def forget(self, session: str) -> None:

@@ -43,6 +43,8 @@ STREAM = "stream"
 ESC = "+esc"
 ESCALATING = ("permission", "question", "task_failed", "task_blocked", "scope_request")
 URGENT = ("permission", "question", "task_failed", "task_blocked", "budget_paused")
+# waiting reasons that block on the API, not on a person (rate limits, the CLI's own retries)
+_API_WAITS = ("rate_limit", "overloaded")
 _WATCHED = (ev.STATE_CHANGED, TASK_CHANGED, SCOPE_REQUESTED, *ATTENTION_EVENTS)
 _COLUMNS = ("id, key, kind, session, task, title, body, since, event_id, created, read, "
             "escalated, resolved, delivered, attempts, next_try, last_error")
@@ -183,6 +185,8 @@ class Notifier:
         record = payload.get("record")
         if not isinstance(record, dict) or record.get("name") != WAITING:
             return
+        if record.get("reason") in _API_WAITS:
+            return  # the API said "not now": no person can answer it; ProviderParked tells
         since = record.get("since")
         if not isinstance(since, (int, float)) or not self._still_waiting(event.session, since):
             return  # answered before we got to it (same batch, or found so at catch-up)

@@ -13,7 +13,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..core.events import Event
-from ..core.status import WORKING
+from ..core.retrycue import attempt_in
+from ..core.status import SELF_RETRY_SOURCE, WORKING
 from ..wire import (AGENT_RESTARTED, AUTH_FAILED, PROVIDER_PARKED, PROVIDER_RESUMED,
                     SESSION_LOOPING, SESSION_STALLED)
 from . import recoverystore as rs
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("hive_lab.orchestrate.recovery")
 
 RATE_REASONS = {"rate_limit": RATE_LIMIT, "overloaded": OVERLOADED}
+# A self-retry state whose countdown ended this long ago (and no new attempt came) no longer
+# holds its provider's parking: whatever the screen shows, that CLI is not counting down.
+SELF_RETRY_STALE = 60.0
+SELF_RETRY_PARK = "(the CLI retries by itself)"  # in the source of a parking a countdown began
 CONTINUE_PROMPT = ("The API limit that stopped you has passed. Continue the task where you "
                    "left off.")
 
@@ -39,6 +44,9 @@ class Recovery:
         self.orch = orch
         self.cfg = cfg.validate()
         self.loops: dict[str, LoopWatch] = {}
+        # provider -> when a session of it was last seen retrying by itself (the CLI's own
+        # countdown): its parking holds, and nothing is resumed, until a stagger after that.
+        self.retry_seen: dict[str, float] = {}
 
     # -- providers -------------------------------------------------------------------------
     def provider(self, profile_name: str) -> str | None:
@@ -84,6 +92,9 @@ class Recovery:
         resumed_at = flags.get("resumed_at")
         if isinstance(resumed_at, (int, float)) and state_since <= resumed_at:
             return True  # our "continue" is on its way; the state is the old one
+        if self._self_retrying(task.id):
+            self._on_self_retry(task, provider, kind, state_since, resume_at, detail, now)
+            return True
         parks = self.parks()
         existing = parks.get(provider) if provider else None
         if provider is None:
@@ -117,15 +128,65 @@ class Recovery:
             self.orch._set(replace(task, flags=flags), WAITING, why, now)
         return True
 
+    def _self_retrying(self, session: str) -> bool:
+        """The session's waiting comes from the CLI's own retry countdown (status.py)."""
+        state = self.orch.sessions.tracker.get(session)
+        return state.name == "waiting" and state.source == SELF_RETRY_SOURCE
+
+    def _on_self_retry(self, task: Task, provider: str | None, kind: str, state_since: float,
+                       resume_at: float | None, detail: str | None, now: float) -> None:
+        """The CLI retries by itself: park new starts of its provider until its next attempt,
+        never queue the session for a "continue" (it goes on alone; NOTES.md "API errors")."""
+        flags = dict(task.flags)
+        flags.pop("park_since", None)  # not in any resume queue
+        attempt = attempt_in(detail)
+        when = clock(resume_at) if resume_at is not None else "soon"
+        why = (f"{kind.replace('_', ' ')}: the CLI retries by itself at {when}"
+               + (f" (attempt {attempt})" if attempt else "") + ", not typed into")
+        if provider is not None:
+            if resume_at is None or now - resume_at < SELF_RETRY_STALE:
+                self.retry_seen[provider] = now  # a countdown long past is no retry any more
+            existing = self.parks().get(provider)
+            if existing is None:
+                current = park(None, provider, kind, resume_at, now, self.cfg,
+                               source=f"session {task.id} {SELF_RETRY_PARK}")
+            elif resume_at is not None and (existing.until or 0) < resume_at:
+                current = replace(existing, until=resume_at)
+            else:
+                current = existing
+            if current != existing:
+                rs.save_park(self.orch.conn, current)
+                if existing is None:
+                    self.orch._event(task.id, PROVIDER_PARKED, {"park": current.to_json(),
+                                                                "detail": detail or "",
+                                                                "self_retry": True},
+                                     current.why())
+            why += f"; {current.why()}"
+        flags["rate_limited"] = {"reason": kind, "since": state_since, "self_retry": True}
+        if task.state != WAITING or task.state_reason != why or flags != task.flags:
+            self.orch._set(replace(task, flags=flags), WAITING, why, now)
+
     def on_continued(self, task: Task, now: float) -> Task:
         """The session works again without us (the CLI retried by itself): never resume it."""
         flags = dict(task.flags)
         since = flags.pop("park_since", None)
-        flags.pop("rate_limited", None)
+        limited = flags.pop("rate_limited", None)
+        if isinstance(limited, dict) and limited.get("self_retry"):
+            self._cut_self_retry_park(task, now)
         if isinstance(since, (int, float)):
             rs.mark_resumed(self.orch.conn, task.id, since, self.provider_of_task(task) or "",
                             now)
         return replace(task, flags=flags)
+
+    def _cut_self_retry_park(self, task: Task, now: float) -> None:
+        """A session whose CLI retried by itself works again: the API took a request, so a
+        parking its countdown started ends now (the tick lifts it a stagger later, unless
+        another refusal comes first). A parking a StopFailure started keeps its probe."""
+        provider = self.provider_of_task(task)
+        p = self.parks().get(provider) if provider else None
+        if p is not None and SELF_RETRY_PARK in p.source and p.until is not None \
+                and p.until > now:
+            rs.save_park(self.orch.conn, replace(p, until=now))
 
     def provider_of_task(self, task: Task) -> str | None:
         session = self.orch.sessions.sessions.get(task.id)
@@ -135,6 +196,10 @@ class Recovery:
         """Resume parked sessions after the reset, one per stagger; unpark when none is left."""
         for provider, p in self.parks().items():
             if p.due(now) > now:
+                continue
+            if now - self.retry_seen.get(provider, float("-inf")) < max(self.cfg.resume_stagger, 1.0):
+                # A session of it was refused moments ago and its CLI retries by itself: that
+                # retry is the probe. No "continue" typed anywhere, the parking holds.
                 continue
             marks = rs.resumed(self.orch.conn, p.since)
             waiting = sorted((t for t in tasks if t.state == WAITING

@@ -14,6 +14,9 @@ The classes (what the real Claude Code 2.1.197 does is in tests/claude_support/N
   the error and sits at its prompt. The session is *waiting*, the provider is parked for the
   fleet until its reset time (or probed with backoff when none is known), and parked sessions
   are told to continue one after another with a stagger, each at most once per parking.
+  When the CLI retries by itself instead (its screen counts down, no hook fires), the session
+  waits too and the provider is parked for new sessions, but that session is never told to
+  continue: its own retry is the probe, and no parked session is resumed while it runs.
 - ``auth``: 401. Failed after one try, with a notification; never a retry loop.
 - ``stall``: working with no hook event and no screen change for N minutes. Flagged.
 - ``loop``: the same tool call with the same input N times in a row. Flagged.

@@ -53,3 +53,29 @@ def test_notify_on_filters_kinds(tmp_path: Path) -> None:
         store.close()
 
     asyncio.run(run())
+
+
+def test_waiting_on_the_api_is_no_permission_notification(tmp_path: Path) -> None:
+    """waiting(rate_limit / overloaded) blocks on the API, not on a person: ProviderParked is
+    its notification. Claude Code's own retries make one such state per refused attempt."""
+    from hive_lab.core.status import SELF_RETRY_SOURCE, WAITING, WORKING, State
+
+    async def run() -> None:
+        store, recorder, notifier = _plane(tmp_path / "hive.db")
+        notifier.start()
+        working = State(WORKING, "hook:UserPromptSubmit", 1.0)
+        recorder.tracker.set("s1", working)
+        for i, (source, reason) in enumerate([(SELF_RETRY_SOURCE, "rate_limit"),
+                                              ("hook:StopFailure", "overloaded")]):
+            state = State(WAITING, source, 2.0 + i, reason=reason, resume_at=9.0)
+            recorder.tracker.states["s1"] = state
+            recorder.transition("s1", state, working)
+        asking = State(WAITING, "hook:PermissionRequest", 5.0, reason="permission", tool="Bash")
+        recorder.tracker.states["s1"] = asking
+        recorder.transition("s1", asking, working)
+        notifier.pump()
+        assert [r["kind"] for r in notifier.recent()] == ["permission"]
+        notifier.close()
+        store.close()
+
+    asyncio.run(run())
