@@ -111,16 +111,9 @@ class Recovery:
             elif isinstance(resumed_at, (int, float)) and flags.get("resumed_park") == existing.since:
                 # Told to continue in this parking and refused again: the probe failed.
                 current = replace(after_probe_failed(existing, now, self.cfg), since=now)
-            elif resume_at is not None and (existing.until or 0) < resume_at:
-                current = replace(existing, until=resume_at)
             else:
-                current = existing
-            if current != existing:
-                rs.save_park(self.orch.conn, current)
-                if existing is None or current.since != existing.since:
-                    self.orch._event(task.id, PROVIDER_PARKED, {"park": current.to_json(),
-                                                                "detail": detail or ""},
-                                     current.why())
+                current = _lasting_until(existing, resume_at)
+            self._record_park(task.id, existing, current, detail)
             why = f"{reason.replace('_', ' ')}: {current.why()}"
             flags["park_since"] = current.since
         flags["rate_limited"] = {"reason": reason, "since": state_since}
@@ -150,21 +143,24 @@ class Recovery:
             if existing is None:
                 current = park(None, provider, kind, resume_at, now, self.cfg,
                                source=f"session {task.id} {SELF_RETRY_PARK}")
-            elif resume_at is not None and (existing.until or 0) < resume_at:
-                current = replace(existing, until=resume_at)
             else:
-                current = existing
-            if current != existing:
-                rs.save_park(self.orch.conn, current)
-                if existing is None:
-                    self.orch._event(task.id, PROVIDER_PARKED, {"park": current.to_json(),
-                                                                "detail": detail or "",
-                                                                "self_retry": True},
-                                     current.why())
+                current = _lasting_until(existing, resume_at)
+            self._record_park(task.id, existing, current, detail, self_retry=True)
             why += f"; {current.why()}"
         flags["rate_limited"] = {"reason": kind, "since": state_since, "self_retry": True}
         if task.state != WAITING or task.state_reason != why or flags != task.flags:
             self.orch._set(replace(task, flags=flags), WAITING, why, now)
+
+    def _record_park(self, task_id: str, existing: Park | None, current: Park,
+                     detail: str | None, **extra: Any) -> None:
+        """Store a parking that changed; a new one is a ``ProviderParked`` event."""
+        if current == existing:
+            return
+        rs.save_park(self.orch.conn, current)
+        if existing is None or current.since != existing.since:
+            self.orch._event(task_id, PROVIDER_PARKED, {"park": current.to_json(),
+                                                        "detail": detail or "", **extra},
+                             current.why())
 
     def on_continued(self, task: Task, now: float) -> Task:
         """The session works again without us (the CLI retried by itself): never resume it."""
@@ -307,3 +303,10 @@ def _probed_park(flags: dict[str, Any], provider: str, now: float) -> Park | Non
         return None
     return Park(provider, str(data.get("kind") or RATE_LIMIT), float(data.get("since") or at),
                 data.get("until"), int(data.get("probes") or 0), str(data.get("source") or ""))
+
+
+def _lasting_until(existing: Park, resume_at: float | None) -> Park:
+    """``existing``, lasting at least until ``resume_at``."""
+    if resume_at is not None and (existing.until or 0) < resume_at:
+        return replace(existing, until=resume_at)
+    return existing
