@@ -178,7 +178,8 @@ def _explain(srv: HiveServer, name: str, api: FakeOpenAI | None, task: bool) -> 
     evs = _fetch(srv, f"events?session={name}&limit=10000")
     if isinstance(evs, dict):
         parts.append("last events:\n" + "\n".join(
-            f"  {e.get('id')} {e.get('ts', '')} {e.get('agent')} {e.get('event')} "
+            f"  {e.get('id')} fired {e.get('time')} got {e.get('received')} {e.get('agent')} "
+            f"{e.get('event')} "
             f"{str(e.get('summary'))[:160]}" for e in evs.get("events", [])[-40:]))
     spooled = sorted(p.name for p in (srv.data_dir / "spool").glob("*")) \
         if (srv.data_dir / "spool").is_dir() else []
