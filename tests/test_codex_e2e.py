@@ -25,10 +25,11 @@ from support import HiveServer, wait_for
 
 try:  # with or without tests/__init__.py
     from tests.codex_support import cli as _cli
-    from tests.codex_support.fake_openai import FakeOpenAI
+    from tests.codex_support.fake_openai import FakeOpenAI, kind_of, plan
 except ImportError:  # pragma: no cover - tests/ itself on sys.path
     from codex_support import cli as _cli  # type: ignore[no-redef]
-    from codex_support.fake_openai import FakeOpenAI  # type: ignore[no-redef]
+    from codex_support.fake_openai import (  # type: ignore[no-redef]
+        FakeOpenAI, kind_of, plan)
 
 pytestmark = pytest.mark.e2e
 
@@ -114,20 +115,111 @@ def screen(srv: HiveServer, name: str) -> str:
     return srv.get(f"sessions/{name}/screen")["text"]
 
 
-def wait(pred: Callable[[], Any], what: str, timeout: float = STEP) -> Any:
-    return wait_for(pred, timeout=timeout, interval=0.25, what=what)
+def _fetch(srv: HiveServer, path: str) -> Any:
+    """GET that never raises: a diagnosis must not hide the failure it explains."""
+    try:
+        status, body = srv.request("GET", path)
+    except Exception as exc:  # noqa: BLE001 - the server may be the thing that broke
+        return f"<GET {path} failed: {exc!r}>"
+    return body if status == 200 else f"<GET {path}: {status} {body}>"
+
+
+def _api_calls(api: FakeOpenAI | None) -> list[str]:
+    """What the scripted API was asked, one line per request: kind, thread, the newest input
+    items (a prompt's first words, a tool call, a tool result) and what it answered."""
+    if api is None:
+        return []
+    out = []
+    for n, call in enumerate(api.responses()):
+        body = call.body
+        meta = body.get("client_metadata") if isinstance(body.get("client_metadata"), dict) else {}
+        items = [i for i in body.get("input") or [] if isinstance(i, dict)]
+        tail = []
+        for item in items[-3:]:
+            kind = item.get("type", "message")
+            text = (item.get("output") or item.get("arguments") or item.get("input")
+                    or item.get("content") or "")
+            tail.append(f"{kind}/{item.get('role', '')}: {str(text)[:120]!r}")
+        answer = [(i.get("type"), i.get("name") or str(i.get("content"))[:80])
+                  for i in plan(body)]
+        out.append(f"  #{n} {kind_of(body)} thread={str(meta.get('thread_id'))[:8]} "
+                   f"turn={str(meta.get('turn_id'))[:8]} items={len(items)}\n    "
+                   + "\n    ".join(tail) + f"\n    -> {answer}")
+    return out
+
+
+def explain(srv: HiveServer, name: str, api: FakeOpenAI | None = None,
+            task: bool = False) -> str:
+    """Everything there is to know about a stuck session (and its task): state, screen,
+    transitions, stored events, hook spool, the independent hook log, the API's requests."""
+    try:
+        return _explain(srv, name, api, task)
+    except Exception as exc:  # noqa: BLE001 - never let the diagnosis replace the failure
+        return f"<diagnosis failed: {exc!r}>"
+
+
+def _explain(srv: HiveServer, name: str, api: FakeOpenAI | None, task: bool) -> str:
+    parts: list[str] = []
+    if task:
+        t = _fetch(srv, f"tasks/{name}")
+        if isinstance(t, dict):
+            parts.append(f"task state: {t.get('state')}")
+            parts.append(f"task attempts: {json.dumps(t.get('attempts'), default=str)[:1500]}")
+            parts.append(f"task flags: {json.dumps(t.get('flags'), default=str)[:1500]}")
+        else:
+            parts.append(f"task: {t}")
+    s = _fetch(srv, f"sessions/{name}")
+    parts.append(f"session: {json.dumps(s.get('state'), default=str) if isinstance(s, dict) else s}")
+    trans = _fetch(srv, f"transitions?session={name}&limit=10000")
+    if isinstance(trans, dict):
+        parts.append("transitions:\n" + "\n".join(
+            f"  {t.get('since')} {t.get('name')} {t.get('reason')} ({t.get('source')})"
+            for t in trans.get("transitions", [])[-40:]))
+    evs = _fetch(srv, f"events?session={name}&limit=10000")
+    if isinstance(evs, dict):
+        parts.append("last events:\n" + "\n".join(
+            f"  {e.get('id')} fired {e.get('time')} got {e.get('received')} {e.get('agent')} "
+            f"{e.get('event')} "
+            f"{str(e.get('summary'))[:160]}" for e in evs.get("events", [])[-40:]))
+    spooled = sorted(p.name for p in (srv.data_dir / "spool").glob("*")) \
+        if (srv.data_dir / "spool").is_dir() else []
+    parts.append(f"hook spool files: {spooled}")
+    log = getattr(srv, "hook_log", None)
+    if log is not None:
+        fired = [p.get("hook_event_name") for p in _cli.read_log(log)]
+        parts.append(f"independent hook log (sessions only, last 30): {fired[-30:]}")
+    parts.append("scripted API requests:\n" + "\n".join(_api_calls(api)))
+    scr = _fetch(srv, f"sessions/{name}/screen")
+    parts.append("screen:\n" + (scr.get("text", "") if isinstance(scr, dict) else str(scr)))
+    return "\n".join(parts)
+
+
+def wait(pred: Callable[[], Any], what: str, timeout: float = STEP,
+         diagnose: Callable[[], str] | None = None) -> Any:
+    """``wait_for``; on a timeout the failure carries ``diagnose()`` (see :func:`explain`)."""
+    try:
+        return wait_for(pred, timeout=timeout, interval=0.25, what=what)
+    except AssertionError as exc:
+        if diagnose is None:
+            raise
+        raise AssertionError(f"{exc}\n{diagnose()}") from None
 
 
 def wait_state(srv: HiveServer, name: str, want: str, timeout: float = STEP,
-               **fields: Any) -> dict[str, Any]:
+               api: FakeOpenAI | None = None, **fields: Any) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         s = state(srv, name)
         return s if s["name"] == want and all(s.get(k) == v for k, v in fields.items()) else None
-    try:
-        return wait(check, f"state {want} {fields} of {name}", timeout)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\nstate: {state(srv, name)}\nscreen:\n{screen(srv, name)}"
-                             ) from None
+    return wait(check, f"state {want} {fields} of {name}", timeout,
+                lambda: explain(srv, name, api))
+
+
+def wait_task(srv: HiveServer, task_id: str, api: FakeOpenAI,
+              timeout: float = STARTUP) -> dict[str, Any]:
+    """Wait for the task to end (done, failed or blocked); a timeout explains why not."""
+    return wait(lambda: (t := srv.get(f"tasks/{task_id}"))["state"]["name"] in (
+        "done", "failed", "blocked") and t, f"task {task_id} finished", timeout,
+        lambda: explain(srv, task_id, api, task=True))
 
 
 def events(srv: HiveServer, session: str, name: str | None = None) -> list[dict[str, Any]]:
@@ -164,11 +256,13 @@ def test_codex_session_through_the_api(hive: HiveServer, api: FakeOpenAI) -> Non
     assert "/<session-flags>/config.toml:pre_tool_use:0:0" in config.read_text()
     worktree = Path(created["cwd"])
     assert worktree != repo and (worktree / "src" / "app.py").exists(), created
+    def why() -> str:
+        return explain(hive, name, api)
     assert git(worktree, "status", "--porcelain") == ""  # nothing written into the worktree
 
     # The "Trust this folder?" screen is answered by the profile's first-run cue, and so is
     # "Hooks need review" for the repository's hooks: "Continue without trusting".
-    wait_state(hive, name, "idle", STARTUP)
+    wait_state(hive, name, "idle", STARTUP, api=api)
     assert "Ask Codex to do anything" in screen(hive, name)
     answered = [(e["payload"]["cue"], e["payload"]["keys"])
                 for e in events(hive, name, "ScreenAnswered")]
@@ -177,46 +271,53 @@ def test_codex_session_through_the_api(hive: HiveServer, api: FakeOpenAI) -> Non
 
     # 1. approve a command
     prompt(hive, name, "SCENARIO:ask echo hi > asked.txt")
-    waiting = wait_state(hive, name, "waiting", reason="permission")
+    waiting = wait_state(hive, name, "waiting", reason="permission", api=api)
     assert waiting["tool"] == "Bash", waiting
     shown = wait(lambda: "Would you like to run the following command?" in
-                 (t := screen(hive, name)) and t, "the approval question on screen")
+                 (t := screen(hive, name)) and t, "the approval question on screen", diagnose=why)
     assert "$ echo hi > asked.txt" in shown and "Yes, proceed (y)" in shown, shown
     assert "Reason: Scripted test: may I run echo hi > asked.txt?" in shown, shown
     assert not (worktree / "asked.txt").exists()
     status, answered = hive.request("POST", f"sessions/{name}/approve", {})
     assert status == 200, answered
     assert answered["keys"] == ["y"] and answered["tool"] == "Bash", answered
-    wait(lambda: (worktree / "asked.txt").exists(), "asked.txt written")
+    wait(lambda: (worktree / "asked.txt").exists(), "asked.txt written", diagnose=why)
     assert (worktree / "asked.txt").read_text() == "hi\n"
-    wait_state(hive, name, "idle")
+    wait_state(hive, name, "idle", api=api)
     names = [t["name"] for t in hive.get(f"transitions?session={name}")["transitions"]]
     assert "working" in names and names.index("working") < len(names) - 1 - names[::-1].index(
         "waiting"), names
 
     # 2. deny one
     prompt(hive, name, "SCENARIO:ask echo no > denied.txt")
-    wait_state(hive, name, "waiting", reason="permission")
-    wait(lambda: "Would you like to run" in screen(hive, name), "the second question")
+    wait_state(hive, name, "waiting", reason="permission", api=api)
+    wait(lambda: "Would you like to run" in screen(hive, name), "the second question", diagnose=why)
     status, answered = hive.request("POST", f"sessions/{name}/deny", {})
     assert status == 200 and answered["keys"] == ["Escape"], answered
-    wait_state(hive, name, "idle")
+    wait_state(hive, name, "idle", api=api)
     shown = wait(lambda: "You canceled the request" in (t := screen(hive, name)) and t,
-                 "the cancellation on screen")
+                 "the cancellation on screen", diagnose=why)
     assert not (worktree / "denied.txt").exists(), shown
 
     # 3. a patch inside the workspace runs unasked (workspace-write, on-request)
     prompt(hive, name, "SCENARIO:write notes.txt hello")
-    wait(lambda: (worktree / "notes.txt").exists(), "notes.txt written")
+    wait(lambda: (worktree / "notes.txt").exists(), "notes.txt written", diagnose=why)
     assert (worktree / "notes.txt").read_text() == "hello\n"
-    wait_state(hive, name, "idle")
+    wait_state(hive, name, "idle", api=api)
 
-    # The CLI's own hooks and Hive Lab's saw the same events, once each and in order.
+    # The CLI's own hooks and Hive Lab's saw the same events, once each and in order. The
+    # order is the agent's (when each fired): an event the hook client spooled under load is
+    # stored when the spool is drained (every 0.5 s here), after events fired later.
     fired = [p for p in _cli.read_log(hive.hook_log)  # type: ignore[attr-defined]
              if p.get("cwd") == str(worktree)]
     mine = [p["hook_event_name"] for p in fired if p["hook_event_name"] != "PreModelRequest"]
-    stored = [e["event"] for e in events(hive, name) if e["agent"] == "codex"]
-    assert stored == mine, (stored, mine)
+
+    def stored_in_fired_order() -> list[str]:
+        got = [e for e in events(hive, name) if e["agent"] == "codex"]
+        return [e["event"] for e in sorted(got, key=lambda e: (e["time"], e["id"]))]
+    stored = wait(lambda: (s := stored_in_fired_order()) == mine and s,
+                  "Hive Lab's stored hook events equal the independent hook log",
+                  diagnose=lambda: f"stored {stored_in_fired_order()}\nlog    {mine}\n{why()}")
     for e in ("SessionStart", "UserPromptSubmit", "PreToolUse", "PermissionRequest",
               "PostToolUse", "Stop"):
         assert e in stored, (e, stored)
@@ -239,14 +340,15 @@ def test_codex_session_through_the_api(hive: HiveServer, api: FakeOpenAI) -> Non
     want_cached = sum(u["input_tokens_details"]["cached_tokens"] for u in sent)
     want_in = sum(u["input_tokens"] for u in sent) - want_cached
     rows = wait(lambda: (r := hive.get(f"usage/rows?session={name}")["rows"]) and
-                sum(x["output"] for x in r) == want_out and r, "usage rows from the rollout")
+                sum(x["output"] for x in r) == want_out and r, "usage rows from the rollout",
+                diagnose=why)
     assert sum(r["input"] for r in rows) == want_in, rows
     assert sum(r["cache_read"] for r in rows) == want_cached, rows
     assert {r["model"] for r in rows} == {_cli.MODEL}
     assert all(r["cost"] > 0 for r in rows), rows  # gpt-5.5 is priced
     prompt(hive, name, "/status")
     shown = wait(lambda: re.search(r"Token usage:\s+(\S+) total\s+\((\S+) input \+ (\S+) output\)",
-                                   screen(hive, name)), "Codex's /status")
+                                   screen(hive, name)), "Codex's /status", diagnose=why)
     total, inp, out = (_k(g) for g in shown.groups())
     assert out == want_out, (shown.group(0), want_out)
     assert abs(inp - want_in) <= max(5, want_in * 0.006), (shown.group(0), want_in)
@@ -272,16 +374,7 @@ def test_a_task_write_outside_its_scope_is_denied_before_it_happens(
         "prompt": "Add src/ok.py.\nSCENARIO:steps write docs/x.md nope ;; write src/ok.py OK = 1"})
     assert status == 201, t
 
-    def done() -> dict[str, Any] | None:
-        t = hive.get("tasks/cx-deny")
-        return t if t["state"]["name"] in ("done", "failed", "blocked") else None
-    try:
-        final = wait(done, "task cx-deny finished", STARTUP)
-    except AssertionError as exc:
-        lines = [f"{e['id']} {e['agent']} {e['event']} {e['summary'][:160]}"
-                 for e in events(hive, "cx-deny")]
-        raise AssertionError(f"{exc}\n{hive.get('tasks/cx-deny')['state']}\n" + "\n".join(lines)
-                             + "\n" + screen(hive, "cx-deny")) from None
+    final = wait_task(hive, "cx-deny", api)
     assert final["state"]["name"] == "done", final["state"]
     worktree = Path(final["worktree"])
     assert (worktree / "src" / "ok.py").read_text() == "OK = 1\n"
@@ -306,8 +399,7 @@ def test_a_task_shell_write_outside_its_scope_is_refused_as_a_question(
         "id": "cx-ask", "repo": str(repo), "agent": "codex", "scope": ["src/**"],
         "check": ["true"], "prompt": "Note it.\nSCENARIO:steps shell echo x > docs/y.md"})
     assert status == 201, t
-    done = wait(lambda: (t := hive.get("tasks/cx-ask"))["state"]["name"] in (
-        "done", "failed", "blocked") and t, "task cx-ask finished", STARTUP)
+    done = wait_task(hive, "cx-ask", api)
     assert done["state"]["name"] == "done", done["state"]
     worktree = Path(done["worktree"])
     assert not (worktree / "docs" / "y.md").exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import signal
 import threading
 import time
@@ -19,7 +20,8 @@ import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from support import SAMPLES, HiveServer, fire_hook, hook_events, spawn, wait_for
+from hive_lab import hook
+from support import SAMPLES, HiveServer, fire_hook, hook_events, spawn, state_of, wait_for
 
 SAMPLE_HOOKS = SAMPLES / "claude-code-2.1.197-hooks.jsonl"
 
@@ -323,3 +325,45 @@ def test_stream_filters_by_session(server: HiveServer, workdir: Path) -> None:
     fire_hook(server, "filt-b", {"hook_event_name": "Stop"})
     events, _ = asyncio.run(_read_stream(server, start, stop_after=None, query="&session=filt-b"))
     assert events and {e["session"] for e in events} == {"filt-b"}
+
+
+# -- stale hook evidence ----------------------------------------------------------------------
+def _stale_payload(event: str, **extra: str) -> dict[str, str]:
+    return {"hook_event_name": event, "session_id": "s-stale", "cwd": "/tmp", **extra}
+
+
+def _spool(server: HiveServer, session: str, payload: dict[str, str], fired: float) -> str:
+    """Spool an event exactly as the hook client does when the server does not answer."""
+    key = secrets.token_hex(16)
+    line = hook.spool_line(session, None, "hooked", key, fired, json.dumps(payload).encode())
+    assert hook.spool(str(server.data_dir), hook.spool_file_name(session, None), line)
+    return key
+
+
+def test_a_prompt_submit_drained_after_the_turns_stop_leaves_the_session_idle(
+        server: HiveServer, workdir: Path) -> None:
+    name = "stale-ups"
+    spawn(server, name, ["cat"], cwd=workdir, agent="hooked")
+    assert fire_hook(server, name, _stale_payload("SessionStart", source="startup")).returncode == 0
+    wait_for(lambda: state_of(server, name)["name"] == "idle", what="idle after SessionStart")
+
+    submitted = time.time()  # UserPromptSubmit fires now, but its hook client cannot deliver
+    for event in ("PreToolUse", "Stop"):
+        extra = {"tool_name": "Bash"} if event == "PreToolUse" else {}
+        assert fire_hook(server, name, _stale_payload(event, **extra)).returncode == 0
+    wait_for(lambda: state_of(server, name)["name"] == "idle", what="idle after Stop")
+    _spool(server, name, _stale_payload("UserPromptSubmit", prompt="hi"), submitted)
+
+    stored = wait_for(lambda: server.get(
+        f"events?session={name}&event=UserPromptSubmit")["events"], what="the drained event")
+    assert len(stored) == 1, stored  # stored all the same: the record stays complete
+    state = state_of(server, name)
+    assert state["name"] == "idle" and state["source"] == "hook:Stop", state
+    names = [t["name"] for t in server.get(f"transitions?session={name}")["transitions"]]
+    assert names[-1] == "idle", names
+
+    # A hook fired after the state in force still counts: the next turn is seen.
+    assert fire_hook(server, name, _stale_payload("UserPromptSubmit", prompt="next")).returncode == 0
+    wait_for(lambda: state_of(server, name)["name"] == "working", what="the next turn")
+    status, _ = server.request("DELETE", f"sessions/{name}")
+    assert status == 200

@@ -103,18 +103,26 @@ CLAUDE_CUES = ScreenCues(
         ("Detected a custom API key in your environment", ("1",)),      # 1. Yes (default: No)
     ),
 )
+# Codex CLI 0.169.0 with a prompt in its composer, not sent (its Enter lost under load): the
+# placeholder and the "← for agents" footer are gone; what says the box is there (and Codex
+# ready: the loading frame has no such line) is the status line "<model> <effort> · <dir>"
+# under it. The draft is the last "› " line on screen (earlier ones are the history's; menu
+# items are "› 1. ..."), its further lines indented by two (or blank).
+CODEX_DRAFT = (r"^› (?!Ask Codex to do anything)(?!\d+\. )\S[^\n]*\n(?:(?:  [^\n]*)?\n)*?"
+               r"  \S[^\n]* · [^\n]+$(?![\s\S]*^› )")
 # Cues read off Codex CLI 0.169.0's screens (tests/codex_support/NOTES.md).
 CODEX_CUES = ScreenCues(
     permission=(r"Would you like to (?:run the following command|make the following edits)",
                 r"Press enter to confirm or esc to cancel"),
     working=(r"esc to interrupt",),
-    # The placeholder of the empty composer (also drawn below a running turn's spinner).
-    # The empty composer's placeholder, or (a typed prompt not yet sent) its footer.
-    idle=(r"^› Ask Codex to do anything", r"← for agents · \? for shortcuts"),
+    # The empty composer's placeholder (also drawn below a running turn's spinner) or its
+    # footer; or a prompt typed and not sent (the footer goes while the box holds text).
+    idle=(r"^› Ask Codex to do anything", r"← for agents · \? for shortcuts", CODEX_DRAFT),
     # Its SessionStart hook fires with the first prompt: at start-up the screen says ready.
     # Not the composer alone: it flashes while "loading", before the folder-trust screen;
-    # the footer's "← for agents" comes once it is ready.
-    ready=(r"← for agents · \? for shortcuts",),
+    # the footer's "← for agents" comes once it is ready, and a prompt typed then whose Enter
+    # was lost shows as a draft (no footer: without this cue it stayed `starting` for good).
+    ready=(r"← for agents · \? for shortcuts", CODEX_DRAFT),
     first_run=(
         # "Folder access ... Trust this folder?" over "› 1. Trust and continue" (saved in
         # $CODEX_HOME/config.toml [projects."<dir>"]); Hive Lab trusts its worktrees.

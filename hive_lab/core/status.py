@@ -329,8 +329,14 @@ class Tracker:
         prev = self.get(session)
         if prev.name == EXITED and prev.source in FINAL_EXIT_SOURCES:
             return None  # the process is gone: late hooks cannot revive it
+        if prev.source.startswith("hook:") and now < prev.since:
+            # Fired before the hook that set the state in force, stored after it (a spooled
+            # event drained later, a slow hook client): stale evidence. Applied, a
+            # UserPromptSubmit drained after the turn's Stop would leave the session
+            # `working` for good (the screen does not overrule hooks on working/idle).
+            return None
         state = decide_from_hook(event, payload, prev, memory, now)
-        memory.last_hook_at = now
+        memory.last_hook_at = max(memory.last_hook_at, now)
         if state is not None and prev.source == SELF_RETRY_SOURCE != state.source \
                 and state.same_as(prev):
             # StopFailure(rate_limit) after its own retries: the CLI gave up. Same name and

@@ -73,6 +73,83 @@ EDIT = """• Added /var/tmp/cx-outside.txt (+1 -0)
 
   Press enter to confirm or esc to cancel
 """
+# A task prompt pasted, its Enter lost (Codex 0.169.0, tmux 120 columns): no placeholder, no
+# "← for agents" footer; the status line stays.
+DRAFT = """  >_ OpenAI Codex (v0.169.0)
+     /repo
+
+› Note it.
+  SCENARIO:steps shell echo x > docs/y.md
+
+  --- Hive Lab task cx-ask (branch hive/cx-ask) ---
+
+  You may change only these files (paths relative to the repository root):
+  - any file under src/ (src/**)
+  Writes anywhere else are refused.
+
+  When you are finished: commit your work on this branch and stop (end your turn).
+
+  GPT-5.5 default · /repo
+                                                                                               ⚠ 1 warning · f2 to view
+"""
+# The turn that Enter then started, ended: the prompt is history, the composer empty.
+AFTER = r"""  >_ OpenAI Codex (v0.169.0)
+     /repo
+
+› Note it.
+  SCENARIO:steps shell echo x > docs/y.md
+
+  --- Hive Lab task cx-ask (branch hive/cx-ask) ---
+
+  You may change only these files (paths relative to the repository root):
+
+  • any file under src/ (src/**)
+    Writes anywhere else are refused.
+
+  When you are finished: commit your work on this branch and stop (end your turn).
+
+• Exited (status 1) echo x > docs/y.md
+  └ /bin/bash: line 1: docs/y.md: No such file or directory
+
+• All 1 steps done. Last result: ["Chunk ID: c77104\nWall time: 0.0000 seconds\nProcess exited with code 1\nOriginal
+  token count: 14\nOutput:\n/bin/bash: line 1: docs/y.md: No such file or directory\n"]
+
+  Worked for <1s • 06:05
+
+› Ask Codex to do anything
+
+  GPT-5.5 default · /repo
+  ← for agents · ? for shortcuts                                                               ⚠ 1 warning · f2 to view
+"""
+# A one-line prompt typed under that history, not sent.
+DRAFT1 = r"""  >_ OpenAI Codex (v0.169.0)
+     /repo
+
+› Note it.
+  SCENARIO:steps shell echo x > docs/y.md
+
+  --- Hive Lab task cx-ask (branch hive/cx-ask) ---
+
+  You may change only these files (paths relative to the repository root):
+
+  • any file under src/ (src/**)
+    Writes anywhere else are refused.
+
+  When you are finished: commit your work on this branch and stop (end your turn).
+
+• Exited (status 1) echo x > docs/y.md
+  └ /bin/bash: line 1: docs/y.md: No such file or directory
+
+• All 1 steps done. Last result: ["Chunk ID: c77104\nWall time: 0.0000 seconds\nProcess exited with code 1\nOriginal
+  token count: 14\nOutput:\n/bin/bash: line 1: docs/y.md: No such file or directory\n"]
+
+  Worked for <1s • 06:05
+
+› SCENARIO:text hello there
+
+  GPT-5.5 default · /repo
+                                                                                               ⚠ 1 warning · f2 to view
+"""
 WORKING = """• Working (0s • esc to interrupt)
 
 › Ask Codex to do anything
@@ -147,3 +224,21 @@ def test_an_interrupted_codex_turn_is_idle() -> None:
     state = decide_from_hook("Interrupt", {"hook_event_name": "Interrupt"}, waiting,
                              HookMemory(), 1.0)
     assert state is not None and (state.name, state.source) == ("idle", "hook:Interrupt")
+
+
+def test_a_codex_prompt_typed_and_not_sent_is_its_input_box_and_says_ready() -> None:
+    """Seen: with a prompt in the composer Codex draws neither the placeholder nor the footer,
+    so the typed-prompt check found "no input box" and never pressed Enter again, and a session
+    whose first prompt lost its Enter stayed `starting` (its hooks fire only once a prompt is
+    sent): the task waited forever (tests/codex_support/NOTES.md, "A lost Enter")."""
+    for draft in (DRAFT, DRAFT1):
+        assert CODEX_CUES.find("idle", draft) and CODEX_CUES.find("ready", draft), draft
+        assert not CODEX_CUES.find("permission", draft) and not CODEX_CUES.find("working", draft)
+    starting = State(STARTING, "spawn", 0.0)
+    ready = decide_from_screen(DRAFT, CODEX_CUES, True, starting, HookMemory(), 0.0, 100.0)
+    assert ready is not None and (ready.name, ready.source) == ("idle", "screen")
+    # Not a draft: an empty composer under history, the loading flash, menus, a question.
+    from hive_lab.core.agents import CODEX_DRAFT
+    for screen in (AFTER, READY, FLASH, TRUST, APPROVAL, EDIT, WORKING):
+        assert not re.search(CODEX_DRAFT, screen, re.MULTILINE), screen
+    assert not CODEX_CUES.find("ready", FLASH) and not CODEX_CUES.find("ready", TRUST)
