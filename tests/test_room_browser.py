@@ -269,11 +269,16 @@ def test_a_budget_pause_is_shown_and_resumed_from_needs_you(room: dict[str, Any]
     pause = card(page, "bud")
     pause.wait_for(timeout=60_000)
     assert "hive-card-budget" in (pause.get_attribute("class") or "")
+    # The session is paused at the hook that crossed the limit; its task follows on the next
+    # tick. Until then "running" would pass the wait below before the raise has landed.
+    wait_for(lambda: server.get("tasks/bud")["state"]["name"] == "paused", timeout=30,
+             what="the task paused")
     raise_button = pause.locator("button", has_text="Raise to 2000 tokens")
     raise_button.click()
+    wait_for(lambda: server.get("tasks/bud")["budget"]["tokens"] == 2000, timeout=30,
+             what="the raised budget stored")
     wait_for(lambda: server.get("tasks/bud")["state"]["name"] in ("running", "checking", "done"),
              timeout=30, what="the task resumed")
-    assert server.get("tasks/bud")["budget"]["tokens"] == 2000
     wait_for(lambda: server.get("tasks/bud")["state"]["name"] == "done", timeout=60, what="done")
     assert server.get("events?session=bud&event=BudgetResumed")["events"]
     pause.wait_for(state="detached", timeout=20_000)
