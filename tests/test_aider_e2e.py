@@ -165,8 +165,9 @@ def test_aider_session_through_the_api(hive: HiveServer, api: FakeOpenAI) -> Non
     status, answered = hive.request("POST", f"sessions/{name}/approve", {})
     assert status == 200, answered
     assert answered["keys"] == ["y", "Enter"], answered
-    wait(lambda: (worktree / "notes.txt").exists(), "notes.txt written")
-    assert (worktree / "notes.txt").read_text() == "hello\n"
+    # aider creates the file, then writes it: wait for the content, not for the name
+    wait(lambda: (worktree / "notes.txt").exists()
+         and (worktree / "notes.txt").read_text() == "hello\n", "notes.txt written")
     wait_state(hive, name, "idle")
 
     # A shell command the "model" suggests: denied, never run.

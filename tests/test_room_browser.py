@@ -95,10 +95,13 @@ def screen(server: HiveServer, name: str) -> str:
 
 def ask(server: HiveServer, name: str, command: str = "make deploy") -> None:
     spawn(server, name, ["sh", "-c", ASK_SCRIPT], cwd=server.root, agent="asker")
-    wait_for(lambda: "Proceed?" in screen(server, name), what="the dialog on screen")
+    # The hook first, as Claude Code fires PermissionRequest before it draws the dialog: were
+    # the screen poll to see "Proceed?" first, the waiting (and its notification) would start
+    # without the tool, and the hook after it changes neither.
     payload = {"hook_event_name": "PermissionRequest", "session_id": f"sid-{name}",
                "tool_name": "Bash", "tool_input": {"command": command}}
     assert fire_hook(server, name, payload).returncode == 0
+    wait_for(lambda: "Proceed?" in screen(server, name), what="the dialog on screen")
     wait_for(lambda: state_of(server, name).get("reason") == "permission", what=f"{name} waiting")
 
 

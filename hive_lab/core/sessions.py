@@ -393,9 +393,27 @@ class SessionManager:
             await self.send_input(name, prompt, enter=True)
             if profile.hooks in SUBMIT_HOOKS:
                 await self._confirm_submitted(session, profile, began)
+                if self._prompt_lost(session, profile, began):
+                    # Gone from the box with its Enter (typed while the agent was still
+                    # setting up its composer: seen with Codex 0.169.0): type it once more.
+                    log.warning("session %s: the typed prompt vanished; typing it again",
+                                session.name)
+                    again = time.time()
+                    await self.send_input(name, prompt, enter=True)
+                    await self._confirm_submitted(session, profile, again)
         except HiveError:
             return None
         return began
+
+    def _prompt_lost(self, session: Session, profile: AgentProfile, began: float) -> bool:
+        """No hook took a prompt since ``began``, and the agent sits idle at its input box."""
+        if self.sessions.get(session.name) is not session:
+            return False
+        if self.tracker.mem(session.name).last_prompt_at >= began:
+            return False
+        if self.tracker.get(session.name).name != IDLE or not profile.cues.idle:
+            return False
+        return profile.cues.find("idle", self.tmux.capture(session.pane)) is not None
 
     async def _confirm_submitted(self, session: Session, profile: AgentProfile,
                                  began: float) -> None:

@@ -133,6 +133,10 @@ class HookMemory:
     agent_session_id: str | None = None
     last_tool: str | None = None
     last_hook_at: float = 0.0
+    last_prompt_at: float = 0.0  # when a prompt was last taken (UserPromptSubmit / BeforeAgent)
+
+
+PROMPT_TAKEN_HOOKS = ("UserPromptSubmit", "BeforeAgent")
 
 
 def decide_from_hook(event: str, payload: dict[str, Any], prev: State, memory: HookMemory,
@@ -337,6 +341,8 @@ class Tracker:
             return None
         state = decide_from_hook(event, payload, prev, memory, now)
         memory.last_hook_at = max(memory.last_hook_at, now)
+        if event in PROMPT_TAKEN_HOOKS:
+            memory.last_prompt_at = max(memory.last_prompt_at, now)
         if state is not None and prev.source == SELF_RETRY_SOURCE != state.source \
                 and state.same_as(prev):
             # StopFailure(rate_limit) after its own retries: the CLI gave up. Same name and
