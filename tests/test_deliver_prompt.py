@@ -63,69 +63,53 @@ while True:
 '''
 
 
-def test_a_prompt_whose_enter_was_swallowed_is_submitted(tmp_path: Path) -> None:
+def _prompt_the_standin(tmp_path: Path, name: str, *mode: str) -> tuple[list[str], list[str]]:
+    """Start a session of :data:`STANDIN` (``mode``: its extra argv) with the prompt "do the
+    thing"; once its turn is over, the prompts its hooks reported taken and its key log."""
     script = tmp_path / "standin.py"
     script.write_text(STANDIN)
     log = tmp_path / "keys.log"
     srv = HiveServer(tmp_path / "hive", extra_config={"profiles": {"standin": {
-        "command": [sys.executable, str(script), str(log)], "hooks": "claude",
+        "command": [sys.executable, str(script), str(log), *mode], "hooks": "claude",
         "cues": {"idle": ["^─{20,}\\s*\\n❯.*\\n─{20,}"]}}}})
     srv.start()
     try:
         project = srv.root / "project"
         project.mkdir()
-        status, body = srv.request("POST", "sessions", {"name": "swallow", "agent": "standin",
+        status, body = srv.request("POST", "sessions", {"name": name, "agent": "standin",
                                                         "cwd": str(project),
                                                         "prompt": "do the thing"})
         assert status == 201, body
-        submitted = wait_for(lambda: [e for e in srv.get("events?session=swallow")["events"]
+        submitted = wait_for(lambda: [e for e in srv.get(f"events?session={name}")["events"]
                                       if e["event"] == "UserPromptSubmit"],
-                             timeout=30, what="the prompt submitted")
-        assert [e["payload"]["prompt"] for e in submitted] == ["do the thing"]
-        wait_for(lambda: srv.get("sessions/swallow")["state"]["name"] == "idle", timeout=30,
+                             timeout=60, what="the prompt submitted")
+        wait_for(lambda: srv.get(f"sessions/{name}")["state"]["name"] == "idle", timeout=30,
                  what="idle after the turn")
-        lines = log.read_text().splitlines()
-        assert lines[:2] == ["dropped enter with 'do the thing' in the box",
-                             "submitted 'do the thing'"], lines
-        assert all(line == "enter on an empty box" for line in lines[2:]), lines
+        return [e["payload"]["prompt"] for e in submitted], log.read_text().splitlines()
     finally:
         srv.stop()
         srv.kill_tmux()
+
+
+def test_a_prompt_whose_enter_was_swallowed_is_submitted(tmp_path: Path) -> None:
+    prompts, lines = _prompt_the_standin(tmp_path, "swallow")
+    assert prompts == ["do the thing"]
+    assert lines[:2] == ["dropped enter with 'do the thing' in the box",
+                         "submitted 'do the thing'"], lines
+    assert all(line == "enter on an empty box" for line in lines[2:]), lines
 
 
 def test_a_prompt_that_vanished_with_its_enter_is_typed_again_once(tmp_path: Path) -> None:
     """The agent resets its input box as it becomes ready, taking the typed prompt with it
     (Codex 0.169.0 in CI: the task waited forever at an empty composer). Pressing Enter on an
     empty box does nothing; the prompt is typed once more, and taken once."""
-    script = tmp_path / "standin.py"
-    script.write_text(STANDIN)
-    log = tmp_path / "keys.log"
-    srv = HiveServer(tmp_path / "hive", extra_config={"profiles": {"standin": {
-        "command": [sys.executable, str(script), str(log), "reset"], "hooks": "claude",
-        "cues": {"idle": ["^─{20,}\\s*\\n❯.*\\n─{20,}"]}}}})
-    srv.start()
-    try:
-        project = srv.root / "project"
-        project.mkdir()
-        status, body = srv.request("POST", "sessions", {"name": "vanish", "agent": "standin",
-                                                        "cwd": str(project),
-                                                        "prompt": "do the thing"})
-        assert status == 201, body
-        submitted = wait_for(lambda: [e for e in srv.get("events?session=vanish")["events"]
-                                      if e["event"] == "UserPromptSubmit"],
-                             timeout=60, what="the prompt submitted")
-        wait_for(lambda: srv.get("sessions/vanish")["state"]["name"] == "idle", timeout=30,
-                 what="idle after the turn")
-        assert [e["payload"]["prompt"] for e in submitted] == ["do the thing"]
-        lines = log.read_text().splitlines()
-        assert lines[0] == "dropped enter with 'do the thing' in the box", lines
-        assert [line for line in lines if line.startswith("submitted")] == \
-            ["submitted 'do the thing'"], lines
-        assert all(line == "enter on an empty box" for line in lines[1:]
-                   if not line.startswith("submitted")), lines
-    finally:
-        srv.stop()
-        srv.kill_tmux()
+    prompts, lines = _prompt_the_standin(tmp_path, "vanish", "reset")
+    assert prompts == ["do the thing"]
+    assert lines[0] == "dropped enter with 'do the thing' in the box", lines
+    assert [line for line in lines if line.startswith("submitted")] == \
+        ["submitted 'do the thing'"], lines
+    assert all(line == "enter on an empty box" for line in lines[1:]
+               if not line.startswith("submitted")), lines
 
 
 GEMINI_STANDIN = r'''
