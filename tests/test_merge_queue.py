@@ -77,8 +77,26 @@ def item(server: HiveServer, mid: int) -> dict[str, Any]:
 
 
 def until(server: HiveServer, mid: int, *states: str, timeout: float = 30) -> dict[str, Any]:
-    return wait_for(lambda: (m := item(server, mid))["state"] in states and m,
-                    timeout=timeout, what=f"merge #{mid} in {states}")
+    try:
+        return wait_for(lambda: (m := item(server, mid))["state"] in states and m,
+                        timeout=timeout, what=f"merge #{mid} in {states}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{explain(server, mid)}") from None
+
+
+def explain(server: HiveServer, mid: int) -> str:
+    """What a timed-out wait shows: the item, its history, and its resolver task with events."""
+    m = item(server, mid)
+    lines = [f"merge #{mid}: {m['state']}: {m.get('reason')}"]
+    for session in (f"merge-{mid}", m.get("resolver")):
+        if not session:
+            continue
+        if session == m.get("resolver"):
+            status, task = server.request("GET", f"tasks/{session}")
+            lines.append(f"resolver task ({status}): {json.dumps(task.get('state', task))}")
+        lines += [f"  {e['id']} {e['event']} {e['summary'][:200]}"
+                  for e in server.get(f"events?session={session}&limit=10000")["events"]]
+    return "\n".join(lines)
 
 
 def parents(repo: Path, rev: str) -> list[str]:
