@@ -7,8 +7,11 @@ The same flows with the real Claude Code CLI are in test_tasks_claude.py.
 """
 from __future__ import annotations
 
+import json
 import signal
+import sqlite3
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -230,3 +233,31 @@ def test_server_killed_mid_run_restarts_without_starting_anything_twice(server: 
     assert len(done["attempts"]) == 1  # re-adopted, not started again
     created = [e for e in server.get("events?session=survivor&event=SessionCreated")["events"]]
     assert len(created) == 1
+
+
+def test_a_prompt_taken_just_before_a_crash_is_not_typed_again(server: HiveServer,
+                                                               repo: Path) -> None:
+    """The server types a task's prompt, the agent's hook says it took it, and the server
+    dies before it clears the task's outbox. After the restart the prompt must not be typed
+    again: the agent would queue it and run the turn twice (a reviewer's second answer read as
+    its verdict). The outbox is often still set when the hook is seen (the typing waits for the
+    state to turn working); the test sets it either way, to a line that leaves a mark if it is
+    ever typed."""
+    marker = server.root / f"{repo.name}-typed-twice"
+    add(server, id="taken", prompt="@sleep 4\n@write src/tk.py TK = 1\n@commit tk",
+        repo=str(repo), agent="guarded", scope=["src/**"], check=["test", "-f", "src/tk.py"])
+    wait_for(lambda: events(server, "taken", "UserPromptSubmit"), what="the prompt taken")
+    time.sleep(0.5)  # its Enter pressed (this agent takes the first line before the Enter)
+    server.stop(signal.SIGKILL)
+    with sqlite3.connect(server.data_dir / "hive.db") as db:
+        (raw,) = db.execute("SELECT flags FROM tasks WHERE id = 'taken'").fetchone()
+        flags = json.loads(raw)
+        assert flags["round_started"] > 0
+        flags["outbox"] = f"@run echo again >> {marker}"
+        db.execute("UPDATE tasks SET flags = ? WHERE id = 'taken'", (json.dumps(flags),))
+    server.start()
+    done = until_state(server, "taken", "done", "failed", timeout=60)
+    assert done["state"]["name"] == "done", done["state"]
+    time.sleep(1.5)  # a retyped line would run as soon as the turn ended
+    assert not marker.exists(), "the prompt was typed a second time"
+    assert "outbox" not in done["flags"] and len(events(server, "taken", "UserPromptSubmit")) == 1

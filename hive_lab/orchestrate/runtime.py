@@ -34,7 +34,8 @@ from ..core.gitmonitor import GitMonitor
 from ..core.recorder import Recorder
 from ..core.sessions import Session, SessionManager, SpawnRequest
 from ..core.signals import Signals
-from ..core.status import ERROR as S_ERROR, EXITED, IDLE, STARTING, WAITING as S_WAITING, WORKING
+from ..core.status import (ERROR as S_ERROR, EXITED, IDLE, PROMPT_TAKEN_HOOKS, STARTING,
+                           WAITING as S_WAITING, WORKING)
 from ..core.store import Store
 from ..core.errors import StoreUnavailable
 from ..core.sharedstore import connect_store
@@ -682,8 +683,18 @@ class Orchestrator:
             lambda _: self._delivering.pop(task.id, None))
 
     async def _deliver_now(self, task_id: str) -> None:
-        text = taskstore.get_task(self.conn, task_id).flags.get("outbox")
-        began = await self.sessions.deliver_when_ready(task_id, text) if text else None
+        task = taskstore.get_task(self.conn, task_id)
+        text = task.flags.get("outbox")
+        if not text:
+            return
+        began: float | None
+        if self._prompt_taken(task):
+            # Typed and taken, but the server died before the outbox was cleared: typing it
+            # again would queue a second copy behind the turn it started.
+            log.info("task %s: its prompt was taken before a restart; not typed again", task_id)
+            began = float(task.flags["round_started"])
+        else:
+            began = await self.sessions.deliver_when_ready(task_id, text)
         if began is None:
             return
         async with self._lock:
@@ -693,6 +704,15 @@ class Orchestrator:
                 flags["round_started"] = began  # a turn is working seen after this
                 taskstore.save_task(self.conn, replace(task, flags=flags), time.time())
                 self._cache[task_id] = replace(task, flags=flags)
+
+    def _prompt_taken(self, task: Task) -> bool:
+        """The agent's hooks said it took a prompt in this round.
+
+        The round starts before its prompt is typed, and nothing else types into a task's
+        session, so a prompt-taken hook fired since then took this outbox."""
+        since = float(task.flags.get("round_started") or 0)
+        return since > 0 and any(self.store.events(session=task.id, event=name, since=since,
+                                                   limit=1) for name in PROMPT_TAKEN_HOOKS)
 
     def _worktree_of(self, name: str) -> str | None:
         session = self.sessions.sessions.get(name)
