@@ -291,3 +291,7 @@ def test_a_server_restart_mid_pipeline_resumes_and_nothing_runs_twice(
     for tid in ("cc-boot-impl", "cc-boot-rev1-1"):
         assert created(server, tid) == 1, tid
         assert len(server.get(f"tasks/{tid}")["attempts"]) == 1, tid
+    # The review prompt was taken once: not typed again after the restart (Claude Code would
+    # queue the copy and run a second review turn).
+    prompts = server.get("events?session=cc-boot-rev1-1&event=UserPromptSubmit")["events"]
+    assert len(prompts) == 1, [e["summary"][:80] for e in prompts]
