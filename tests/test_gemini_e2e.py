@@ -175,8 +175,9 @@ def test_gemini_session_through_the_api(hive: HiveServer, api: FakeGemini,
     status, answered = hive.request("POST", f"sessions/{name}/approve", {})
     assert status == 200, answered
     assert answered["keys"] == ["1"] and answered["tool"] == "write_file", answered
-    wait(lambda: (worktree / "notes.txt").exists(), "notes.txt written")
-    assert (worktree / "notes.txt").read_text() == "hello"
+    # Waited for by content: the file exists a moment before its text is in it.
+    wait(lambda: (worktree / "notes.txt").exists()
+         and (worktree / "notes.txt").read_text() == "hello", "notes.txt written")
     wait_state(hive, name, "idle")
     names = [t["name"] for t in hive.get(f"transitions?session={name}")["transitions"]]
     assert "working" in names and names.index("working") < len(names) - 1 - names[::-1].index(
