@@ -80,7 +80,11 @@ def test_live_state_follows_the_stream_off_the_loop_and_keeps_hooks(server: Hive
         assert live.hook_payloads("live-a")[0]["tool_input"] == {"command": "rm -rf /tmp/x"}
         assert any("sessions" in parts for parts in seen) and any("events" in p for p in seen), (
             seen, live.paints, live.errors, [t.exception() if t.done() else "running" for t in live._tasks])
-        # every REST call after the seed ran in a worker thread, never on the loop
+        # every REST call after the seed ran in a worker thread, never on the loop (the hook's
+        # StateChanged carried the state, so a round may have needed no fetch: ask for one)
+        fetches = live.fetches
+        live.mark_stale("sessions", "tasks")
+        await until(lambda: live.fetches > fetches, "a fetch after mark_stale")
         assert client.calls and all(t != loop_thread for _, _, t in client.calls)
         await until(lambda: live.drawn_id >= live.data.events[-1]["id"], "drawn_id to catch up")
         live.stop()

@@ -24,8 +24,10 @@ HOSTILE = '<img src=x onerror="window.__hivePwned=1;alert(1)">'
 ASKER = {"command": ["cat"], "hooks": "claude",
          "cues": {"permission": [r"Proceed\? \(y/n\)"]},
          "answers": {"approve": ["y", "Enter"], "deny": ["n", "Enter"]}}
-# The dialog goes from the screen once answered (clear), as a real agent's does.
-ASK_SCRIPT = 'printf "Proceed? (y/n) "; read a; clear; echo "answer:[$a]"; exec cat'
+# The dialog goes from the screen once answered (clear), as a real agent's does. It is drawn
+# only once the file named by $0 exists: the test makes it after the hook is in (see ask).
+ASK_SCRIPT = ('until [ -e "$0" ]; do sleep 0.05; done; '
+              'printf "Proceed? (y/n) "; read a; clear; echo "answer:[$a]"; exec cat')
 AGENT = str(Path(__file__).resolve().parent / "support" / "scripted_agent.py")
 PROFILES = {"asker": ASKER,
             "budgeted": {"command": [sys.executable, "-u", AGENT, "--hooked"], "hooks": "claude",
@@ -94,13 +96,18 @@ def screen(server: HiveServer, name: str) -> str:
 
 
 def ask(server: HiveServer, name: str, command: str = "make deploy") -> None:
-    spawn(server, name, ["sh", "-c", ASK_SCRIPT], cwd=server.root, agent="asker")
+    go = server.root / f".go-{name}"
+    go.unlink(missing_ok=True)
+    spawn(server, name, ["sh", "-c", ASK_SCRIPT, str(go)], cwd=server.root, agent="asker")
     # The hook first, as Claude Code fires PermissionRequest before it draws the dialog: were
     # the screen poll to see "Proceed?" first, the waiting (and its notification) would start
-    # without the tool, and the hook after it changes neither.
+    # without the tool, and the hook after it changes neither. So the dialog is drawn only
+    # once the hook's state (with its tool) is in.
     payload = {"hook_event_name": "PermissionRequest", "session_id": f"sid-{name}",
                "tool_name": "Bash", "tool_input": {"command": command}}
     assert fire_hook(server, name, payload).returncode == 0
+    wait_for(lambda: state_of(server, name).get("tool") == "Bash", what=f"{name}'s hook in")
+    go.touch()
     wait_for(lambda: "Proceed?" in screen(server, name), what="the dialog on screen")
     wait_for(lambda: state_of(server, name).get("reason") == "permission", what=f"{name} waiting")
 
