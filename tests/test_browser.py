@@ -106,6 +106,17 @@ def run_all_cells(page: Any, timeout_ms: int = 120_000) -> None:
                              f"stderr {stderr}")
 
 
+def computed(locator: Any, *props: str) -> list[str]:
+    """``getComputedStyle`` values of the element ``locator`` finds.
+
+    The views redraw on every change: an element detached between lookup and evaluate has an
+    empty computed style, so it is read again until it comes from one still in the page.
+    """
+    script = ("(e, props) => e.isConnected ? props.map(p => getComputedStyle(e)[p]) : null")
+    return wait_for(lambda: locator.evaluate(script, list(props)), timeout=20,
+                    what=f"the computed {', '.join(props)}")
+
+
 def session_row(page: Any, name: str) -> Any:
     """The sessions-table row of ``name`` (the table, not the events list)."""
     return page.locator(f"{SESSIONS_TABLE} tr", has=page.locator("td b", has_text=re.compile(
@@ -195,8 +206,7 @@ def test_notebook_runs_and_table_updates_live(dashboard: dict[str, Any]) -> None
     # badges are real styled elements: a coloured pill with the state's name
     pill = row.locator(".hive-badge")
     assert re.match(r"^(starting|working|idle)\b", pill.inner_text())
-    style = pill.evaluate("e => { const s = getComputedStyle(e);"
-                          " return [s.backgroundColor, s.color, s.borderRadius, s.display]; }")
+    style = computed(pill, "backgroundColor", "color", "borderRadius", "display")
     assert style[0] not in ("rgba(0, 0, 0, 0)", "transparent") and style[1] == "rgb(255, 255, 255)"
     assert style[2] != "0px" and style[3] == "inline-block"
     # ...and its removal too

@@ -18,7 +18,7 @@ import nbformat
 import pytest
 
 from support import GIT_ENV, HiveServer, fire_hook, spawn, state_of, wait_for
-from test_browser import CHROMIUM, launch_browser, open_notebook, run_all_cells, write_lab_settings
+from test_browser import CHROMIUM, computed, launch_browser, open_notebook, run_all_cells, write_lab_settings
 
 HOSTILE = '<img src=x onerror="window.__hivePwned=1;alert(1)">'
 ASKER = {"command": ["cat"], "hooks": "claude",
@@ -222,7 +222,7 @@ def test_agent_detail_live_terminal_and_diff(room: dict[str, Any]) -> None:
     term.wait_for()
     wait_for(lambda: "green ready" in term.inner_text(), timeout=20, what="the terminal shown")
     green = term.locator("span", has_text="green").first
-    assert green.evaluate("e => getComputedStyle(e).color") == "rgb(13, 188, 121)"
+    assert computed(green, "color") == ["rgb(13, 188, 121)"]
     # live: text typed elsewhere appears without any click
     server.request("POST", "sessions/b-detail/input", {"text": f"typed {HOSTILE} elsewhere"})
     wait_for(lambda: f"typed {HOSTILE} elsewhere" in term.inner_text(), timeout=20,
@@ -246,7 +246,7 @@ def test_agent_detail_live_terminal_and_diff(room: dict[str, Any]) -> None:
     # stopped agents stay, greyed, until dismissed
     stopped = page.locator("tr.hive-stopped-row[data-name='b-detail']")
     stopped.wait_for(timeout=20_000)
-    assert float(stopped.evaluate("e => getComputedStyle(e).opacity")) < 1
+    assert float(computed(stopped, "opacity")[0]) < 1
     page.locator("button.hive-btn", has_text="Dismiss stopped").click()
     stopped.wait_for(state="detached")
     # exit status: 0 and non-zero look different
@@ -258,7 +258,7 @@ def test_agent_detail_live_terminal_and_diff(room: dict[str, Any]) -> None:
     bad.wait_for(timeout=20_000)
     assert good.inner_text() == "exit 0" and "hive-good" in (good.get_attribute("class") or "")
     assert bad.inner_text() == "exit 3" and "hive-bad" in (bad.get_attribute("class") or "")
-    assert good.evaluate("e => getComputedStyle(e).color") != bad.evaluate("e => getComputedStyle(e).color")
+    assert computed(good, "color") != computed(bad, "color")
     for name in ("b-exit0", "b-exit3"):
         server.request("DELETE", f"sessions/{name}")
 
