@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from support import HiveServer, wait_for
 
 STANDIN = r'''
@@ -129,6 +131,8 @@ def hook(event, **fields):
 
 def box(typed):
     shown = f"[Pasted Text: {typed.count(chr(10)) + 1} lines]" if typed else "  Type your message or @path/to/file"
+    if typed and sys.argv[2:] == ["full"]:  # the text itself, no placeholder, no "[Pasted Text]"
+        shown = typed.replace("\n", "\r\n   ")
     os.write(1, ("\x1b[2J\x1b[H" + "\u2500" * 40 + "\r\n > " + shown + "\r\n").encode())
 
 hook("SessionStart", source="startup")  # ready: and still the first Enter is lost
@@ -156,15 +160,17 @@ while True:
 '''
 
 
-def test_a_gemini_prompt_left_in_the_box_is_submitted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shown", ["pasted", "full"])
+def test_a_gemini_prompt_left_in_the_box_is_submitted(tmp_path: Path, shown: str) -> None:
     """Gemini CLI 0.61.0 on a loaded machine: a task prompt typed after SessionStart sat in the
-    box as ``> [Pasted Text: 12 lines]`` (tests/gemini_support/NOTES.md); Enter sends it."""
+    box as ``> [Pasted Text: 12 lines]`` (tests/gemini_support/NOTES.md), or (in CI) as its
+    text in full, neither one the idle cue; Enter sends it."""
     script = tmp_path / "standin.py"
     script.write_text(GEMINI_STANDIN)
     log = tmp_path / "keys.log"
     from hive_lab.core.agents import GEMINI_CUES
     srv = HiveServer(tmp_path / "hive", extra_config={"profiles": {"gstandin": {
-        "command": [sys.executable, str(script), str(log)], "hooks": "gemini",
+        "command": [sys.executable, str(script), str(log), shown], "hooks": "gemini",
         "cues": {"idle": list(GEMINI_CUES.idle)}}}})
     srv.start()
     try:

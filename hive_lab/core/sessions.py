@@ -392,7 +392,7 @@ class SessionManager:
         try:
             await self.send_input(name, prompt, enter=True)
             if profile.hooks in SUBMIT_HOOKS:
-                await self._confirm_submitted(session, profile, began)
+                await self._confirm_submitted(session, profile, began, prompt)
                 if self._prompt_lost(session, profile, began):
                     # Gone from the box with its Enter (typed while the agent was still
                     # setting up its composer: seen with Codex 0.169.0): type it once more.
@@ -400,7 +400,7 @@ class SessionManager:
                                 session.name)
                     again = time.time()
                     await self.send_input(name, prompt, enter=True)
-                    await self._confirm_submitted(session, profile, again)
+                    await self._confirm_submitted(session, profile, again, prompt)
         except HiveError:
             return None
         return began
@@ -416,14 +416,16 @@ class SessionManager:
         return profile.cues.find("idle", self.tmux.capture(session.pane)) is not None
 
     async def _confirm_submitted(self, session: Session, profile: AgentProfile,
-                                 began: float) -> None:
+                                 began: float, prompt: str) -> None:
         """Press Enter again while the typed prompt still sits in the agent's input box.
 
         Seen with Claude Code 2.1.197 on a loaded machine: its input box is drawn before it is
         ready (SessionStart), a prompt typed then stays in the box ("[Pasted text #1 +10
         lines]"), its Enter lost, and nothing happens. Its hooks tell a submitted prompt: the
         state goes working (or waiting). Counted only once it is ready; an Enter on an empty
-        box does nothing there, so a turn too quick to be seen costs nothing.
+        box does nothing there, so a turn too quick to be seen costs nothing. The box is known
+        by the idle cue, or by the prompt's own first line on screen (Gemini CLI 0.61.0 under
+        load drew it in full, with neither its placeholder nor "[Pasted Text]").
         """
         presses = 0
         end = time.monotonic() + SUBMIT_CONFIRM
@@ -432,14 +434,17 @@ class SessionManager:
             if self.sessions.get(session.name) is not session:
                 return
             state = self.tracker.get(session.name)
-            if state.name not in (IDLE, STARTING):
+            if state.name not in (IDLE, STARTING) or \
+                    self.tracker.mem(session.name).last_prompt_at >= began:
                 return
             if state.name == STARTING or time.monotonic() < end:
                 if state.name == STARTING:
                     end = time.monotonic() + SUBMIT_CONFIRM  # not ready yet: the wait starts later
                 await asyncio.sleep(0.1)
                 continue
-            if profile.cues.idle and not profile.cues.find("idle", self.tmux.capture(session.pane)):
+            screen = self.tmux.capture(session.pane)
+            if profile.cues.idle and not profile.cues.find("idle", screen) and \
+                    not _shows_first_line(screen, prompt):
                 return  # no input box on screen (a dialog, a crash): not ours to press
             log.warning("session %s: the typed prompt was not taken; pressing Enter again",
                         session.name)
@@ -832,3 +837,9 @@ class SessionManager:
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+
+
+def _shows_first_line(screen: str, prompt: str) -> bool:
+    """Is the prompt's first non-blank line (its start: a box may cut it) on ``screen``?"""
+    first = next((ln.strip() for ln in prompt.splitlines() if ln.strip()), "")
+    return bool(first) and first[:40] in screen
