@@ -174,3 +174,50 @@ def test_start_form_speaks_plainly_and_passes_environment(server: HiveServer) ->
     wait_for(lambda: "got:one two:x=y" in server.get("sessions/with-env/screen")["text"],
              what="the environment given in the form")
     server.request("DELETE", "sessions/with-env")
+
+
+class GatedClient(HiveClient):
+    """The real client, whose next ``sessions()`` from a worker thread holds its (by then old)
+    answer until the test lets it go: the live painter's fetch, overtaken by a button's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.armed = False
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def sessions(self) -> list[dict[str, Any]]:
+        answer = super().sessions()
+        if self.armed and threading.current_thread() is not threading.main_thread():
+            self.armed = False
+            self.holding.set()
+            self.release.wait(30)
+        return answer
+
+
+def test_a_fetch_overtaken_by_the_start_buttons_does_not_undo_it(server: HiveServer) -> None:
+    """CI: a session started from the panel lost its place as the talk target: the painter's
+    fetch, begun before the start, landed after the start's refresh and dropped the session."""
+    client = GatedClient(server.url, server.token)
+
+    async def scenario() -> None:
+        panel = SessionsPanel(client)
+        client.armed = True
+        panel._stale.add("sessions")
+        assert panel._wake is not None
+        panel._wake.set()
+        await asyncio.to_thread(client.holding.wait, 30)  # the old answer is in hand
+        fetches = panel.fetches
+        panel.new_name.value, panel.new_command.value = "overtaken", "cat"
+        assert panel.start_session() is not None
+        assert panel.target.value == "overtaken"
+        client.release.set()
+        await until(lambda: panel.fetches > fetches, "the held fetch to land")
+        await asyncio.sleep(0.2)
+        assert "overtaken" in [s["name"] for s in panel.sessions]
+        assert panel.target.value == "overtaken"
+        assert not any(s["name"] == "overtaken" for s in panel.stopped)  # not "stopped" either
+        panel.stop_live()
+
+    run(scenario)
+    server.request("DELETE", "sessions/overtaken")

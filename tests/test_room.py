@@ -261,3 +261,28 @@ def test_clean_up_finished_worktrees_removes_merged_and_keeps_unmerged(server: H
     assert not Path(paths["done-one"]).exists() and Path(paths["open-one"]).exists()
     assert "cleaned up 1 finished worktree(s) of 2" in room.message.value
     assert "kept open-one" in room.message.value
+
+
+def test_a_fetch_overtaken_by_a_refresh_does_not_undo_it(server: HiveServer) -> None:
+    """The painter's fetch, begun before a button's blocking refresh, lands after it: the
+    older answer must not put back a fleet without the session just started."""
+    from test_panel import GatedClient
+
+    client = GatedClient(server.url, server.token)
+
+    async def scenario() -> None:
+        live = LiveState(client)
+        client.armed = True
+        live.mark_stale("sessions")
+        await asyncio.to_thread(client.holding.wait, 30)  # the old answer is in hand
+        fetches = live.fetches
+        await asyncio.to_thread(spawn, server, "overtaken-r", ["cat"], server.root)
+        live.refresh({"sessions"})
+        assert live.data.session("overtaken-r") is not None
+        client.release.set()
+        await until(lambda: live.fetches > fetches, "the held fetch to land")
+        assert live.data.session("overtaken-r") is not None
+        live.stop()
+
+    run(scenario)
+    server.request("DELETE", "sessions/overtaken-r")

@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable
 
 from .. import wire
 from ..client import HiveAPIError, HiveClient
+from .fetchorder import FetchOrder
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,7 @@ class LiveState:
         self.paints = 0  # coalesced rounds done (tests and benchmarks read it)
         self.fetches = 0  # worker-thread fetches done
         self.errors = 0  # callbacks that raised (logged, the others still ran)
+        self._order = FetchOrder()  # an earlier-started fetch never overwrites a later one
         self.seed()
         if start:
             self.start()
@@ -223,7 +225,8 @@ class LiveState:
 
     def refresh(self, parts: Iterable[str] = FETCHED) -> set[str]:
         """Fetch ``parts`` now (blocking) and tell the views; for buttons and cells."""
-        fresh = fetch_parts(self.client, parts)
+        ticket = self._order.start()
+        fresh = self._order.newer(ticket, fetch_parts(self.client, parts))
         self.apply(fresh)
         changed = set(fresh)
         self._notify(changed)
@@ -318,8 +321,10 @@ class LiveState:
             self._stale = set()
             ok = True
             if parts:
+                ticket = self._order.start()
                 try:
-                    fresh = await asyncio.to_thread(fetch_parts, self.client, parts)
+                    fresh = self._order.newer(
+                        ticket, await asyncio.to_thread(fetch_parts, self.client, parts))
                     self.fetches += 1
                     self.apply(fresh)
                     changed |= set(fresh)

@@ -22,6 +22,7 @@ import ipywidgets as W
 
 from ..client import HiveAPIError, HiveClient
 from . import forms, render
+from .fetchorder import FetchOrder
 
 WRAP = W.Layout(flex_flow="row wrap", align_items="flex-start")
 HEADING = "<h4 style='margin:10px 0 2px'>{}</h4>"
@@ -73,6 +74,7 @@ class SessionsPanel(W.VBox):
         self.drawn_id = 0  # every event up to this id is reflected in what is drawn
         self.paints = 0  # live redraws done (for tests and benchmarks)
         self.fetches = 0  # worker-thread fetches done
+        self._order = FetchOrder()  # an earlier-started fetch never overwrites a later one
         self._confirm_name: str | None = None
 
         # start form
@@ -171,12 +173,13 @@ class SessionsPanel(W.VBox):
 
     def refresh(self) -> list[dict[str, Any]]:
         """Reload everything from the server and redraw (the Refresh button; blocking)."""
+        ticket = self._order.start()
         try:
             fresh = self.fetch(ALL_PARTS)
         except HiveAPIError as exc:
             self.say(f"cannot reach Hive Lab: {exc.detail}", error=True)
             return []
-        self.apply(fresh)
+        self.apply(self._order.newer(ticket, fresh))
         return self.sessions
 
     @property
@@ -245,7 +248,8 @@ class SessionsPanel(W.VBox):
             return None
         self.say(f"start {form.name}: done")
         self.refresh()
-        self.target.value = session["name"]
+        if session["name"] in self.target.options:
+            self.target.value = session["name"]
         return session
 
     def send_text(self) -> None:
@@ -356,6 +360,7 @@ class SessionsPanel(W.VBox):
             self._stale = set()
             fresh: dict[str, Any] | None = {}
             if parts:
+                ticket = self._order.start()
                 try:
                     fresh = await asyncio.to_thread(self.fetch, parts)
                     self.fetches += 1
@@ -363,7 +368,7 @@ class SessionsPanel(W.VBox):
                     self._stale |= parts  # server away: try again on the next wake
                     fresh = None
                 if fresh is not None:
-                    self.apply(fresh)
+                    self.apply(self._order.newer(ticket, fresh))
             if self._events_dirty:
                 self._events_dirty = False
                 self.events.value = render.events_table(reversed(self._recent))
