@@ -185,9 +185,15 @@ def test_money_and_time_follow_the_fleet_live(server: HiveServer, repo: Path,
     assert "$50" in budget.inner_text()
     # the state timeline has a real time axis and a row for the task's session
     timeline = page.locator(".hive-money .js-plotly-plot").nth(2)
-    page.wait_for_function("""() => { const p = document.querySelectorAll(
-        '.hive-money .js-plotly-plot')[2]; return p && p.data.some(t => (t.y || []).includes('burn-a')); }""",
-        timeout=60_000)
+    try:
+        page.wait_for_function("""() => { const p = document.querySelectorAll(
+            '.hive-money .js-plotly-plot')[2]; return p && p.data.some(t => (t.y || []).includes('burn-a')); }""",
+            timeout=60_000)
+    except Exception as exc:
+        drawn = page.evaluate("""() => { const p = document.querySelectorAll(
+            '.hive-money .js-plotly-plot')[2]; return p ? p.data.map(t => [t.name, Array.from(t.y || [])]) : null; }""")
+        rows = server.get("transitions?session=burn-a")
+        raise AssertionError(f"{exc}\ndrawn: {drawn}\nserver: {rows}") from None
     ticks = timeline.locator(".xtick text").all_text_contents()
     assert ticks and not any("1970" in t for t in ticks), ticks
 
