@@ -189,7 +189,9 @@ def test_changes_once_then_approve_tests_added_and_ready(server: HiveServer, rep
                                   and m["state"] == "awaiting_approval"), None),
                     what="the ready branch awaiting approval in the merge queue")
     assert item["source"] == "pipeline:flow" and item["base"] == "main"
-    assert server.get("pipelines/flow")["offered"] is True
+    # (``offered`` is stored once the queue has taken the branch: a moment after its item)
+    wait_for(lambda: server.get("pipelines/flow")["offered"] is True,
+             what="the pipeline to say its branch was offered")
     assert show(repo, "main", "src/app.py").strip() == "VALUE = 0"  # nothing merged unapproved
     assert server.request("POST", f"merges/{item['id']}/approve", {})[0] == 200
     wait_for(lambda: server.get(f"merges/{item['id']}")["state"] == "merged",
