@@ -94,6 +94,8 @@ def test_stages_move_to_ready_and_the_merge_is_approved_in_the_page(server: Hive
             assert status == 201, body
             page.locator(".hive-pipe[data-pipeline='web'][data-state='ready']").wait_for(
                 timeout=90_000)
+            # (the sampler runs every 25 ms: the locator can see "ready" first)
+            page.wait_for_function("() => window.__seen.includes('ready:-')", timeout=10_000)
             seen = page.evaluate("window.__seen")
             assert "running:implement" in seen and "running:review" in seen, seen
             assert seen.index("running:implement") < seen.index("running:review") \
